@@ -1,0 +1,149 @@
+/*
+ * core/acceptor.c — the acceptor thread: accept, gate, hand off.
+ *
+ * The acceptor owns the listening socket and the server's stop eventfd. It
+ * sleeps in poll(2) on both, then accepts a batch of connections and hands
+ * each, round-robin, to a worker's inbox (workers/inbox.h): the worker that
+ * receives a connection owns it for good.
+ *
+ * Open connections are counted without shared writes: the acceptor counts
+ * what it hands off, each worker counts what it closes, and the difference
+ * is the number open. A connection over max_conns is closed at once.
+ *
+ * fd exhaustion (EMFILE/ENFILE): the listener stays readable while the
+ * backlog holds connections, so retrying at once would spin (the bug libuv
+ * and others have shipped). We keep one spare fd open; on EMFILE we close
+ * it, accept and immediately close the pending connections (the clients see
+ * a clean close instead of hanging in the backlog), reopen the spare and
+ * pause briefly before listening again. Each episode is counted.
+ */
+#include "core/acceptor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/server-t.h"
+
+/* Connections accepted per wake-up before re-checking the stop flag. */
+#define ACC_BATCH 64
+/* Pause after an EMFILE episode or an allocation failure (milliseconds). */
+#define ACC_PAUSE_MS 10
+
+static uint64_t open_conns(const struct weft_server *s)
+{
+    uint64_t closed = 0;
+    for (int i = 0; i < s->nworkers; i++)
+        closed += ST_GET(&s->workers[i]->st, closed);
+    return ST_GET(&s->ast, accepted) - closed;
+}
+
+/* Accept and drop what waits in the backlog, using the spare fd. */
+static void shed_backlog(struct weft_server *s)
+{
+    if (s->reserve_fd >= 0) {
+        close(s->reserve_fd);
+        s->reserve_fd = -1;
+    }
+    for (int i = 0; i < ACC_BATCH; i++) {
+        int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            break;
+        close(fd);
+        ST_ADD(&s->ast, shed, 1);
+    }
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static int hand_off(struct weft_server *s, int fd, struct sockaddr_storage *ss, socklen_t len,
+                    unsigned *rr)
+{
+    inbox_msg *m = malloc(sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->kind = INBOX_CONN;
+    m->fd = fd;
+    m->addrlen = len;
+    memcpy(&m->addr, ss, len < sizeof(m->addr) ? len : sizeof(m->addr));
+    wk_worker *w = s->workers[*rr % (unsigned)s->nworkers];
+    (*rr)++;
+    ST_ADD(&s->ast, accepted, 1);
+    inbox_push(&w->inbox, m);
+    return 0;
+}
+
+/* One batch of accept4 calls. Returns a poll timeout: -1, or a pause. */
+static int accept_batch(struct weft_server *s, unsigned *rr)
+{
+    for (int i = 0; i < ACC_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(s->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            switch (errno) {
+            case EAGAIN:
+                return -1;
+            case EINTR:
+            case ECONNABORTED: /* the peer gave up while queued */
+                continue;
+            case EMFILE:
+            case ENFILE:
+                ST_ADD(&s->ast, emfile, 1);
+                wlog(s, WEFT_LOG_WARN, "accept: %s: shedding the backlog", weft_strerror(errno));
+                shed_backlog(s);
+                return ACC_PAUSE_MS;
+            default: /* ENOBUFS, ENOMEM, EPERM (firewall) ...: wait, retry */
+                ST_ADD(&s->ast, errors, 1);
+                wlog(s, WEFT_LOG_WARN, "accept: %s", weft_strerror(errno));
+                return ACC_PAUSE_MS;
+            }
+        }
+        if (open_conns(s) >= (uint64_t)s->max_conns) {
+            close(fd);
+            ST_ADD(&s->ast, rejected_max, 1);
+            continue;
+        }
+        if (hand_off(s, fd, &ss, len, rr) != 0) {
+            close(fd);
+            ST_ADD(&s->ast, errors, 1);
+            return ACC_PAUSE_MS;
+        }
+    }
+    return 0; /* more may be waiting: poll again without sleeping */
+}
+
+void *acc_main(void *arg)
+{
+    struct weft_server *s = arg;
+    unsigned rr = 0;
+    int timeout = -1;
+    struct pollfd pf[2] = {{.fd = s->stop_efd, .events = POLLIN}, {.fd = s->lfd, .events = POLLIN}};
+    while (!__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE)) {
+        /* While pausing after EMFILE, wait on the stop fd only. */
+        int n = poll(pf, timeout > 0 ? 1 : 2, timeout);
+        if (n < 0 && errno != EINTR) {
+            wlog(s, WEFT_LOG_ERROR, "acceptor: poll: %s", weft_strerror(errno));
+            break;
+        }
+        if (__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE))
+            break;
+        if (timeout > 0 && n == 0) {
+            timeout = -1; /* the pause is over */
+            continue;
+        }
+        if (n > 0 && (pf[1].revents & POLLIN))
+            timeout = accept_batch(s, &rr);
+    }
+    /* Stop accepting first, then let every worker drain (design: shutdown). */
+    close(s->lfd);
+    s->lfd = -1;
+    __atomic_store_n(&s->workers_stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < s->nworkers; i++)
+        inbox_kick(&s->workers[i]->inbox);
+    return NULL;
+}

@@ -1,0 +1,17 @@
+/*
+ * core/acceptor.h — the acceptor thread.
+ */
+#ifndef WEFT_CORE_ACCEPTOR_H
+#define WEFT_CORE_ACCEPTOR_H
+
+struct weft_server;
+
+/*
+ * The acceptor thread's body (arg: the server). Accepts in batches, applies
+ * the max-connections gate and hands each connection round-robin to a
+ * worker's inbox; on weft_server_stop it closes the listener, tells the
+ * workers to drain and returns.
+ */
+void *acc_main(void *arg);
+
+#endif

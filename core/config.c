@@ -1,0 +1,80 @@
+/*
+ * core/config.c — configuration defaults and validation.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "weft/weft.h"
+
+weft_config weft_config_default(void)
+{
+    weft_config c;
+    memset(&c, 0, sizeof(c));
+    c.bind_addr = "127.0.0.1";
+    c.port = 7000;
+    c.backlog = 4096;
+    c.workers = 0;
+    c.pin_cpus = true;
+    c.max_conns = 0;
+    /*
+     * 16 KiB rings: one read(2) takes a full loopback segment burst for
+     * typical request sizes, and a borrowed ring is a single jemalloc size
+     * class. Rings grow by doubling only while a handler holds a partial
+     * message or output is pending.
+     */
+    c.ring_size = 16384;
+    /*
+     * 64 KiB per connection per turn (Redis's NET_MAX_WRITES_PER_EVENT has
+     * the same role for output): large enough that a bulk sender moves
+     * several rings' worth per wake-up, small enough that 1,000 ready
+     * connections get a turn within a few milliseconds.
+     */
+    c.read_budget = 65536;
+    c.output_high_wm = 262144;
+    c.output_low_wm = 65536;
+    c.input_cap = 1u << 20;
+    c.output_cap = 4u << 20;
+    c.pool_cache_bytes = 4u << 20;
+    c.shutdown_timeout_ms = 5000;
+    c.log = NULL;
+    c.log_ud = NULL;
+    c.log_level = WEFT_LOG_INFO;
+    return c;
+}
+
+static int is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+
+int weft_config_validate(const weft_config *c, const char **why)
+{
+    const char *w = NULL;
+    if (!c->bind_addr || !*c->bind_addr)
+        w = "bind_addr is empty";
+    else if (c->backlog < 1)
+        w = "backlog must be at least 1";
+    else if (c->workers < 0 || c->workers > WEFT_MAX_CPUS)
+        w = "workers must be between 0 (one per CPU) and 1024";
+    else if (c->ncpus < 0 || c->ncpus > WEFT_MAX_CPUS)
+        w = "ncpus must be between 0 and 1024";
+    else if (c->max_conns < 0)
+        w = "max_conns must be 0 (automatic) or positive";
+    else if (!is_pow2(c->ring_size) || c->ring_size < 64 || c->ring_size > (1u << 30))
+        w = "ring_size must be a power of two between 64 and 1 GiB";
+    else if (c->read_budget < 1)
+        w = "read_budget must be at least 1";
+    else if (c->output_low_wm >= c->output_high_wm)
+        w = "output_low_wm must be below output_high_wm";
+    else if (c->output_cap < c->output_high_wm)
+        w = "output_cap must be at least output_high_wm";
+    else if (c->input_cap < c->ring_size || c->input_cap > (1u << 30))
+        w = "input_cap must be between ring_size and 1 GiB";
+    else if (c->output_cap > (1u << 30))
+        w = "output_cap must be at most 1 GiB";
+    else if (c->log_level < WEFT_LOG_ERROR || c->log_level > WEFT_LOG_DEBUG)
+        w = "log_level must be one of WEFT_LOG_ERROR..WEFT_LOG_DEBUG";
+    for (int i = 0; !w && i < c->ncpus; i++)
+        if (c->cpus[i] < 0 || c->cpus[i] >= WEFT_MAX_CPUS)
+            w = "cpus[] entries must be between 0 and 1023";
+    if (why)
+        *why = w;
+    return w ? -EINVAL : 0;
+}

@@ -1,0 +1,51 @@
+/*
+ * core/conn.h — a connection's life on its worker.
+ *
+ * State diagram (flags in core/server-t.h):
+ *
+ *   inbox ──conn_open──► OPEN ──(input edge)──► READABLE ─conn_read─► OPEN
+ *                         │  ▲                    (budget used: stays
+ *            weft_send ►  │  │ output < low wm     READABLE, back on the
+ *           over high wm  ▼  │ (on_drain)          ready list: deferral)
+ *                        PAUSED
+ *                         │
+ *   EOF with output ──►  CLOSING ──output flushed──► CLOSED ──end of turn──► slot free
+ *   weft_close    ──►      │                          ▲
+ *   error, caps, abort, shutdown deadline ────────────┘ (conn_close)
+ *
+ * All functions run on the owning worker's thread.
+ */
+#ifndef WEFT_CORE_CONN_H
+#define WEFT_CORE_CONN_H
+
+#include "core/server-t.h"
+
+/* Register the connection in m (an INBOX_CONN message) and call on_open. */
+void conn_open(wk_worker *w, inbox_msg *m);
+
+/* Read from c within the per-turn budget and feed on_data. */
+void conn_read(wk_worker *w, weft_conn *c);
+
+/* Write c's pending output with one system call; finish a pending close. */
+void conn_flush(wk_worker *w, weft_conn *c);
+
+/*
+ * Close c now: on_close, close(2), rings back to the pool, counted by
+ * reason. Idempotent. The slot is freed at the end of the turn.
+ */
+void conn_close(wk_worker *w, weft_conn *c, weft_close_reason why);
+
+/*
+ * Close after pending output is flushed (at once when there is none); stop
+ * reading meanwhile.
+ */
+void conn_close_after_flush(wk_worker *w, weft_conn *c, weft_close_reason why);
+
+/* Queue c on the worker's ready / flush list (no-op if already there). */
+void wk_ready_push(wk_worker *w, weft_conn *c);
+void wk_flush_push(wk_worker *w, weft_conn *c);
+
+/* Take a free slot (NULL on ENOMEM); give one back at the end of a turn. */
+weft_conn *wk_slot_get(wk_worker *w);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * core/server-t.h — the types behind weft_server, weft_conn and the workers.
+ *
+ * Who touches what:
+ *   weft_server   written by the creating thread before start; read-only
+ *                 afterwards, except `stopping` (any thread, atomic) and the
+ *                 acceptor's counters (the acceptor thread only).
+ *   wk_worker     everything but the inbox tail and `exited` belongs to the
+ *                 worker's own thread.
+ *   weft_conn     the owning worker's thread only (invariant 1).
+ */
+#ifndef WEFT_CORE_SERVER_T_H
+#define WEFT_CORE_SERVER_T_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "buffers/arena.h"
+#include "buffers/pool.h"
+#include "stats/counters.h"
+#include "weft/weft.h"
+#include "workers/inbox.h"
+
+/* Connection flags (weft_conn.flags). */
+enum {
+    C_READABLE = 1u << 0,  /* an input edge was seen and not yet drained */
+    C_HUP = 1u << 1,       /* RDHUP/HUP/ERR seen: read on to EOF or error */
+    C_READY = 1u << 2,     /* on the worker's ready list */
+    C_FLUSH = 1u << 3,     /* on the worker's flush list */
+    C_WANT_OUT = 1u << 4,  /* output hit EAGAIN: waiting for the output edge */
+    C_PAUSED = 1u << 5,    /* backpressure: not reading until output drains */
+    C_EOF = 1u << 6,       /* the peer sent FIN */
+    C_CLOSING = 1u << 7,   /* close once output is flushed; read no more */
+    C_CLOSED = 1u << 8,    /* closed; the slot is freed at the end of a turn */
+    C_OPENED = 1u << 9,    /* on_open ran; on_close is owed */
+    C_DRAIN_CB = 1u << 10, /* weft_send reported 1: on_drain is owed */
+};
+
+/*
+ * A connection: 128 bytes with its rings' headers, and nothing else while it
+ * is idle (the rings lend their storage back to the pool when they empty).
+ */
+struct weft_conn {
+    int fd;
+    uint32_t slot; /* index in the worker's slab */
+    uint32_t gen;  /* bumped each time the slot is freed: epoll keys carry it */
+    uint16_t flags;
+    uint8_t reason; /* close reason, for a deferred close */
+    uint8_t family; /* AF_INET or AF_INET6 */
+    uint16_t port;  /* peer port, network order */
+    uint8_t addr[16];
+    weft_ring in, out;
+    struct wk_worker *w;
+    void *ud;
+    struct weft_conn *next_ready;  /* ready list, or the slab's free list */
+    struct weft_conn *next_flush;  /* flush list */
+    struct weft_conn *next_closed; /* closed this turn, awaiting reaping */
+};
+
+/* A FIFO of connections, linked through one of the two next pointers. */
+typedef struct conn_list {
+    weft_conn *head, *tail;
+} conn_list;
+
+#define WK_SLAB_CHUNK 256 /* connections per slab chunk (32 KiB) */
+
+typedef struct wk_worker {
+    st_worker st; /* first: the cache-line-aligned counters */
+    struct weft_server *srv;
+    int index;
+    int cpu;  /* -1 when not pinned */
+    int node; /* -1 when unknown */
+    int epfd;
+    inbox inbox;
+    pthread_t tid;
+    arena arena;
+    pool pool;
+
+    /* The slab: chunks of WK_SLAB_CHUNK connections, never moved. */
+    weft_conn **chunks;
+    uint32_t nchunks, chunks_cap;
+    weft_conn *free_conns;
+    uint32_t nconns; /* open connections */
+
+    conn_list ready;   /* input to continue (next_ready) */
+    conn_list flush;   /* output to write this turn (next_flush) */
+    weft_conn *closed; /* closed, slot freed once off every list (next_closed) */
+
+    int inbox_woken;     /* the eventfd fired this turn */
+    int stopping;        /* shutdown in progress */
+    int64_t deadline_ms; /* shutdown deadline, CLOCK_MONOTONIC */
+    int err;             /* fatal error of this worker, negative errno */
+    int started;         /* atomic: placed, arena created (or failed: err) */
+    int exited;          /* atomic: the loop has ended */
+} wk_worker;
+
+struct weft_server {
+    weft_config cfg;
+    weft_handler h;
+    void *ud;
+    int nworkers;
+    int max_conns;
+    int cpus[WEFT_MAX_CPUS];
+    int ncpus;
+    wk_worker **workers;
+
+    int lfd;          /* listening socket */
+    uint16_t port;    /* bound port */
+    int stop_efd;     /* written by weft_server_stop */
+    int reserve_fd;   /* spare fd released on EMFILE (see acceptor.c) */
+    int stopping;     /* atomic: weft_server_stop was called */
+    int workers_stop; /* atomic: the acceptor has stopped; workers drain */
+    int started, joined;
+    pthread_t acceptor_tid;
+    st_acceptor ast;
+};
+
+#endif

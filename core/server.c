@@ -1,0 +1,270 @@
+/*
+ * core/server.c — creating, starting, stopping and freeing a server.
+ *
+ * Threads: the creating thread runs weft_server_new/start/wait/free; start
+ * launches N workers and the acceptor; stop (any thread, or a signal
+ * handler) only stores a flag and writes an eventfd that the acceptor polls.
+ * The acceptor then closes the listener and tells the workers to drain; wait
+ * joins the acceptor, then the workers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "core/acceptor.h"
+#include "core/listener.h"
+#include "core/log.h"
+#include "core/server-t.h"
+#include "workers/cpu.h"
+#include "workers/worker.h"
+
+/*
+ * fds the server needs besides connections when max_conns is derived from
+ * RLIMIT_NOFILE: listener, stop eventfd, spare fd, two per worker, plus
+ * room for the embedding program's own files.
+ */
+#define SRV_FD_RESERVE 64
+
+static int resolve_cpus(struct weft_server *s)
+{
+    const weft_config *c = &s->cfg;
+    if (c->ncpus > 0) {
+        memcpy(s->cpus, c->cpus, (size_t)c->ncpus * sizeof(int));
+        s->ncpus = c->ncpus;
+    } else {
+        int n = cpu_affinity_list(s->cpus, WEFT_MAX_CPUS);
+        if (n < 0)
+            return n;
+        s->ncpus = n;
+    }
+    s->nworkers = c->workers > 0 ? c->workers : s->ncpus;
+    return 0;
+}
+
+static int resolve_max_conns(struct weft_server *s)
+{
+    if (s->cfg.max_conns > 0) {
+        s->max_conns = s->cfg.max_conns;
+        return 0;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -errno;
+    long room = (long)rl.rlim_cur - SRV_FD_RESERVE - 2L * s->nworkers;
+    if (rl.rlim_cur == RLIM_INFINITY || room > (1L << 30))
+        room = 1L << 30;
+    if (room < 1)
+        return -EMFILE;
+    s->max_conns = (int)room;
+    return 0;
+}
+
+int weft_server_new(const weft_config *cfg, const weft_handler *h, void *ud, weft_server **out)
+{
+    const char *why;
+    int rc = weft_config_validate(cfg, &why);
+    if (rc != 0)
+        return rc;
+    if (!h || !h->on_data || !out)
+        return -EINVAL;
+    struct weft_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->cfg = *cfg;
+    s->h = *h;
+    s->ud = ud;
+    s->lfd = s->stop_efd = s->reserve_fd = -1;
+
+    if ((rc = resolve_cpus(s)) != 0 || (rc = resolve_max_conns(s)) != 0)
+        goto fail;
+    s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers));
+    if (!s->workers) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (int i = 0; i < s->nworkers; i++) {
+        int cpu = cfg->pin_cpus ? s->cpus[i % s->ncpus] : -1;
+        if ((rc = wk_create(s, i, cpu, &s->workers[i])) != 0)
+            goto fail;
+    }
+    s->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->stop_efd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    rc = lsn_open(cfg->bind_addr, cfg->port, cfg->backlog, &s->port);
+    if (rc < 0) {
+        wlog(s, WEFT_LOG_ERROR, "listen on %s port %u: %s", cfg->bind_addr, cfg->port,
+             rc == -EINVAL ? "not an IPv4 or IPv6 address" : weft_strerror(rc));
+        goto fail;
+    }
+    s->lfd = rc;
+    *out = s;
+    return 0;
+fail:
+    weft_server_free(s);
+    return rc;
+}
+
+int weft_server_start(weft_server *s)
+{
+    if (s->started)
+        return -EALREADY;
+    s->started = 1;
+    int rc = 0, i;
+    for (i = 0; i < s->nworkers; i++)
+        if ((rc = wk_start(s->workers[i])) != 0)
+            goto fail_workers;
+    /* Wait until every worker is placed and has its arena (or failed). */
+    for (int k = 0; k < s->nworkers; k++) {
+        while (!__atomic_load_n(&s->workers[k]->started, __ATOMIC_ACQUIRE))
+            usleep(100);
+        if (s->workers[k]->err && rc == 0)
+            rc = s->workers[k]->err;
+    }
+    if (rc != 0)
+        goto fail_workers;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = -pthread_create(&s->acceptor_tid, NULL, acc_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        goto fail_workers;
+    for (int k = 0; k < s->nworkers; k++)
+        wlog(s, WEFT_LOG_DEBUG, "worker %d: cpu %d, node %d", k, s->workers[k]->cpu,
+             s->workers[k]->node);
+    return 0;
+fail_workers:
+    /* Started workers wait for the drain signal: give it, then join them. */
+    __atomic_store_n(&s->workers_stop, 1, __ATOMIC_RELEASE);
+    for (int k = 0; k < i; k++) {
+        inbox_kick(&s->workers[k]->inbox);
+        wk_join(s->workers[k]);
+    }
+    s->joined = 1;
+    return rc;
+}
+
+int weft_server_wait(weft_server *s)
+{
+    if (!s->started)
+        return -EINVAL;
+    if (s->joined)
+        return 0;
+    pthread_join(s->acceptor_tid, NULL);
+    int rc = 0;
+    for (int i = 0; i < s->nworkers; i++) {
+        int e = wk_join(s->workers[i]);
+        if (e && !rc)
+            rc = e;
+    }
+    s->joined = 1;
+    return rc;
+}
+
+int weft_server_run(weft_server *s)
+{
+    int rc = weft_server_start(s);
+    if (rc != 0)
+        return rc;
+    return weft_server_wait(s);
+}
+
+void weft_server_stop(weft_server *s)
+{
+    /* Async-signal-safe: an atomic store and a write(2). */
+    __atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    ssize_t n = write(s->stop_efd, &one, sizeof(one));
+    (void)n; /* EAGAIN: the counter is saturated, the acceptor wakes anyway */
+}
+
+void weft_server_free(weft_server *s)
+{
+    if (!s)
+        return;
+    if (s->workers)
+        for (int i = 0; i < s->nworkers; i++)
+            wk_destroy(s->workers[i]);
+    free(s->workers);
+    if (s->lfd >= 0)
+        close(s->lfd);
+    if (s->stop_efd >= 0)
+        close(s->stop_efd);
+    if (s->reserve_fd >= 0)
+        close(s->reserve_fd);
+    free(s);
+}
+
+uint16_t weft_server_port(const weft_server *s) { return s->port; }
+int weft_server_workers(const weft_server *s) { return s->nworkers; }
+void *weft_server_userdata(const weft_server *s) { return s->ud; }
+int weft_server_max_conns(const weft_server *s) { return s->max_conns; }
+
+int weft_server_worker_cpu(const weft_server *s, int i, int *cpu, int *node)
+{
+    if (i < 0 || i >= s->nworkers)
+        return -EINVAL;
+    *cpu = s->workers[i]->cpu;
+    *node = s->workers[i]->node;
+    return 0;
+}
+
+void weft_server_stats(const weft_server *s, weft_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->accepted = ST_GET(&s->ast, accepted);
+    st->rejected_max = ST_GET(&s->ast, rejected_max);
+    st->accept_emfile = ST_GET(&s->ast, emfile);
+    st->accept_shed = ST_GET(&s->ast, shed);
+    st->accept_errors = ST_GET(&s->ast, errors);
+    for (int i = 0; i < s->nworkers; i++) {
+        const st_worker *b = &s->workers[i]->st;
+        st->opened += ST_GET(b, opened);
+        st->closed += ST_GET(b, closed);
+        for (int r = 0; r < WEFT_CLOSE_REASONS; r++)
+            st->closed_by[r] += ST_GET(b, closed_by[r]);
+        st->bytes_in += ST_GET(b, bytes_in);
+        st->bytes_out += ST_GET(b, bytes_out);
+        st->reads += ST_GET(b, reads);
+        st->writes += ST_GET(b, writes);
+        st->eagain += ST_GET(b, eagain);
+        st->wakeups += ST_GET(b, wakeups);
+        st->events += ST_GET(b, events);
+        st->deferrals += ST_GET(b, deferrals);
+        st->bp_pauses += ST_GET(b, bp_pauses);
+        st->bp_resumes += ST_GET(b, bp_resumes);
+        st->rings_borrowed += ST_GET(b, rings_borrowed);
+        st->rings_returned += ST_GET(b, rings_returned);
+        st->ring_allocs += ST_GET(b, ring_allocs);
+        st->pool_bytes += ST_GET(b, pool_bytes);
+        st->handoffs += ST_GET(b, handoffs);
+    }
+    st->rings_in_use = st->rings_borrowed - st->rings_returned;
+    st->open = st->accepted > st->closed ? st->accepted - st->closed : 0;
+}
+
+int weft_post(weft_server *s, int worker, weft_post_fn fn, void *arg)
+{
+    if (worker < 0 || worker >= s->nworkers || !fn)
+        return -EINVAL;
+    wk_worker *w = s->workers[worker];
+    if (__atomic_load_n(&w->exited, __ATOMIC_ACQUIRE))
+        return -ESHUTDOWN;
+    inbox_msg *m = malloc(sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->kind = INBOX_CALL;
+    m->fd = -1;
+    m->fn = fn;
+    m->arg = arg;
+    inbox_push(&w->inbox, m);
+    return 0;
+}

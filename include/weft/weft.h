@@ -1,0 +1,320 @@
+/*
+ * weft — a framework for high-concurrency TCP servers on Linux.
+ *
+ * An embedding program fills in a weft_handler (a few callbacks) and a
+ * weft_config, and gets a multi-threaded, edge-triggered epoll server with
+ * bounded memory, backpressure and an orderly shutdown:
+ *
+ *     static void on_data(weft_conn *c, weft_ring *in) {
+ *         weft_send_from(c, in, weft_ring_len(in));      // echo
+ *     }
+ *     weft_handler h = { .on_data = on_data };
+ *     weft_config cfg = weft_config_default();
+ *     weft_server *s;
+ *     int rc = weft_server_new(&cfg, &h, NULL, &s);
+ *     if (rc == 0) rc = weft_server_run(s);              // until stopped
+ *     weft_server_free(s);
+ *
+ * Conventions
+ *   - Functions that can fail return 0 (or a non-negative value where
+ *     documented) on success and a negative errno on failure; weft_strerror()
+ *     turns any of them into text. The library never calls exit() and never
+ *     changes process-wide signal dispositions.
+ *   - Threads. A connection belongs to one worker thread for its whole life.
+ *     The weft_conn_* / weft_send* / weft_close* functions may be called only
+ *     on that worker's thread, which is where every handler callback runs.
+ *     Other threads reach a worker with weft_post().
+ *   - Linking libweft links jemalloc, which (as Debian builds it) replaces
+ *     malloc for the whole process. Sanitizer builds of weft do not link it.
+ */
+#ifndef WEFT_WEFT_H
+#define WEFT_WEFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+#define WEFT_VERSION       "0.1.0"
+
+typedef struct weft_server weft_server;
+typedef struct weft_conn weft_conn;
+
+/*
+ * A byte ring. The handler sees a connection's input ring in on_data; the
+ * bytes are in at most two contiguous segments (the second one when the data
+ * wraps around the end of the storage). The layout is public so that the
+ * accessors below inline; treat the fields as read-only.
+ */
+typedef struct weft_ring {
+    char *buf;     /* storage, NULL while the ring holds no memory */
+    uint32_t cap;  /* capacity, a power of two (0 without storage) */
+    uint32_t head; /* read position, free-running (mod 2^32) */
+    uint32_t tail; /* write position, free-running (mod 2^32) */
+    uint32_t _pad;
+} weft_ring;
+
+/* Why a connection closed; passed to on_close and counted per reason. */
+typedef enum weft_close_reason {
+    WEFT_CLOSE_PEER = 0,   /* the peer closed (EOF), after our output drained */
+    WEFT_CLOSE_ERROR,      /* socket error, including a reset by the peer */
+    WEFT_CLOSE_TIMEOUT,    /* a timeout of the connection expired */
+    WEFT_CLOSE_INPUT_CAP,  /* pending input reached config.input_cap */
+    WEFT_CLOSE_OUTPUT_CAP, /* pending output would exceed config.output_cap */
+    WEFT_CLOSE_SHUTDOWN,   /* the server is stopping */
+    WEFT_CLOSE_HANDLER,    /* the handler called weft_close/weft_abort */
+    WEFT_CLOSE_REASONS     /* number of reasons */
+} weft_close_reason;
+
+/* A short lower-case name for a close reason ("peer", "input_cap", ...). */
+const char *weft_close_reason_name(weft_close_reason r);
+
+/*
+ * The callbacks. Every callback runs on the worker thread that owns the
+ * connection; none may block. All are optional except on_data.
+ */
+typedef struct weft_handler {
+    /* A connection was accepted and registered. Set user data here. */
+    void (*on_open)(weft_conn *c);
+    /*
+     * Bytes are waiting in `in`. Consume what forms complete messages
+     * (weft_ring_consume, weft_send_from) and leave a partial message in
+     * place: it stays in the ring, and on_data is called again when more
+     * arrives. Called at most once per read, with a bounded amount of new
+     * data (config.read_budget per turn).
+     */
+    void (*on_data)(weft_conn *c, weft_ring *in);
+    /* Output fell below the low watermark after weft_send reported 1. */
+    void (*on_drain)(weft_conn *c);
+    /*
+     * The connection is closing; called exactly once. The fd is closed and
+     * the weft_conn freed when it returns: drop every reference to it.
+     */
+    void (*on_close)(weft_conn *c, weft_close_reason reason);
+} weft_handler;
+
+/* A log sink; level is one of the WEFT_LOG_* values. */
+enum { WEFT_LOG_ERROR = 0, WEFT_LOG_WARN = 1, WEFT_LOG_INFO = 2, WEFT_LOG_DEBUG = 3 };
+typedef void (*weft_log_fn)(void *log_ud, int level, const char *msg);
+
+#define WEFT_MAX_CPUS 1024
+
+/*
+ * Server configuration. Start from weft_config_default(), which documents
+ * each default below, and change what you need.
+ */
+typedef struct weft_config {
+    const char *bind_addr;        /* IPv4 or IPv6 literal; "127.0.0.1". "::" binds
+                                     both families where the system allows it */
+    uint16_t port;                /* 7000; 0 picks a free port (weft_server_port) */
+    int backlog;                  /* listen(2) backlog; 4096 (the kernel caps it at
+                                     net.core.somaxconn) */
+    int workers;                  /* worker threads; 0 = one per CPU in the
+                                     process's affinity mask */
+    bool pin_cpus;                /* pin each worker to one CPU; true */
+    int ncpus;                    /* length of cpus[]; 0 = use the affinity mask */
+    int cpus[WEFT_MAX_CPUS];      /* explicit CPU list; worker i gets cpus[i % ncpus] */
+    int max_conns;                /* connections open at once; 0 = derived from
+                                     RLIMIT_NOFILE at start (soft limit minus a
+                                     reserve for the server's own fds) */
+    uint32_t ring_size;           /* initial ring capacity in bytes, a power of two;
+                                     16384. Rings double up to the caps below */
+    uint32_t read_budget;         /* bytes read from one connection per turn before
+                                     others get a turn; 65536 */
+    uint32_t output_high_wm;      /* pending output above this pauses reading; 262144 */
+    uint32_t output_low_wm;       /* reading resumes (and on_drain runs) below; 65536 */
+    uint32_t input_cap;           /* pending input the handler may leave unconsumed
+                                     before the connection closes; 1048576 */
+    uint32_t output_cap;          /* pending output beyond which a send closes the
+                                     connection; 4194304 */
+    uint32_t pool_cache_bytes;    /* ring memory each worker keeps for reuse
+                                     instead of freeing; 4194304 */
+    uint32_t shutdown_timeout_ms; /* how long a stop waits for pending output
+                                     before closing anyway; 5000 */
+    weft_log_fn log;              /* NULL = lines on stderr, prefixed "weft: " */
+    void *log_ud;                 /* passed to log */
+    int log_level;                /* most verbose level logged; WEFT_LOG_INFO */
+} weft_config;
+
+/* A configuration with every default filled in. */
+weft_config weft_config_default(void);
+
+/*
+ * Check a configuration without creating anything. Returns 0 or -EINVAL and,
+ * when why is not NULL, points it at a static sentence naming the bad field.
+ */
+int weft_config_validate(const weft_config *cfg, const char **why);
+
+/*
+ * Create a server: validates cfg (copied), resolves the workers and CPUs,
+ * binds and listens (so a port conflict fails here, with -EADDRINUSE). No
+ * thread is started yet. `ud` is returned by weft_server_userdata. On
+ * success stores the server in *out and returns 0.
+ */
+int weft_server_new(const weft_config *cfg, const weft_handler *h, void *ud, weft_server **out);
+
+/*
+ * Start the worker threads (each pins itself and creates its allocator
+ * arena) and the acceptor, and return once all are running. Call once, from
+ * the thread that created the server.
+ */
+int weft_server_start(weft_server *s);
+
+/*
+ * Block until the server has stopped: weft_server_stop was called, every
+ * connection was flushed (up to the shutdown timeout) and closed, and every
+ * thread joined. Returns 0, or the first error a thread hit.
+ */
+int weft_server_wait(weft_server *s);
+
+/* weft_server_start then weft_server_wait. */
+int weft_server_run(weft_server *s);
+
+/*
+ * Ask the server to stop. Safe from any thread and from a signal handler
+ * (it stores a flag and writes an eventfd, nothing else); idempotent.
+ */
+void weft_server_stop(weft_server *s);
+
+/* Free a server that was never started or has finished weft_server_wait. */
+void weft_server_free(weft_server *s);
+
+/* The bound port (useful with config.port = 0). */
+uint16_t weft_server_port(const weft_server *s);
+/* The number of workers. */
+int weft_server_workers(const weft_server *s);
+/* The user data given to weft_server_new. */
+void *weft_server_userdata(const weft_server *s);
+/* The effective max_conns (after deriving it from RLIMIT_NOFILE). */
+int weft_server_max_conns(const weft_server *s);
+
+/*
+ * Where worker i runs: its CPU (-1 when not pinned) and NUMA node (-1 when
+ * unknown). Valid after weft_server_start. Returns 0 or -EINVAL.
+ */
+int weft_server_worker_cpu(const weft_server *s, int i, int *cpu, int *node);
+
+/*
+ * A consistent-enough sum of the per-worker counters, for tests, tools and
+ * embedding programs. Safe from any thread at any time; each counter is read
+ * with a relaxed load from its single writer.
+ */
+typedef struct weft_stats {
+    uint64_t accepted;      /* connections accepted by the acceptor */
+    uint64_t rejected_max;  /* closed at once: over max_conns */
+    uint64_t accept_emfile; /* EMFILE/ENFILE episodes at the acceptor */
+    uint64_t accept_shed;   /* connections dropped during those episodes */
+    uint64_t accept_errors; /* other accept errors */
+    uint64_t opened;        /* connections opened on workers */
+    uint64_t closed;        /* connections closed on workers */
+    uint64_t closed_by[WEFT_CLOSE_REASONS];
+    uint64_t open; /* accepted - closed (including in handoff) */
+    uint64_t bytes_in, bytes_out;
+    uint64_t reads, writes;         /* read/write system calls */
+    uint64_t eagain;                /* reads or writes that returned EAGAIN */
+    uint64_t wakeups;               /* epoll_wait returns */
+    uint64_t events;                /* events returned by epoll_wait */
+    uint64_t deferrals;             /* read budget used up: continued next turn */
+    uint64_t bp_pauses, bp_resumes; /* backpressure on/off */
+    uint64_t rings_borrowed, rings_returned, rings_in_use;
+    uint64_t ring_allocs; /* rings allocated (pool misses, growth) */
+    uint64_t pool_bytes;  /* ring memory held by the pools (cached + used) */
+    uint64_t handoffs;    /* inbox messages consumed */
+} weft_stats;
+
+/* Fill *st with the sums of every worker's and the acceptor's counters. */
+void weft_server_stats(const weft_server *s, weft_stats *st);
+
+/*
+ * Run fn(s, worker, arg) on worker `worker`'s thread, soon. Safe from any
+ * thread (not from a signal handler: it allocates a small message). The
+ * function runs between event-loop turns; if the server stops first it still
+ * runs, before the worker exits. Returns 0, -EINVAL (bad worker), -ENOMEM or
+ * -ESHUTDOWN (the worker has exited).
+ */
+typedef void (*weft_post_fn)(weft_server *s, int worker, void *arg);
+int weft_post(weft_server *s, int worker, weft_post_fn fn, void *arg);
+
+/* --- connections: call only on the owning worker's thread --------------- */
+
+/*
+ * Queue len bytes for output (copied into the output ring; flushed once at
+ * the end of the worker's turn). Returns 0, or 1 when pending output is now
+ * above the high watermark (reading pauses; on_drain follows), or -EPIPE if
+ * the connection is closing, or -ENOBUFS when the output cap would be
+ * exceeded (the connection is then closed with WEFT_CLOSE_OUTPUT_CAP).
+ */
+int weft_send(weft_conn *c, const void *data, size_t len);
+
+/*
+ * Move len bytes from the front of ring `from` (usually on_data's input) to
+ * c's output and consume them from `from`. When the output is empty and the
+ * whole ring moves, the storage changes hands instead of being copied.
+ * Returns as weft_send.
+ */
+int weft_send_from(weft_conn *c, weft_ring *from, size_t len);
+
+/* Close after pending output is flushed (reason WEFT_CLOSE_HANDLER). */
+void weft_close(weft_conn *c);
+/* Close now with a TCP reset, discarding pending output. */
+void weft_abort(weft_conn *c);
+
+/* Per-connection user data; NULL until set. */
+void *weft_conn_userdata(const weft_conn *c);
+void weft_conn_set_userdata(weft_conn *c, void *ud);
+/* The peer's address; returns its length, copied into *ss. */
+socklen_t weft_conn_peer(const weft_conn *c, struct sockaddr_storage *ss);
+/* The index of the owning worker. */
+int weft_conn_worker(const weft_conn *c);
+/* The server that owns the connection. */
+weft_server *weft_conn_server(const weft_conn *c);
+/* The socket fd (for setsockopt; do not read, write or close it). */
+int weft_conn_fd(const weft_conn *c);
+/* Bytes of output waiting to be written. */
+size_t weft_conn_pending_output(const weft_conn *c);
+
+/* --- rings --------------------------------------------------------------- */
+
+/* Bytes held. */
+static inline size_t weft_ring_len(const weft_ring *r) { return (uint32_t)(r->tail - r->head); }
+
+/*
+ * Point iov[0] (and iov[1] when the data wraps) at the bytes held; returns
+ * the number of segments filled (0 when empty).
+ */
+int weft_ring_peek(const weft_ring *r, struct iovec iov[2]);
+/* Drop n bytes from the front; n must be at most weft_ring_len. */
+void weft_ring_consume(weft_ring *r, size_t n);
+/*
+ * Offset from the front of the first byte equal to c, searching from offset
+ * `from`; -1 when absent. Searches across the wrap.
+ */
+long weft_ring_find(const weft_ring *r, size_t from, int c);
+/*
+ * Copy n bytes starting at offset off into dst without consuming them.
+ * Returns the number copied (fewer when the ring holds less).
+ */
+size_t weft_ring_copyout(const weft_ring *r, size_t off, void *dst, size_t n);
+/* The byte at offset off (off < weft_ring_len). */
+static inline unsigned char weft_ring_byte(const weft_ring *r, size_t off)
+{
+    return (unsigned char)r->buf[(r->head + (uint32_t)off) & (r->cap - 1)];
+}
+
+/* --- errors -------------------------------------------------------------- */
+
+/* Text for a negative errno returned by weft (or any errno). Never NULL. */
+const char *weft_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_WEFT_H */

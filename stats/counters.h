@@ -1,0 +1,42 @@
+/*
+ * stats/counters.h — single-writer counters.
+ *
+ * Each worker owns one cache-line-aligned block and is its only writer; the
+ * acceptor owns its own. A writer updates a counter with a relaxed load of
+ * its own value and a relaxed store (an ordinary mov on x86: no lock prefix,
+ * no read-modify-write), and readers sum the blocks with relaxed loads. A
+ * reader may see a block mid-update (counters from slightly different
+ * instants) but never a torn or lost count.
+ */
+#ifndef WEFT_STATS_COUNTERS_H
+#define WEFT_STATS_COUNTERS_H
+
+#include <stdint.h>
+
+#include "weft/weft.h"
+
+#define ST_CACHELINE 64
+
+typedef struct st_worker {
+    uint64_t opened, closed;
+    uint64_t closed_by[WEFT_CLOSE_REASONS];
+    uint64_t bytes_in, bytes_out;
+    uint64_t reads, writes, eagain;
+    uint64_t wakeups, events, deferrals;
+    uint64_t bp_pauses, bp_resumes;
+    uint64_t rings_borrowed, rings_returned, ring_allocs, pool_bytes;
+    uint64_t handoffs;
+} __attribute__((aligned(ST_CACHELINE))) st_worker;
+
+typedef struct st_acceptor {
+    uint64_t accepted, rejected_max, emfile, shed, errors;
+} __attribute__((aligned(ST_CACHELINE))) st_acceptor;
+
+/* Add n to a counter; only the block's owner thread may call this. */
+#define ST_ADD(blk, field, n)                                                                      \
+    __atomic_store_n(&(blk)->field, __atomic_load_n(&(blk)->field, __ATOMIC_RELAXED) + (n),        \
+                     __ATOMIC_RELAXED)
+/* Read a counter from any thread. */
+#define ST_GET(blk, field) __atomic_load_n(&(blk)->field, __ATOMIC_RELAXED)
+
+#endif

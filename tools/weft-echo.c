@@ -1,0 +1,351 @@
+/*
+ * weft-echo — the reference server: echoes every byte back, in order, on
+ * every connection. Its options are named after the weft_config fields.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "weft/weft.h"
+
+static weft_server *g_server;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_server)
+        weft_server_stop(g_server);
+}
+
+static void echo_data(weft_conn *c, weft_ring *in)
+{
+    /* Moving the whole ring hands its storage to the output: no copy. */
+    weft_send_from(c, in, weft_ring_len(in));
+}
+
+static void usage(FILE *f)
+{
+    weft_config d = weft_config_default();
+    fprintf(f,
+            "usage: weft-echo [options]\n"
+            "\n"
+            "The weft reference server: echoes every byte back on every connection.\n"
+            "Stops cleanly on SIGINT or SIGTERM (pending output is flushed first).\n"
+            "\n"
+            "  --bind ADDR             IPv4 or IPv6 address to listen on (default %s;\n"
+            "                          '::' for every address of both families)\n"
+            "  --port N                TCP port (default %u; 0 picks a free one)\n"
+            "  --backlog N             listen backlog (default %d)\n"
+            "  --workers N             worker threads (default: one per CPU in the\n"
+            "                          affinity mask)\n"
+            "  --cpus LIST             CPUs to pin workers to, e.g. 0-3,8 (default: the\n"
+            "                          affinity mask); worker i gets the i-th CPU\n"
+            "  --no-pin                do not pin workers to CPUs\n"
+            "  --max-conns N           connections open at once (default: from the fd\n"
+            "                          limit); more are closed at accept\n"
+            "  --ring-size BYTES       initial ring capacity, power of two (default %u)\n"
+            "  --read-budget BYTES     bytes read per connection per turn (default %u)\n"
+            "  --output-high-wm BYTES  pause reading above this much output (default %u)\n"
+            "  --output-low-wm BYTES   resume reading below this (default %u)\n"
+            "  --input-cap BYTES       close when unconsumed input reaches this (default %u)\n"
+            "  --output-cap BYTES      close when pending output would pass this\n"
+            "                          (default %u)\n"
+            "  --pool-cache BYTES      ring memory kept per worker for reuse (default %u)\n"
+            "  --shutdown-timeout MS   how long a stop waits for output (default %u)\n"
+            "  -q, --quiet             log errors and warnings only\n"
+            "  -v, --verbose           log debug lines too\n"
+            "  -h, --help              this text\n"
+            "  -V, --version           print the version\n"
+            "\n"
+            "BYTES accept a K, M or G suffix (powers of 1024).\n",
+            d.bind_addr, d.port, d.backlog, d.ring_size, d.read_budget, d.output_high_wm,
+            d.output_low_wm, d.input_cap, d.output_cap, d.pool_cache_bytes, d.shutdown_timeout_ms);
+}
+
+static int fail_arg(const char *opt, const char *val, const char *why)
+{
+    fprintf(stderr, "weft-echo: --%s '%s': %s (see --help)\n", opt, val, why);
+    return 2;
+}
+
+/* An integer with an optional K/M/G suffix, within [lo, hi]. */
+static int parse_num(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    long long mul = 1;
+    if (*end == 'k' || *end == 'K')
+        mul = 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1024 * 1024, end++;
+    else if (*end == 'g' || *end == 'G')
+        mul = 1024LL * 1024 * 1024, end++;
+    if (*end || v < 0 || v > LLONG_MAX / mul)
+        return -1;
+    v *= mul;
+    if (v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* "0-3,8" into cfg->cpus. */
+static int parse_cpus(const char *s, weft_config *cfg)
+{
+    cfg->ncpus = 0;
+    while (*s) {
+        char *end;
+        long a = strtol(s, &end, 10), b;
+        if (end == s || a < 0 || a >= WEFT_MAX_CPUS)
+            return -1;
+        b = a;
+        s = end;
+        if (*s == '-') {
+            b = strtol(s + 1, &end, 10);
+            if (end == s + 1 || b < a || b >= WEFT_MAX_CPUS)
+                return -1;
+            s = end;
+        }
+        for (long c = a; c <= b; c++) {
+            if (cfg->ncpus >= WEFT_MAX_CPUS)
+                return -1;
+            cfg->cpus[cfg->ncpus++] = (int)c;
+        }
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -1;
+    }
+    return cfg->ncpus > 0 ? 0 : -1;
+}
+
+enum {
+    O_BIND = 256,
+    O_PORT,
+    O_BACKLOG,
+    O_WORKERS,
+    O_CPUS,
+    O_NOPIN,
+    O_MAXCONNS,
+    O_RING,
+    O_BUDGET,
+    O_HWM,
+    O_LWM,
+    O_INCAP,
+    O_OUTCAP,
+    O_POOL,
+    O_SHUTDOWN,
+};
+
+static int parse_args(int argc, char **argv, weft_config *cfg)
+{
+    static const struct option opts[] = {
+        {"bind", required_argument, 0, O_BIND},
+        {"port", required_argument, 0, O_PORT},
+        {"backlog", required_argument, 0, O_BACKLOG},
+        {"workers", required_argument, 0, O_WORKERS},
+        {"cpus", required_argument, 0, O_CPUS},
+        {"no-pin", no_argument, 0, O_NOPIN},
+        {"max-conns", required_argument, 0, O_MAXCONNS},
+        {"ring-size", required_argument, 0, O_RING},
+        {"read-budget", required_argument, 0, O_BUDGET},
+        {"output-high-wm", required_argument, 0, O_HWM},
+        {"output-low-wm", required_argument, 0, O_LWM},
+        {"input-cap", required_argument, 0, O_INCAP},
+        {"output-cap", required_argument, 0, O_OUTCAP},
+        {"pool-cache", required_argument, 0, O_POOL},
+        {"shutdown-timeout", required_argument, 0, O_SHUTDOWN},
+        {"quiet", no_argument, 0, 'q'},
+        {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0},
+    };
+    int o, idx;
+    long long v;
+    while ((o = getopt_long(argc, argv, "qvhV", opts, &idx)) != -1) {
+        const char *name = idx >= 0 && o >= 256 ? opts[idx].name : "";
+        const char *a = optarg;
+#define NUM(lo, hi, dst)                                                                           \
+    do {                                                                                           \
+        if (parse_num(a, (lo), (hi), &v) != 0)                                                     \
+            return fail_arg(name, a, "expected a number from " #lo " to " #hi);                    \
+        dst = v;                                                                                   \
+    } while (0)
+        switch (o) {
+        case O_BIND:
+            cfg->bind_addr = a;
+            break;
+        case O_PORT:
+            NUM(0, 65535, cfg->port);
+            break;
+        case O_BACKLOG:
+            NUM(1, INT_MAX, cfg->backlog);
+            break;
+        case O_WORKERS:
+            NUM(1, WEFT_MAX_CPUS, cfg->workers);
+            break;
+        case O_CPUS:
+            if (parse_cpus(a, cfg) != 0)
+                return fail_arg(name, a, "expected a CPU list such as 0-3,8");
+            break;
+        case O_NOPIN:
+            cfg->pin_cpus = false;
+            break;
+        case O_MAXCONNS:
+            NUM(1, INT_MAX, cfg->max_conns);
+            break;
+        case O_RING:
+            NUM(64, 1 << 30, cfg->ring_size);
+            break;
+        case O_BUDGET:
+            NUM(1, 1 << 30, cfg->read_budget);
+            break;
+        case O_HWM:
+            NUM(1, 1 << 30, cfg->output_high_wm);
+            break;
+        case O_LWM:
+            NUM(0, 1 << 30, cfg->output_low_wm);
+            break;
+        case O_INCAP:
+            NUM(64, 1 << 30, cfg->input_cap);
+            break;
+        case O_OUTCAP:
+            NUM(1, 1 << 30, cfg->output_cap);
+            break;
+        case O_POOL:
+            NUM(0, 1 << 30, cfg->pool_cache_bytes);
+            break;
+        case O_SHUTDOWN:
+            NUM(0, 3600000, cfg->shutdown_timeout_ms);
+            break;
+        case 'q':
+            cfg->log_level = WEFT_LOG_WARN;
+            break;
+        case 'v':
+            cfg->log_level = WEFT_LOG_DEBUG;
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        case 'V':
+            printf("weft-echo %s\n", WEFT_VERSION);
+            return 1;
+        default:
+            usage(stderr);
+            return 2;
+        }
+#undef NUM
+        idx = -1;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "weft-echo: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    const char *why;
+    if (weft_config_validate(cfg, &why) != 0) {
+        fprintf(stderr, "weft-echo: invalid configuration: %s\n", why);
+        return 2;
+    }
+    return 0;
+}
+
+/*
+ * Raise the soft fd limit to the hard one (10K connections need 10K fds;
+ * the usual soft default is 1024) and say when even that cannot reach
+ * --max-conns.
+ */
+static void raise_nofile(const weft_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            printf("weft-echo: raised the open-file limit from %llu to %llu\n",
+                   (unsigned long long)old, (unsigned long long)rl.rlim_cur);
+    }
+    if (cfg->max_conns > 0 && rl.rlim_max != RLIM_INFINITY &&
+        (rlim_t)cfg->max_conns + 64 > rl.rlim_max)
+        fprintf(stderr,
+                "weft-echo: warning: --max-conns %d needs about %d fds but the hard "
+                "RLIMIT_NOFILE is %llu; connections beyond the limit will fail at accept "
+                "(raise the hard limit: ulimit -Hn, /etc/security/limits.conf or systemd "
+                "LimitNOFILE)\n",
+                cfg->max_conns, cfg->max_conns + 64, (unsigned long long)rl.rlim_max);
+}
+
+int main(int argc, char **argv)
+{
+    weft_config cfg = weft_config_default();
+    int rc = parse_args(argc, argv, &cfg);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    raise_nofile(&cfg);
+
+    weft_handler h = {.on_data = echo_data};
+    weft_server *s;
+    rc = weft_server_new(&cfg, &h, NULL, &s);
+    if (rc != 0) {
+        fprintf(stderr, "weft-echo: cannot start on %s port %u: %s\n", cfg.bind_addr, cfg.port,
+                weft_strerror(rc));
+        return 1;
+    }
+    g_server = s;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    rc = weft_server_start(s);
+    if (rc != 0) {
+        fprintf(stderr, "weft-echo: cannot start: %s\n", weft_strerror(rc));
+        weft_server_free(s);
+        return 1;
+    }
+    int n = weft_server_workers(s);
+    const char *b = cfg.bind_addr;
+    int v6 = strchr(b, ':') != NULL;
+    printf("weft-echo %s: listening on %s%s%s:%u, %d worker%s, max %d connections\n", WEFT_VERSION,
+           v6 ? "[" : "", b, v6 ? "]" : "", weft_server_port(s), n, n == 1 ? "" : "s",
+           weft_server_max_conns(s));
+    for (int i = 0; i < n; i++) {
+        int cpu, node;
+        weft_server_worker_cpu(s, i, &cpu, &node);
+        char cs[16] = "unpinned", ns[16] = "unknown";
+        if (cpu >= 0)
+            snprintf(cs, sizeof(cs), "%d", cpu);
+        if (node >= 0)
+            snprintf(ns, sizeof(ns), "%d", node);
+        printf("weft-echo: worker %d on cpu %s, numa node %s\n", i, cs, ns);
+    }
+    printf("weft-echo: try: nc %s %u   (Ctrl-C or SIGTERM stops)\n", v6 ? "::1" : "127.0.0.1",
+           weft_server_port(s));
+
+    rc = weft_server_wait(s);
+    weft_stats st;
+    weft_server_stats(s, &st);
+    printf("weft-echo: stopped: %llu connections accepted, %llu closed, %llu bytes echoed\n",
+           (unsigned long long)st.accepted, (unsigned long long)st.closed,
+           (unsigned long long)st.bytes_out);
+    weft_server_free(s);
+    if (rc != 0) {
+        fprintf(stderr, "weft-echo: %s\n", weft_strerror(rc));
+        return 1;
+    }
+    return 0;
+}

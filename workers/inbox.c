@@ -1,0 +1,72 @@
+/*
+ * workers/inbox.c — the wait-free handoff to a worker (see inbox.h).
+ */
+#include "workers/inbox.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+int inbox_init(inbox *q)
+{
+    cds_wfcq_init(&q->head, &q->tail);
+    q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (q->efd < 0)
+        return -errno;
+    return 0;
+}
+
+void inbox_destroy(inbox *q)
+{
+    if (q->efd >= 0)
+        close(q->efd);
+    q->efd = -1;
+    cds_wfcq_destroy(&q->head, &q->tail);
+}
+
+void inbox_kick(inbox *q)
+{
+    uint64_t one = 1;
+    /*
+     * EAGAIN means the counter is at its maximum, so a wake-up is pending
+     * anyway; EINTR cannot happen on a non-blocking eventfd write.
+     */
+    ssize_t n = write(q->efd, &one, sizeof(one));
+    (void)n;
+}
+
+bool inbox_push(inbox *q, inbox_msg *m)
+{
+    cds_wfcq_node_init(&m->node);
+    /* cds_wfcq_enqueue returns false when the queue was empty before. */
+    if (cds_wfcq_enqueue(&q->head, &q->tail, &m->node))
+        return false;
+    inbox_kick(q);
+    return true;
+}
+
+unsigned inbox_drain(inbox *q, void (*fn)(inbox_msg *m, void *ctx), void *ctx)
+{
+    uint64_t v;
+    /* EAGAIN: a producer's write raced with an earlier drain; harmless. */
+    ssize_t r = read(q->efd, &v, sizeof(v));
+    (void)r;
+
+    struct cds_wfcq_head lh;
+    struct cds_wfcq_tail lt;
+    cds_wfcq_init(&lh, &lt);
+    /* Single consumer: the unlocked (__) splice and iteration are ours. */
+    if (__cds_wfcq_splice_blocking(&lh, &lt, &q->head, &q->tail) == CDS_WFCQ_RET_SRC_EMPTY) {
+        cds_wfcq_destroy(&lh, &lt);
+        return 0;
+    }
+    unsigned n = 0;
+    struct cds_wfcq_node *node, *next;
+    __cds_wfcq_for_each_blocking_safe (&lh, &lt, node, next) {
+        fn(caa_container_of(node, inbox_msg, node), ctx);
+        n++;
+    }
+    cds_wfcq_destroy(&lh, &lt);
+    return n;
+}
