@@ -68,7 +68,7 @@ static int hand_off(struct weft_server *s, int fd, struct sockaddr_storage *ss, 
         return -ENOMEM;
     m->kind = INBOX_CONN;
     m->fd = fd;
-    m->addrlen = len;
+    memset(&m->addr, 0, sizeof(m->addr));
     memcpy(&m->addr, ss, len < sizeof(m->addr) ? len : sizeof(m->addr));
     wk_worker *w = s->workers[*rr % (unsigned)s->nworkers];
     (*rr)++;

@@ -27,6 +27,8 @@
 #include "buffers/ring.h"
 #include "core/log.h"
 
+_Static_assert(sizeof(weft_conn) <= 128, "an idle connection must stay within 128 bytes");
+
 static inline const weft_config *cfg_of(const wk_worker *w) { return &w->srv->cfg; }
 
 /* Smallest power of two >= v (v <= 2^31). */
@@ -114,15 +116,13 @@ static void count_close(wk_worker *w, weft_close_reason why)
 
 static void set_peer(weft_conn *c, const inbox_msg *m)
 {
-    c->family = (uint8_t)m->addr.ss_family;
-    if (m->addr.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const void *)&m->addr;
-        c->port = a->sin_port;
-        memcpy(c->addr, &a->sin_addr, 4);
-    } else if (m->addr.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const void *)&m->addr;
-        c->port = a->sin6_port;
-        memcpy(c->addr, &a->sin6_addr, 16);
+    c->family = (uint8_t)m->addr.sa.sa_family;
+    if (c->family == AF_INET) {
+        c->port = m->addr.in4.sin_port;
+        memcpy(c->addr, &m->addr.in4.sin_addr, 4);
+    } else if (c->family == AF_INET6) {
+        c->port = m->addr.in6.sin6_port;
+        memcpy(c->addr, &m->addr.in6.sin6_addr, 16);
     }
 }
 

@@ -13,6 +13,7 @@
 #ifndef WEFT_WORKERS_INBOX_H
 #define WEFT_WORKERS_INBOX_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -32,8 +33,12 @@ typedef struct inbox_msg {
     int fd;
     weft_post_fn fn;
     void *arg;
-    socklen_t addrlen;
-    struct sockaddr_storage addr;
+    /* The peer (sockaddr_in or sockaddr_in6): 64 bytes a message in all. */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } addr;
 } inbox_msg;
 
 typedef struct inbox {
