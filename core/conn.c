@@ -311,6 +311,9 @@ void conn_flush(wk_worker *w, weft_conn *c)
 {
     if (c->flags & C_CLOSED)
         return;
+    /* Known full: the output edge will queue us again; skip a sure EAGAIN. */
+    if (c->flags & C_WANT_OUT)
+        return;
     if (weft_ring_len(&c->out) > 0) {
         ssize_t n = ring_send_fd(&c->out, c->fd);
         ST_ADD(&w->st, writes, 1);

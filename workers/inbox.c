@@ -8,6 +8,29 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+/*
+ * liburcu's queue orders the handoff with its own barriers (inline asm and
+ * code in liburcu-cds.so) that ThreadSanitizer cannot see. Tell it what they
+ * guarantee: everything the producer wrote into a message happens-before the
+ * consumer reads it. No effect outside TSan builds.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_TSAN 1
+#endif
+#endif
+#ifdef WEFT_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define HANDOFF_RELEASE(m) __tsan_release(m)
+#define HANDOFF_ACQUIRE(m) __tsan_acquire(m)
+#else
+#define HANDOFF_RELEASE(m) ((void)(m))
+#define HANDOFF_ACQUIRE(m) ((void)(m))
+#endif
+
 int inbox_init(inbox *q)
 {
     cds_wfcq_init(&q->head, &q->tail);
@@ -39,6 +62,7 @@ void inbox_kick(inbox *q)
 bool inbox_push(inbox *q, inbox_msg *m)
 {
     cds_wfcq_node_init(&m->node);
+    HANDOFF_RELEASE(m);
     /* cds_wfcq_enqueue returns false when the queue was empty before. */
     if (cds_wfcq_enqueue(&q->head, &q->tail, &m->node))
         return false;
@@ -64,7 +88,9 @@ unsigned inbox_drain(inbox *q, void (*fn)(inbox_msg *m, void *ctx), void *ctx)
     unsigned n = 0;
     struct cds_wfcq_node *node, *next;
     __cds_wfcq_for_each_blocking_safe (&lh, &lt, node, next) {
-        fn(caa_container_of(node, inbox_msg, node), ctx);
+        inbox_msg *m = caa_container_of(node, inbox_msg, node);
+        HANDOFF_ACQUIRE(m);
+        fn(m, ctx);
         n++;
     }
     cds_wfcq_destroy(&lh, &lt);

@@ -262,12 +262,10 @@ static void place(wk_worker *w)
         if (rc != 0) {
             wlog(w->srv, WEFT_LOG_WARN, "worker %d: cannot pin to cpu %d (%s): running unpinned",
                  w->index, w->cpu, weft_strerror(rc));
-            w->node = cpu_node(w->cpu);
             w->cpu = -1;
-            return;
+            w->node = -1;
         }
     }
-    w->node = w->cpu >= 0 ? cpu_node(w->cpu) : -1;
 }
 
 static void *wk_main(void *arg)
@@ -307,7 +305,11 @@ int wk_create(struct weft_server *s, int index, int cpu, wk_worker **out)
     w->srv = s;
     w->index = index;
     w->cpu = cpu;
-    w->node = -1;
+    /*
+     * Looked up here, on the creating thread: libnuma fills its CPU-to-node
+     * cache lazily and without a lock, so workers must not race to do it.
+     */
+    w->node = cpu >= 0 ? cpu_node(cpu) : -1;
     int rc = inbox_init(&w->inbox);
     if (rc != 0)
         goto fail_inbox;
