@@ -36,6 +36,10 @@ weft_config weft_config_default(void)
     c.output_cap = 4u << 20;
     c.pool_cache_bytes = 4u << 20;
     c.shutdown_timeout_ms = 5000;
+    c.stats_interval_ms = 1000;
+    c.admin_socket = NULL;
+    c.metrics_port = 0;
+    c.metrics_bind = "127.0.0.1";
     c.log = NULL;
     c.log_ud = NULL;
     c.log_level = WEFT_LOG_INFO;
@@ -69,6 +73,12 @@ int weft_config_validate(const weft_config *c, const char **why)
         w = "input_cap must be between ring_size and 1 GiB";
     else if (c->output_cap > (1u << 30))
         w = "output_cap must be at most 1 GiB";
+    else if (c->stats_interval_ms > 3600000)
+        w = "stats_interval_ms must be at most one hour";
+    else if (c->admin_socket && strlen(c->admin_socket) >= 108)
+        w = "admin_socket path must be shorter than 108 bytes";
+    else if (c->metrics_port && (!c->metrics_bind || !*c->metrics_bind))
+        w = "metrics_bind is empty";
     else if (c->log_level < WEFT_LOG_ERROR || c->log_level > WEFT_LOG_DEBUG)
         w = "log_level must be one of WEFT_LOG_ERROR..WEFT_LOG_DEBUG";
     for (int i = 0; !w && i < c->ncpus; i++)

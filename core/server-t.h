@@ -87,6 +87,7 @@ typedef struct wk_worker {
     weft_conn *closed; /* closed, slot freed once off every list (next_closed) */
 
     int inbox_woken;     /* the eventfd fired this turn */
+    int timing;          /* record turn latencies (stats are on) */
     int stopping;        /* shutdown in progress */
     int64_t deadline_ms; /* shutdown deadline, CLOCK_MONOTONIC */
     int err;             /* fatal error of this worker, negative errno */
@@ -113,6 +114,12 @@ struct weft_server {
     int started, joined;
     pthread_t acceptor_tid;
     st_acceptor ast;
+
+    /* Handler-defined counters (fixed once started). */
+    int ncounters;
+    char *counter_names[WEFT_MAX_COUNTERS];
+    char *counter_help[WEFT_MAX_COUNTERS];
+    struct st_service *stats; /* NULL when stats are off */
 };
 
 #endif

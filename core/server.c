@@ -20,6 +20,8 @@
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/server-t.h"
+#include "stats/service.h"
+#include "stats/snapshot.h"
 #include "workers/cpu.h"
 #include "workers/worker.h"
 
@@ -112,6 +114,31 @@ fail:
     return rc;
 }
 
+/* Publish the stat blocks and start the stats thread (stats/service.c). */
+static int start_stats(struct weft_server *s)
+{
+    size_t n = (size_t)s->nworkers;
+    st_registry *reg = calloc(1, sizeof(*reg) + n * (sizeof(st_worker *) + 2 * sizeof(int)));
+    if (!reg)
+        return -ENOMEM;
+    const st_worker **blocks = (const st_worker **)(reg + 1);
+    int *cpu = (int *)(blocks + n), *node = cpu + n;
+    for (size_t i = 0; i < n; i++) {
+        blocks[i] = &s->workers[i]->st;
+        cpu[i] = s->workers[i]->cpu;
+        node[i] = s->workers[i]->node;
+    }
+    reg->nworkers = s->nworkers;
+    reg->blocks = blocks;
+    reg->cpu = cpu;
+    reg->node = node;
+    reg->acc = &s->ast;
+    reg->ncounters = s->ncounters;
+    reg->names = (const char *const *)s->counter_names;
+    reg->help = (const char *const *)s->counter_help;
+    return stsvc_start(s, reg, &s->stats);
+}
+
 int weft_server_start(weft_server *s)
 {
     if (s->started)
@@ -140,6 +167,11 @@ int weft_server_start(weft_server *s)
     for (int k = 0; k < s->nworkers; k++)
         wlog(s, WEFT_LOG_DEBUG, "worker %d: cpu %d, node %d", k, s->workers[k]->cpu,
              s->workers[k]->node);
+    if (s->cfg.stats_interval_ms > 0 && (rc = start_stats(s)) != 0) {
+        weft_server_stop(s);
+        weft_server_wait(s);
+        return rc;
+    }
     return 0;
 fail_workers:
     /* Started workers wait for the drain signal: give it, then join them. */
@@ -166,6 +198,9 @@ int weft_server_wait(weft_server *s)
             rc = e;
     }
     s->joined = 1;
+    /* After the workers: the final sample shows every close. */
+    stsvc_stop(s->stats);
+    s->stats = NULL;
     return rc;
 }
 
@@ -194,6 +229,10 @@ void weft_server_free(weft_server *s)
         for (int i = 0; i < s->nworkers; i++)
             wk_destroy(s->workers[i]);
     free(s->workers);
+    for (int i = 0; i < s->ncounters; i++) {
+        free(s->counter_names[i]);
+        free(s->counter_help[i]);
+    }
     if (s->lfd >= 0)
         close(s->lfd);
     if (s->stop_efd >= 0)
@@ -225,28 +264,8 @@ void weft_server_stats(const weft_server *s, weft_stats *st)
     st->accept_emfile = ST_GET(&s->ast, emfile);
     st->accept_shed = ST_GET(&s->ast, shed);
     st->accept_errors = ST_GET(&s->ast, errors);
-    for (int i = 0; i < s->nworkers; i++) {
-        const st_worker *b = &s->workers[i]->st;
-        st->opened += ST_GET(b, opened);
-        st->closed += ST_GET(b, closed);
-        for (int r = 0; r < WEFT_CLOSE_REASONS; r++)
-            st->closed_by[r] += ST_GET(b, closed_by[r]);
-        st->bytes_in += ST_GET(b, bytes_in);
-        st->bytes_out += ST_GET(b, bytes_out);
-        st->reads += ST_GET(b, reads);
-        st->writes += ST_GET(b, writes);
-        st->eagain += ST_GET(b, eagain);
-        st->wakeups += ST_GET(b, wakeups);
-        st->events += ST_GET(b, events);
-        st->deferrals += ST_GET(b, deferrals);
-        st->bp_pauses += ST_GET(b, bp_pauses);
-        st->bp_resumes += ST_GET(b, bp_resumes);
-        st->rings_borrowed += ST_GET(b, rings_borrowed);
-        st->rings_returned += ST_GET(b, rings_returned);
-        st->ring_allocs += ST_GET(b, ring_allocs);
-        st->pool_bytes += ST_GET(b, pool_bytes);
-        st->handoffs += ST_GET(b, handoffs);
-    }
+    for (int i = 0; i < s->nworkers; i++)
+        snap_sum_worker(st, &s->workers[i]->st);
     st->rings_in_use = st->rings_borrowed - st->rings_returned;
     st->open = st->accepted > st->closed ? st->accepted - st->closed : 0;
 }

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "stats/hist.h"
 #include "weft/weft.h"
 
 #define ST_CACHELINE 64
@@ -26,6 +27,9 @@ typedef struct st_worker {
     uint64_t bp_pauses, bp_resumes;
     uint64_t rings_borrowed, rings_returned, ring_allocs, pool_bytes;
     uint64_t handoffs;
+    uint64_t user[WEFT_MAX_COUNTERS]; /* handler-defined counters */
+    st_hist turn;                     /* ns from epoll wake-up to the end of the turn's flush */
+    st_hist handler;                  /* ns, recorded by the handler */
 } __attribute__((aligned(ST_CACHELINE))) st_worker;
 
 typedef struct st_acceptor {

@@ -229,6 +229,7 @@ static void loop(wk_worker *w)
                  weft_strerror(errno));
             return;
         }
+        uint64_t t0 = w->timing ? weft_now_ns() : 0;
         ST_ADD(&w->st, wakeups, 1);
         ST_ADD(&w->st, events, (uint64_t)n);
         for (int i = 0; i < n; i++)
@@ -241,6 +242,8 @@ static void loop(wk_worker *w)
             begin_shutdown(w);
         run_ready(w);
         run_flush(w);
+        if (w->timing && n > 0)
+            hist_record(&w->st.turn, weft_now_ns() - t0);
         if (w->stopping && w->nconns > 0 && now_ms() >= w->deadline_ms) {
             wlog(w->srv, WEFT_LOG_WARN,
                  "worker %d: shutdown timeout: closing %u connections with output pending",
@@ -310,6 +313,7 @@ int wk_create(struct weft_server *s, int index, int cpu, wk_worker **out)
      * cache lazily and without a lock, so workers must not race to do it.
      */
     w->node = cpu >= 0 ? cpu_node(cpu) : -1;
+    w->timing = s->cfg.stats_interval_ms > 0;
     int rc = inbox_init(&w->inbox);
     if (rc != 0)
         goto fail_inbox;

@@ -139,6 +139,15 @@ typedef struct weft_config {
                                      instead of freeing; 4194304 */
     uint32_t shutdown_timeout_ms; /* how long a stop waits for pending output
                                      before closing anyway; 5000 */
+    uint32_t stats_interval_ms;   /* how often the stats thread samples the
+                                     counters into a snapshot; 1000. 0 turns the
+                                     stats thread, the admin socket and the
+                                     latency timing off */
+    const char *admin_socket;     /* Unix socket for the admin commands; NULL =
+                                     "/tmp/weft-PORT.sock" (the bound port);
+                                     "" = none. Created with mode 0600 */
+    uint16_t metrics_port;        /* HTTP GET /metrics (Prometheus); 0 = off */
+    const char *metrics_bind;     /* address of the metrics listener; "127.0.0.1" */
     weft_log_fn log;              /* NULL = lines on stderr, prefixed "weft: " */
     void *log_ud;                 /* passed to log */
     int log_level;                /* most verbose level logged; WEFT_LOG_INFO */
@@ -232,6 +241,97 @@ typedef struct weft_stats {
 
 /* Fill *st with the sums of every worker's and the acceptor's counters. */
 void weft_server_stats(const weft_server *s, weft_stats *st);
+
+/* --- statistics ------------------------------------------------------------ */
+
+/* Latency percentiles in nanoseconds from a log-linear histogram (~1%). */
+typedef struct weft_latency {
+    uint64_t count;
+    uint64_t p50, p90, p99, p999, max;
+    double mean;
+} weft_latency;
+
+/* Per-second rates over the last sampling interval. */
+typedef struct weft_rates {
+    double accepted, closed, bytes_in, bytes_out, reads, writes, wakeups, events;
+} weft_rates;
+
+/* One worker in a snapshot. */
+typedef struct weft_worker_snapshot {
+    int cpu, node; /* -1 when not pinned / unknown */
+    weft_stats st; /* this worker's counters (acceptor fields are 0) */
+    weft_rates rate;
+    weft_latency turn;        /* epoll wake-up to the end of that turn's flush */
+    weft_latency handler;     /* what the handler recorded (weft_record_latency) */
+    const uint64_t *counters; /* this worker's handler-defined counters */
+} weft_worker_snapshot;
+
+/*
+ * An immutable sample of every counter, published by the stats thread every
+ * stats_interval_ms. Latencies are cumulative since start.
+ */
+typedef struct weft_snapshot {
+    uint64_t seq;      /* 1 for the first sample, then +1 each */
+    double uptime_s;   /* since weft_server_start */
+    double interval_s; /* the span the rates cover */
+    weft_stats total;
+    weft_rates rate;
+    weft_latency turn, handler;
+    int nworkers;
+    const weft_worker_snapshot *workers;
+    int ncounters; /* handler-defined counters */
+    const char *const *counter_names;
+    const char *const *counter_help;
+    const uint64_t *counters; /* totals over the workers */
+} weft_snapshot;
+
+/*
+ * A private copy of the latest snapshot, or NULL with *err (if err is not
+ * NULL) set to -EAGAIN (no sample taken yet), -ENOTSUP (stats are off) or
+ * -ENOMEM. Safe from any thread except a signal handler; never blocks the
+ * workers or other readers. Free it with weft_snapshot_free.
+ */
+weft_snapshot *weft_server_snapshot(weft_server *s, int *err);
+void weft_snapshot_free(weft_snapshot *snap);
+
+/* Output formats of weft_snapshot_format and the admin socket. */
+typedef enum weft_format {
+    WEFT_FORMAT_TEXT,       /* "name value" lines */
+    WEFT_FORMAT_JSON,       /* one JSON object */
+    WEFT_FORMAT_WORKERS,    /* a table: a row per worker */
+    WEFT_FORMAT_PROMETHEUS, /* Prometheus text exposition format 0.0.4 */
+} weft_format;
+
+/* Render snap as a newly allocated NUL-terminated string (free() it); NULL on ENOMEM. */
+char *weft_snapshot_format(const weft_snapshot *snap, weft_format fmt);
+
+#define WEFT_MAX_COUNTERS 32
+
+/*
+ * Register a handler-defined counter before weft_server_start: name (letters,
+ * digits and '_', at most 48 bytes; exported as weft_user_NAME) and a help
+ * sentence (both copied). Returns its id (>= 0), -EINVAL (bad or duplicate
+ * name), -ENOSPC (more than WEFT_MAX_COUNTERS) or -EBUSY (already started).
+ */
+int weft_server_add_counter(weft_server *s, const char *name, const char *help);
+
+/*
+ * Add n to counter id on c's worker: a plain single-writer store, as cheap
+ * as the built-in counters. On the owning worker's thread only.
+ */
+void weft_counter_add(weft_conn *c, int id, uint64_t n);
+/* The same from a weft_post function running on worker `worker`. */
+void weft_worker_counter_add(weft_server *s, int worker, int id, uint64_t n);
+
+/* Record a handler latency (ns) in c's worker's histogram (owner thread). */
+void weft_record_latency(weft_conn *c, uint64_t ns);
+/* CLOCK_MONOTONIC in nanoseconds, for measuring what to record. */
+uint64_t weft_now_ns(void);
+
+/* The admin socket's path (valid after weft_server_start), or NULL if none. */
+const char *weft_server_admin_path(const weft_server *s);
+/* The bound metrics port (after weft_server_start), or 0 when off. */
+uint16_t weft_server_metrics_port(const weft_server *s);
 
 /*
  * Run fn(s, worker, arg) on worker `worker`'s thread, soon. Safe from any

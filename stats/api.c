@@ -1,0 +1,71 @@
+/*
+ * stats/api.c — the public statistics calls (weft.h, "statistics").
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/server-t.h"
+#include "stats/service.h"
+#include "stats/snapshot.h"
+
+weft_snapshot *weft_server_snapshot(weft_server *s, int *err)
+{
+    if (!s->stats) {
+        if (err)
+            *err = -ENOTSUP;
+        return NULL;
+    }
+    return stsvc_snapshot(s->stats, err);
+}
+
+void weft_snapshot_free(weft_snapshot *snap)
+{
+    if (snap)
+        free(snap_of(snap));
+}
+
+int weft_server_add_counter(weft_server *s, const char *name, const char *help)
+{
+    if (s->started)
+        return -EBUSY;
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 48)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_')
+            return -EINVAL;
+    for (int i = 0; i < s->ncounters; i++)
+        if (!strcmp(s->counter_names[i], name))
+            return -EINVAL;
+    if (s->ncounters >= WEFT_MAX_COUNTERS)
+        return -ENOSPC;
+    char *nm = strdup(name), *hp = strdup(help ? help : name);
+    if (!nm || !hp) {
+        free(nm);
+        free(hp);
+        return -ENOMEM;
+    }
+    s->counter_names[s->ncounters] = nm;
+    s->counter_help[s->ncounters] = hp;
+    return s->ncounters++;
+}
+
+void weft_counter_add(weft_conn *c, int id, uint64_t n)
+{
+    if ((unsigned)id < WEFT_MAX_COUNTERS)
+        ST_ADD(&c->w->st, user[id], n);
+}
+
+void weft_worker_counter_add(weft_server *s, int worker, int id, uint64_t n)
+{
+    if (worker >= 0 && worker < s->nworkers && (unsigned)id < WEFT_MAX_COUNTERS)
+        ST_ADD(&s->workers[worker]->st, user[id], n);
+}
+
+void weft_record_latency(weft_conn *c, uint64_t ns) { hist_record(&c->w->st.handler, ns); }
+
+const char *weft_server_admin_path(const weft_server *s) { return stsvc_admin_path(s->stats); }
+
+uint16_t weft_server_metrics_port(const weft_server *s) { return stsvc_metrics_port(s->stats); }

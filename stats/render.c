@@ -1,0 +1,285 @@
+/*
+ * stats/render.c — a snapshot as text, JSON, a worker table or Prometheus
+ * exposition format. Every metric and its unit are listed in docs/stats.md.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weft/weft.h"
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+__attribute__((format(printf, 2, 3))) static void put(sbuf *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t ncap = (b->cap + (size_t)n + 1) * 2;
+        char *np = realloc(b->p, ncap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = ncap;
+    }
+}
+
+/* A counter of weft_stats with its export name, help and type. */
+typedef struct field {
+    const char *name, *help;
+    size_t off;
+    int gauge;
+} field;
+
+#define F(n, h)                                                                                    \
+    {                                                                                              \
+#n, h, offsetof(weft_stats, n), 0                                                          \
+    }
+#define G(n, h)                                                                                    \
+    {                                                                                              \
+#n, h, offsetof(weft_stats, n), 1                                                          \
+    }
+static const field fields[] = {
+    F(accepted, "Connections accepted and handed to a worker."),
+    F(rejected_max, "Connections closed at accept: over max_conns."),
+    F(accept_emfile, "EMFILE/ENFILE episodes at the acceptor."),
+    F(accept_shed, "Connections dropped while out of file descriptors."),
+    F(accept_errors, "Other accept errors."),
+    F(opened, "Connections opened on workers."),
+    F(closed, "Connections closed."),
+    G(open, "Connections open now."),
+    F(bytes_in, "Bytes read from connections."),
+    F(bytes_out, "Bytes written to connections."),
+    F(reads, "read(2)/readv(2) calls on connections."),
+    F(writes, "send(2)/sendmsg(2) calls on connections."),
+    F(eagain, "Reads or writes that returned EAGAIN."),
+    F(wakeups, "epoll_wait returns."),
+    F(events, "Events returned by epoll_wait."),
+    F(deferrals, "Connections continued next turn: read budget used up."),
+    F(bp_pauses, "Backpressure: reading paused over the output high watermark."),
+    F(bp_resumes, "Backpressure: reading resumed below the low watermark."),
+    F(rings_borrowed, "Ring buffers borrowed from the pools."),
+    F(rings_returned, "Ring buffers returned to the pools."),
+    G(rings_in_use, "Ring buffers held by connections now."),
+    F(ring_allocs, "Ring buffers allocated (pool misses and growth)."),
+    G(pool_bytes, "Bytes of ring memory held by the pools (cached and in use)."),
+    F(handoffs, "Inbox messages consumed by workers."),
+};
+#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+
+static uint64_t val(const weft_stats *st, const field *f)
+{
+    return *(const uint64_t *)((const char *)st + f->off);
+}
+
+static void text(sbuf *b, const weft_snapshot *s)
+{
+    put(b, "seq %llu\nuptime_seconds %.3f\nworkers %d\n", (unsigned long long)s->seq, s->uptime_s,
+        s->nworkers);
+    for (size_t i = 0; i < NFIELDS; i++)
+        put(b, "%s %llu\n", fields[i].name, (unsigned long long)val(&s->total, &fields[i]));
+    for (int r = 0; r < WEFT_CLOSE_REASONS; r++)
+        put(b, "closed_%s %llu\n", weft_close_reason_name((weft_close_reason)r),
+            (unsigned long long)s->total.closed_by[r]);
+    const weft_rates *r = &s->rate;
+    put(b,
+        "accepted_per_second %.1f\nclosed_per_second %.1f\nbytes_in_per_second %.1f\n"
+        "bytes_out_per_second %.1f\nreads_per_second %.1f\nwrites_per_second %.1f\n"
+        "wakeups_per_second %.1f\nevents_per_second %.1f\n",
+        r->accepted, r->closed, r->bytes_in, r->bytes_out, r->reads, r->writes, r->wakeups,
+        r->events);
+    const weft_latency *l[2] = {&s->turn, &s->handler};
+    const char *ln[2] = {"turn", "handler"};
+    for (int i = 0; i < 2; i++)
+        put(b,
+            "%s_latency_count %llu\n%s_latency_p50_ns %llu\n%s_latency_p90_ns %llu\n"
+            "%s_latency_p99_ns %llu\n%s_latency_p999_ns %llu\n%s_latency_max_ns %llu\n",
+            ln[i], (unsigned long long)l[i]->count, ln[i], (unsigned long long)l[i]->p50, ln[i],
+            (unsigned long long)l[i]->p90, ln[i], (unsigned long long)l[i]->p99, ln[i],
+            (unsigned long long)l[i]->p999, ln[i], (unsigned long long)l[i]->max);
+    for (int k = 0; k < s->ncounters; k++)
+        put(b, "user_%s %llu\n", s->counter_names[k], (unsigned long long)s->counters[k]);
+}
+
+static void json_stats(sbuf *b, const weft_stats *st)
+{
+    for (size_t i = 0; i < NFIELDS; i++)
+        put(b, "\"%s\":%llu,", fields[i].name, (unsigned long long)val(st, &fields[i]));
+    put(b, "\"closed_by\":{");
+    for (int r = 0; r < WEFT_CLOSE_REASONS; r++)
+        put(b, "%s\"%s\":%llu", r ? "," : "", weft_close_reason_name((weft_close_reason)r),
+            (unsigned long long)st->closed_by[r]);
+    put(b, "}");
+}
+
+static void json_rates(sbuf *b, const weft_rates *r)
+{
+    put(b,
+        "{\"accepted\":%.1f,\"closed\":%.1f,\"bytes_in\":%.1f,\"bytes_out\":%.1f,"
+        "\"reads\":%.1f,\"writes\":%.1f,\"wakeups\":%.1f,\"events\":%.1f}",
+        r->accepted, r->closed, r->bytes_in, r->bytes_out, r->reads, r->writes, r->wakeups,
+        r->events);
+}
+
+static void json_lat(sbuf *b, const weft_latency *l)
+{
+    put(b,
+        "{\"count\":%llu,\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
+        "\"mean\":%.1f}",
+        (unsigned long long)l->count, (unsigned long long)l->p50, (unsigned long long)l->p90,
+        (unsigned long long)l->p99, (unsigned long long)l->p999, (unsigned long long)l->max,
+        l->mean);
+}
+
+static void json_counters(sbuf *b, const weft_snapshot *s, const uint64_t *v)
+{
+    put(b, "{");
+    for (int k = 0; k < s->ncounters; k++)
+        put(b, "%s\"%s\":%llu", k ? "," : "", s->counter_names[k], (unsigned long long)v[k]);
+    put(b, "}");
+}
+
+static void json(sbuf *b, const weft_snapshot *s)
+{
+    put(b, "{\"seq\":%llu,\"uptime_s\":%.3f,\"interval_s\":%.3f,\"total\":{",
+        (unsigned long long)s->seq, s->uptime_s, s->interval_s);
+    json_stats(b, &s->total);
+    put(b, "},\"rate\":");
+    json_rates(b, &s->rate);
+    put(b, ",\"latency_ns\":{\"turn\":");
+    json_lat(b, &s->turn);
+    put(b, ",\"handler\":");
+    json_lat(b, &s->handler);
+    put(b, "},\"counters\":");
+    json_counters(b, s, s->counters);
+    put(b, ",\"workers\":[");
+    for (int i = 0; i < s->nworkers; i++) {
+        const weft_worker_snapshot *w = &s->workers[i];
+        put(b, "%s{\"worker\":%d,\"cpu\":%d,\"node\":%d,", i ? "," : "", i, w->cpu, w->node);
+        json_stats(b, &w->st);
+        put(b, ",\"rate\":");
+        json_rates(b, &w->rate);
+        put(b, ",\"latency_ns\":{\"turn\":");
+        json_lat(b, &w->turn);
+        put(b, ",\"handler\":");
+        json_lat(b, &w->handler);
+        put(b, "},\"counters\":");
+        json_counters(b, s, w->counters);
+        put(b, "}");
+    }
+    put(b, "]}\n");
+}
+
+static void workers_table(sbuf *b, const weft_snapshot *s)
+{
+    put(b, "%-6s %4s %4s %8s %10s %10s %10s %10s %9s %9s %9s\n", "worker", "cpu", "node", "open",
+        "accepted", "events/s", "reads/s", "MB_in/s", "MB_out/s", "turn_p99", "deferred");
+    for (int i = 0; i < s->nworkers; i++) {
+        const weft_worker_snapshot *w = &s->workers[i];
+        put(b, "%-6d %4d %4d %8llu %10llu %10.0f %10.0f %10.2f %9.2f %8.1fu %9llu\n", i, w->cpu,
+            w->node, (unsigned long long)w->st.open, (unsigned long long)w->st.accepted,
+            w->rate.events, w->rate.reads, w->rate.bytes_in / 1e6, w->rate.bytes_out / 1e6,
+            (double)w->turn.p99 / 1e3, (unsigned long long)w->st.deferrals);
+    }
+}
+
+static void prom_lat(sbuf *b, const char *name, const char *help, const weft_snapshot *s, int h)
+{
+    put(b, "# HELP weft_%s_seconds %s\n# TYPE weft_%s_seconds summary\n", name, help, name);
+    for (int i = 0; i < s->nworkers; i++) {
+        const weft_latency *l = h ? &s->workers[i].handler : &s->workers[i].turn;
+        const double q[4] = {0.5, 0.9, 0.99, 0.999};
+        const uint64_t v[4] = {l->p50, l->p90, l->p99, l->p999};
+        for (int k = 0; k < 4; k++)
+            put(b, "weft_%s_seconds{worker=\"%d\",quantile=\"%g\"} %.9f\n", name, i, q[k],
+                (double)v[k] / 1e9);
+        put(b, "weft_%s_seconds_sum{worker=\"%d\"} %.9f\n", name, i,
+            l->mean * (double)l->count / 1e9);
+        put(b, "weft_%s_seconds_count{worker=\"%d\"} %llu\n", name, i,
+            (unsigned long long)l->count);
+    }
+}
+
+static void prometheus(sbuf *b, const weft_snapshot *s)
+{
+    static const int acceptor_fields = 5; /* the first five come from the acceptor */
+    for (size_t i = 0; i < NFIELDS; i++) {
+        const field *f = &fields[i];
+        const char *suffix = f->gauge ? "" : "_total";
+        put(b, "# HELP weft_%s%s %s\n# TYPE weft_%s%s %s\n", f->name, suffix, f->help, f->name,
+            suffix, f->gauge ? "gauge" : "counter");
+        if ((int)i < acceptor_fields) {
+            put(b, "weft_%s%s %llu\n", f->name, suffix, (unsigned long long)val(&s->total, f));
+            continue;
+        }
+        for (int w = 0; w < s->nworkers; w++)
+            put(b, "weft_%s%s{worker=\"%d\"} %llu\n", f->name, suffix, w,
+                (unsigned long long)val(&s->workers[w].st, f));
+    }
+    put(b, "# HELP weft_closed_by_reason_total Connections closed, by reason.\n"
+           "# TYPE weft_closed_by_reason_total counter\n");
+    for (int w = 0; w < s->nworkers; w++)
+        for (int r = 0; r < WEFT_CLOSE_REASONS; r++)
+            put(b, "weft_closed_by_reason_total{worker=\"%d\",reason=\"%s\"} %llu\n", w,
+                weft_close_reason_name((weft_close_reason)r),
+                (unsigned long long)s->workers[w].st.closed_by[r]);
+    prom_lat(b, "turn_latency", "Time from epoll wake-up to the end of that turn's flush.", s, 0);
+    prom_lat(b, "handler_latency", "Latency recorded by the handler.", s, 1);
+    for (int k = 0; k < s->ncounters; k++) {
+        put(b, "# HELP weft_user_%s_total %s\n# TYPE weft_user_%s_total counter\n",
+            s->counter_names[k], s->counter_help[k], s->counter_names[k]);
+        for (int w = 0; w < s->nworkers; w++)
+            put(b, "weft_user_%s_total{worker=\"%d\"} %llu\n", s->counter_names[k], w,
+                (unsigned long long)s->workers[w].counters[k]);
+    }
+    put(b,
+        "# HELP weft_uptime_seconds Seconds since the server started.\n"
+        "# TYPE weft_uptime_seconds gauge\nweft_uptime_seconds %.3f\n",
+        s->uptime_s);
+}
+
+char *weft_snapshot_format(const weft_snapshot *s, weft_format fmt)
+{
+    sbuf b = {.p = malloc(4096), .cap = 4096};
+    if (!b.p)
+        return NULL;
+    b.p[0] = 0;
+    switch (fmt) {
+    case WEFT_FORMAT_TEXT:
+        text(&b, s);
+        break;
+    case WEFT_FORMAT_JSON:
+        json(&b, s);
+        break;
+    case WEFT_FORMAT_WORKERS:
+        workers_table(&b, s);
+        break;
+    case WEFT_FORMAT_PROMETHEUS:
+        prometheus(&b, s);
+        break;
+    }
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}

@@ -1,0 +1,199 @@
+/*
+ * stats/snapshot.c — sampling the stat blocks into snapshots.
+ */
+#include "stats/snapshot.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats/hist.h"
+
+void snap_sum_worker(weft_stats *st, const st_worker *b)
+{
+    st->opened += ST_GET(b, opened);
+    st->closed += ST_GET(b, closed);
+    for (int r = 0; r < WEFT_CLOSE_REASONS; r++)
+        st->closed_by[r] += ST_GET(b, closed_by[r]);
+    st->bytes_in += ST_GET(b, bytes_in);
+    st->bytes_out += ST_GET(b, bytes_out);
+    st->reads += ST_GET(b, reads);
+    st->writes += ST_GET(b, writes);
+    st->eagain += ST_GET(b, eagain);
+    st->wakeups += ST_GET(b, wakeups);
+    st->events += ST_GET(b, events);
+    st->deferrals += ST_GET(b, deferrals);
+    st->bp_pauses += ST_GET(b, bp_pauses);
+    st->bp_resumes += ST_GET(b, bp_resumes);
+    st->rings_borrowed += ST_GET(b, rings_borrowed);
+    st->rings_returned += ST_GET(b, rings_returned);
+    st->ring_allocs += ST_GET(b, ring_allocs);
+    st->pool_bytes += ST_GET(b, pool_bytes);
+    st->handoffs += ST_GET(b, handoffs);
+    st->rings_in_use = st->rings_borrowed - st->rings_returned;
+}
+
+static void latency_of(weft_latency *l, const st_hist *h)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < HIST_BUCKETS; i++)
+        n += h->b[i];
+    l->count = n;
+    l->p50 = hist_percentile(h, 50);
+    l->p90 = hist_percentile(h, 90);
+    l->p99 = hist_percentile(h, 99);
+    l->p999 = hist_percentile(h, 99.9);
+    l->max = h->max;
+    l->mean = n ? (double)h->sum / (double)n : 0;
+}
+
+static double per_s(uint64_t now, uint64_t before, double dt)
+{
+    return dt > 0 && now >= before ? (double)(now - before) / dt : 0;
+}
+
+static void rates_of(weft_rates *r, const weft_stats *now, const weft_stats *before, double dt)
+{
+    r->accepted = per_s(now->accepted, before->accepted, dt);
+    r->closed = per_s(now->closed, before->closed, dt);
+    r->bytes_in = per_s(now->bytes_in, before->bytes_in, dt);
+    r->bytes_out = per_s(now->bytes_out, before->bytes_out, dt);
+    r->reads = per_s(now->reads, before->reads, dt);
+    r->writes = per_s(now->writes, before->writes, dt);
+    r->wakeups = per_s(now->wakeups, before->wakeups, dt);
+    r->events = per_s(now->events, before->events, dt);
+}
+
+/* Byte offsets of the arrays that follow the header. */
+typedef struct layout {
+    size_t workers, wcounters, counters, names, help, strings, size;
+} layout;
+
+static size_t align8(size_t v) { return (v + 7) & ~(size_t)7; }
+
+static layout plan(const st_registry *reg)
+{
+    layout l;
+    size_t nw = (size_t)reg->nworkers, nc = (size_t)reg->ncounters;
+    l.workers = align8(sizeof(st_snap));
+    l.wcounters = l.workers + nw * sizeof(weft_worker_snapshot);
+    l.counters = align8(l.wcounters + nw * nc * sizeof(uint64_t));
+    l.names = l.counters + nc * sizeof(uint64_t);
+    l.help = l.names + nc * sizeof(char *);
+    l.strings = l.help + nc * sizeof(char *);
+    size_t str = 0;
+    for (size_t i = 0; i < nc; i++)
+        str += strlen(reg->names[i]) + 1 + strlen(reg->help[i]) + 1;
+    l.size = align8(l.strings + str);
+    return l;
+}
+
+st_snap *snap_take(const st_registry *reg, const st_snap *prev, uint64_t seq, double uptime_s,
+                   double interval_s)
+{
+    layout l = plan(reg);
+    char *base = calloc(1, l.size);
+    st_hist *turn = calloc(1, sizeof(*turn)), *handler = calloc(1, sizeof(*handler));
+    st_hist *one = malloc(sizeof(*one));
+    if (!base || !turn || !handler || !one) {
+        free(base), free(turn), free(handler), free(one);
+        return NULL;
+    }
+    st_snap *s = (st_snap *)base;
+    weft_snapshot *p = &s->pub;
+    int nw = reg->nworkers, nc = reg->ncounters;
+    weft_worker_snapshot *ws = (weft_worker_snapshot *)(base + l.workers);
+    uint64_t *wcnt = (uint64_t *)(base + l.wcounters);
+    uint64_t *cnt = (uint64_t *)(base + l.counters);
+    const char **names = (const char **)(base + l.names);
+    const char **help = (const char **)(base + l.help);
+    char *str = base + l.strings;
+
+    s->size = l.size;
+    p->seq = seq;
+    p->uptime_s = uptime_s;
+    p->interval_s = interval_s;
+    p->nworkers = nw;
+    p->workers = ws;
+    p->ncounters = nc;
+    p->counters = cnt;
+    p->counter_names = names;
+    p->counter_help = help;
+    for (int i = 0; i < nc; i++) {
+        size_t a = strlen(reg->names[i]) + 1, b = strlen(reg->help[i]) + 1;
+        names[i] = memcpy(str, reg->names[i], a);
+        str += a;
+        help[i] = memcpy(str, reg->help[i], b);
+        str += b;
+    }
+
+    const st_acceptor *acc = reg->acc;
+    p->total.accepted = ST_GET(acc, accepted);
+    p->total.rejected_max = ST_GET(acc, rejected_max);
+    p->total.accept_emfile = ST_GET(acc, emfile);
+    p->total.accept_shed = ST_GET(acc, shed);
+    p->total.accept_errors = ST_GET(acc, errors);
+    for (int i = 0; i < nw; i++) {
+        const st_worker *b = reg->blocks[i];
+        weft_worker_snapshot *w = &ws[i];
+        w->cpu = reg->cpu[i];
+        w->node = reg->node[i];
+        snap_sum_worker(&w->st, b);
+        w->st.open = w->st.opened - w->st.closed;
+        w->st.accepted = w->st.opened; /* connections this worker was handed */
+        snap_sum_worker(&p->total, b);
+        memset(one, 0, sizeof(*one));
+        hist_merge(one, &b->turn);
+        latency_of(&w->turn, one);
+        hist_merge(turn, one);
+        memset(one, 0, sizeof(*one));
+        hist_merge(one, &b->handler);
+        latency_of(&w->handler, one);
+        hist_merge(handler, one);
+        w->counters = wcnt + (size_t)i * (size_t)nc;
+        for (int k = 0; k < nc; k++) {
+            wcnt[(size_t)i * (size_t)nc + (size_t)k] = ST_GET(b, user[k]);
+            cnt[k] += ST_GET(b, user[k]);
+        }
+        if (prev && i < prev->pub.nworkers)
+            rates_of(&w->rate, &w->st, &prev->pub.workers[i].st, interval_s);
+    }
+    weft_stats *t = &p->total;
+    t->open = t->accepted > t->closed ? t->accepted - t->closed : 0;
+    latency_of(&p->turn, turn);
+    latency_of(&p->handler, handler);
+    if (prev)
+        rates_of(&p->rate, t, &prev->pub.total, interval_s);
+    free(turn), free(handler), free(one);
+    return s;
+}
+
+/* Move every internal pointer of a copy by delta bytes. */
+#define RELOC(ptr, delta) ((ptr) = (void *)((char *)(ptr) + (delta)))
+
+st_snap *snap_copy(const st_snap *src)
+{
+    st_snap *s = malloc(src->size);
+    if (!s)
+        return NULL;
+    memcpy(s, src, src->size);
+    ptrdiff_t d = (char *)s - (const char *)src;
+    weft_snapshot *p = &s->pub;
+    RELOC(p->workers, d);
+    RELOC(p->counters, d);
+    RELOC(p->counter_names, d);
+    RELOC(p->counter_help, d);
+    weft_worker_snapshot *ws = (weft_worker_snapshot *)p->workers;
+    for (int i = 0; i < p->nworkers; i++)
+        RELOC(ws[i].counters, d);
+    const char **names = (const char **)p->counter_names, **help = (const char **)p->counter_help;
+    for (int i = 0; i < p->ncounters; i++) {
+        RELOC(names[i], d);
+        RELOC(help[i], d);
+    }
+    return s;
+}
+
+st_snap *snap_of(const weft_snapshot *pub)
+{
+    return (st_snap *)((char *)pub - offsetof(st_snap, pub));
+}
