@@ -58,6 +58,12 @@ static void usage(FILE *f)
             "                          (default %u)\n"
             "  --pool-cache BYTES      ring memory kept per worker for reuse (default %u)\n"
             "  --shutdown-timeout MS   how long a stop waits for output (default %u)\n"
+            "  --stats-interval MS     how often stats are sampled (default %u; 0 = stats,\n"
+            "                          admin socket and latency timing off)\n"
+            "  --stats-socket PATH     admin Unix socket (default /tmp/weft-PORT.sock;\n"
+            "                          '' for none); query it with weft-stat\n"
+            "  --metrics-port N        serve Prometheus GET /metrics on this port (off)\n"
+            "  --metrics-bind ADDR     address of the metrics listener (default %s)\n"
             "  -q, --quiet             log errors and warnings only\n"
             "  -v, --verbose           log debug lines too\n"
             "  -h, --help              this text\n"
@@ -65,7 +71,8 @@ static void usage(FILE *f)
             "\n"
             "BYTES accept a K, M or G suffix (powers of 1024).\n",
             d.bind_addr, d.port, d.backlog, d.ring_size, d.read_budget, d.output_high_wm,
-            d.output_low_wm, d.input_cap, d.output_cap, d.pool_cache_bytes, d.shutdown_timeout_ms);
+            d.output_low_wm, d.input_cap, d.output_cap, d.pool_cache_bytes, d.shutdown_timeout_ms,
+            d.stats_interval_ms, d.metrics_bind);
 }
 
 static int fail_arg(const char *opt, const char *val, const char *why)
@@ -144,6 +151,10 @@ enum {
     O_OUTCAP,
     O_POOL,
     O_SHUTDOWN,
+    O_SINT,
+    O_SSOCK,
+    O_MPORT,
+    O_MBIND,
 };
 
 static int parse_args(int argc, char **argv, weft_config *cfg)
@@ -164,6 +175,10 @@ static int parse_args(int argc, char **argv, weft_config *cfg)
         {"output-cap", required_argument, 0, O_OUTCAP},
         {"pool-cache", required_argument, 0, O_POOL},
         {"shutdown-timeout", required_argument, 0, O_SHUTDOWN},
+        {"stats-interval", required_argument, 0, O_SINT},
+        {"stats-socket", required_argument, 0, O_SSOCK},
+        {"metrics-port", required_argument, 0, O_MPORT},
+        {"metrics-bind", required_argument, 0, O_MBIND},
         {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
@@ -227,6 +242,18 @@ static int parse_args(int argc, char **argv, weft_config *cfg)
             break;
         case O_SHUTDOWN:
             NUM(0, 3600000, cfg->shutdown_timeout_ms);
+            break;
+        case O_SINT:
+            NUM(0, 3600000, cfg->stats_interval_ms);
+            break;
+        case O_SSOCK:
+            cfg->admin_socket = a;
+            break;
+        case O_MPORT:
+            NUM(1, 65535, cfg->metrics_port);
+            break;
+        case O_MBIND:
+            cfg->metrics_bind = a;
             break;
         case 'q':
             cfg->log_level = WEFT_LOG_WARN;
@@ -333,6 +360,12 @@ int main(int argc, char **argv)
             snprintf(ns, sizeof(ns), "%d", node);
         printf("weft-echo: worker %d on cpu %s, numa node %s\n", i, cs, ns);
     }
+    const char *admin = weft_server_admin_path(s);
+    if (admin)
+        printf("weft-echo: admin socket %s (weft-stat --socket %s)\n", admin, admin);
+    if (weft_server_metrics_port(s))
+        printf("weft-echo: metrics on http://%s:%u/metrics\n", cfg.metrics_bind,
+               weft_server_metrics_port(s));
     printf("weft-echo: try: nc %s %u   (Ctrl-C or SIGTERM stops)\n", v6 ? "::1" : "127.0.0.1",
            weft_server_port(s));
 
