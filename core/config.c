@@ -36,6 +36,7 @@ weft_config weft_config_default(void)
     c.output_cap = 4u << 20;
     c.pool_cache_bytes = 4u << 20;
     c.shutdown_timeout_ms = 5000;
+    c.close_linger_ms = 2000;
     c.stats_interval_ms = 1000;
     c.admin_socket = NULL;
     c.metrics_port = 0;
@@ -73,6 +74,8 @@ int weft_config_validate(const weft_config *c, const char **why)
         w = "input_cap must be between ring_size and 1 GiB";
     else if (c->output_cap > (1u << 30))
         w = "output_cap must be at most 1 GiB";
+    else if (c->close_linger_ms > 3600000)
+        w = "close_linger_ms must be at most one hour";
     else if (c->stats_interval_ms > 3600000)
         w = "stats_interval_ms must be at most one hour";
     else if (c->admin_socket && strlen(c->admin_socket) >= 108)

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buffers/ring.h"
@@ -44,7 +46,7 @@ static uint32_t pow2_ceil(uint32_t v)
 
 void wk_ready_push(wk_worker *w, weft_conn *c)
 {
-    if (c->flags & (C_READY | C_CLOSED))
+    if ((c->flags & C_READY) || (c->flags & (C_CLOSED | C_LINGER)) == C_CLOSED)
         return;
     c->flags |= C_READY;
     c->next_ready = NULL;
@@ -189,12 +191,120 @@ void conn_close(wk_worker *w, weft_conn *c, weft_close_reason why)
     w->closed = c;
 }
 
+/* ---- lingering close ---------------------------------------------------------
+ *
+ * close(2) on a socket with unread input sends a reset, and a reset makes the
+ * peer's kernel discard what it has received but not yet delivered: the
+ * output we just flushed. So a graceful close (weft_close, stop) does what
+ * nginx's lingering close does: shutdown(SHUT_WR) sends FIN after the
+ * output, then the input is read and discarded until the peer's EOF or
+ * close_linger_ms, and only then is the fd closed. The handler sees on_close
+ * at the start: for it the connection is gone. The fd, and the connection's
+ * count as open, last until the real close.
+ */
+
+int64_t wk_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The real close of a lingering connection. */
+static void linger_end(wk_worker *w, weft_conn *c)
+{
+    if (!(c->flags & C_LINGER))
+        return;
+    c->flags &= ~C_LINGER;
+    close(c->fd);
+    c->fd = -1;
+    w->nconns--;
+    count_close(w, (weft_close_reason)c->reason);
+    if (!(c->flags & C_LINGERQ)) {
+        c->next_closed = w->closed;
+        w->closed = c;
+    }
+}
+
+void conn_linger_read(wk_worker *w, weft_conn *c)
+{
+    char sink[4096];
+    size_t budget = cfg_of(w)->read_budget;
+    while (c->flags & C_LINGER) {
+        if (budget == 0) {
+            /* Bounded work per turn here too: continue next turn. */
+            wk_ready_push(w, c);
+            return;
+        }
+        ssize_t n = read(c->fd, sink, budget < sizeof(sink) ? budget : sizeof(sink));
+        if (n > 0) {
+            budget -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        linger_end(w, c); /* EOF or an error: the peer is done */
+    }
+}
+
+int conn_linger_expire(wk_worker *w, int force)
+{
+    int64_t now = w->linger.head ? wk_now_ms() : 0;
+    while (w->linger.head) {
+        weft_conn *c = w->linger.head;
+        int32_t left = (int32_t)(c->linger_until - (uint32_t)now);
+        if (!force && left > 0)
+            return left;
+        w->linger.head = c->next_closed;
+        if (!w->linger.head)
+            w->linger.tail = NULL;
+        c->flags &= ~C_LINGERQ;
+        if (c->flags & C_LINGER) {
+            linger_end(w, c); /* time is up */
+        } else {
+            c->next_closed = w->closed; /* ended early: its slot can go now */
+            w->closed = c;
+        }
+    }
+    return -1;
+}
+
+/* Close for the handler now; close the fd after lingering (see above). */
+static void conn_close_graceful(wk_worker *w, weft_conn *c, weft_close_reason why)
+{
+    uint32_t ms = cfg_of(w)->close_linger_ms;
+    int64_t now = wk_now_ms();
+    if (w->stopping && w->deadline_ms - now < (int64_t)ms)
+        ms = w->deadline_ms > now ? (uint32_t)(w->deadline_ms - now) : 0;
+    /* After the peer's EOF nothing unread remains: no reset to fear. */
+    if (ms == 0 || (c->flags & C_EOF) || shutdown(c->fd, SHUT_WR) != 0) {
+        conn_close(w, c, why);
+        return;
+    }
+    c->flags |= C_CLOSED | C_LINGER | C_LINGERQ;
+    c->reason = (uint8_t)why;
+    if ((c->flags & C_OPENED) && w->srv->h.on_close)
+        w->srv->h.on_close(c, why);
+    ring_drop(w, &c->in);
+    ring_drop(w, &c->out);
+    c->linger_until = (uint32_t)(now + ms);
+    c->next_closed = NULL;
+    if (w->linger.tail)
+        w->linger.tail->next_closed = c;
+    else
+        w->linger.head = c;
+    w->linger.tail = c;
+    conn_linger_read(w, c);
+}
+
 void conn_close_after_flush(wk_worker *w, weft_conn *c, weft_close_reason why)
 {
     if (c->flags & (C_CLOSED | C_CLOSING))
         return;
     if (weft_ring_len(&c->out) == 0) {
-        conn_close(w, c, why);
+        conn_close_graceful(w, c, why);
         return;
     }
     c->flags |= C_CLOSING;
@@ -336,7 +446,7 @@ void conn_flush(wk_worker *w, weft_conn *c)
     if (weft_ring_len(&c->out) == 0) {
         ring_release(w, &c->out);
         if (c->flags & C_CLOSING) {
-            conn_close(w, c, (weft_close_reason)c->reason);
+            conn_close_graceful(w, c, (weft_close_reason)c->reason);
             return;
         }
     }

@@ -10,8 +10,11 @@
  *                        PAUSED
  *                         │
  *   EOF with output ──►  CLOSING ──output flushed──► CLOSED ──end of turn──► slot free
- *   weft_close    ──►      │                          ▲
- *   error, caps, abort, shutdown deadline ────────────┘ (conn_close)
+ *   weft_close    ──►      │                          ▲  ▲
+ *   stop          ──►      │                          │  └── error, caps, abort,
+ *                          ▼ (not after EOF)          │      shutdown deadline
+ *                        LINGER: on_close ran; FIN sent; input read and
+ *                        discarded until EOF or close_linger_ms ──────┘
  *
  * All functions run on the owning worker's thread.
  */
@@ -40,6 +43,18 @@ void conn_close(wk_worker *w, weft_conn *c, weft_close_reason why);
  * reading meanwhile.
  */
 void conn_close_after_flush(wk_worker *w, weft_conn *c, weft_close_reason why);
+
+/* Read and discard a lingering connection's input; end it at EOF. */
+void conn_linger_read(wk_worker *w, weft_conn *c);
+
+/*
+ * End the lingers whose time is up (all of them when force is set) and
+ * return the milliseconds until the next one ends, or -1 when none lingers.
+ */
+int conn_linger_expire(wk_worker *w, int force);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t wk_now_ms(void);
 
 /* Queue c on the worker's ready / flush list (no-op if already there). */
 void wk_ready_push(wk_worker *w, weft_conn *c);

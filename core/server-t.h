@@ -34,6 +34,8 @@ enum {
     C_CLOSED = 1u << 8,    /* closed; the slot is freed at the end of a turn */
     C_OPENED = 1u << 9,    /* on_open ran; on_close is owed */
     C_DRAIN_CB = 1u << 10, /* weft_send reported 1: on_drain is owed */
+    C_LINGER = 1u << 11,   /* closed for the handler; discarding input to EOF */
+    C_LINGERQ = 1u << 12,  /* on the worker's linger FIFO (next_closed) */
 };
 
 /*
@@ -49,6 +51,7 @@ struct weft_conn {
     uint8_t family; /* AF_INET or AF_INET6 */
     uint16_t port;  /* peer port, network order */
     uint8_t addr[16];
+    uint32_t linger_until; /* ms (CLOCK_MONOTONIC, mod 2^32) while lingering */
     weft_ring in, out;
     struct wk_worker *w;
     void *ud;
@@ -85,6 +88,7 @@ typedef struct wk_worker {
     conn_list ready;   /* input to continue (next_ready) */
     conn_list flush;   /* output to write this turn (next_flush) */
     weft_conn *closed; /* closed, slot freed once off every list (next_closed) */
+    conn_list linger;  /* lingering closes, oldest first (next_closed) */
 
     int inbox_woken;     /* the eventfd fired this turn */
     int timing;          /* record turn latencies (stats are on) */
@@ -93,6 +97,7 @@ typedef struct wk_worker {
     int err;             /* fatal error of this worker, negative errno */
     int started;         /* atomic: placed, arena created (or failed: err) */
     int exited;          /* atomic: the loop has ended */
+    int posting;         /* atomic: weft_post calls between check and push */
 } wk_worker;
 
 struct weft_server {

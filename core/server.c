@@ -275,8 +275,6 @@ int weft_post(weft_server *s, int worker, weft_post_fn fn, void *arg)
     if (worker < 0 || worker >= s->nworkers || !fn)
         return -EINVAL;
     wk_worker *w = s->workers[worker];
-    if (__atomic_load_n(&w->exited, __ATOMIC_ACQUIRE))
-        return -ESHUTDOWN;
     inbox_msg *m = malloc(sizeof(*m));
     if (!m)
         return -ENOMEM;
@@ -284,6 +282,15 @@ int weft_post(weft_server *s, int worker, weft_post_fn fn, void *arg)
     m->fd = -1;
     m->fn = fn;
     m->arg = arg;
-    inbox_push(&w->inbox, m);
-    return 0;
+    /* Pairs with the end of wk_main: counted, or we see `exited`. */
+    __atomic_add_fetch(&w->posting, 1, __ATOMIC_SEQ_CST);
+    int rc = 0;
+    if (__atomic_load_n(&w->exited, __ATOMIC_SEQ_CST)) {
+        free(m);
+        rc = -ESHUTDOWN;
+    } else {
+        inbox_push(&w->inbox, m);
+    }
+    __atomic_sub_fetch(&w->posting, 1, __ATOMIC_SEQ_CST);
+    return rc;
 }

@@ -17,6 +17,7 @@
 #include "workers/worker.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,13 +35,6 @@
 #define WK_INBOX_KEY UINT64_MAX
 /* While draining at shutdown, wake at least this often (ms). */
 #define WK_DRAIN_TICK_MS 50
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the slab -------------------------------------------------------------- */
 
@@ -118,9 +112,16 @@ static void dispatch(wk_worker *w, const struct epoll_event *ev)
         return;
     }
     weft_conn *c = slot_lookup(w, (uint32_t)ev->data.u64);
-    if (!c || c->gen != (uint32_t)(ev->data.u64 >> 32) || (c->flags & C_CLOSED))
-        return; /* stale: the connection closed after the event was queued */
+    if (!c || c->gen != (uint32_t)(ev->data.u64 >> 32))
+        return; /* stale: the slot was freed after the event was queued */
     uint32_t e = ev->events;
+    if (c->flags & C_LINGER) {
+        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            conn_linger_read(w, c);
+        return;
+    }
+    if (c->flags & C_CLOSED)
+        return; /* closed after the event was queued */
     if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->flags |= C_HUP;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -153,7 +154,9 @@ static void run_ready(wk_worker *w)
     while (c) {
         weft_conn *next = c->next_ready;
         c->flags &= ~C_READY;
-        if (!(c->flags & C_CLOSED) && (c->flags & C_READABLE))
+        if (c->flags & C_LINGER)
+            conn_linger_read(w, c);
+        else if (!(c->flags & C_CLOSED) && (c->flags & C_READABLE))
             conn_read(w, c);
         c = next;
     }
@@ -198,7 +201,7 @@ static void force_close(wk_worker *w, weft_conn *c) { conn_close(w, c, WEFT_CLOS
 static void begin_shutdown(wk_worker *w)
 {
     w->stopping = 1;
-    w->deadline_ms = now_ms() + w->srv->cfg.shutdown_timeout_ms;
+    w->deadline_ms = wk_now_ms() + w->srv->cfg.shutdown_timeout_ms;
     for_each_open(w, begin_drain);
 }
 
@@ -208,12 +211,15 @@ static int wait_timeout(wk_worker *w)
 {
     if (w->ready.head)
         return 0;
+    int t = conn_linger_expire(w, 0); /* -1: nothing lingers */
     if (!w->stopping)
-        return -1;
-    int64_t left = w->deadline_ms - now_ms();
+        return t;
+    int64_t left = w->deadline_ms - wk_now_ms();
     if (left <= 0)
         return 0;
-    return left < WK_DRAIN_TICK_MS ? (int)left : WK_DRAIN_TICK_MS;
+    if (left > WK_DRAIN_TICK_MS)
+        left = WK_DRAIN_TICK_MS;
+    return t >= 0 && t < left ? t : (int)left;
 }
 
 static void loop(wk_worker *w)
@@ -244,11 +250,12 @@ static void loop(wk_worker *w)
         run_flush(w);
         if (w->timing && n > 0)
             hist_record(&w->st.turn, weft_now_ns() - t0);
-        if (w->stopping && w->nconns > 0 && now_ms() >= w->deadline_ms) {
+        if (w->stopping && w->nconns > 0 && wk_now_ms() >= w->deadline_ms) {
             wlog(w->srv, WEFT_LOG_WARN,
                  "worker %d: shutdown timeout: closing %u connections with output pending",
                  w->index, w->nconns);
             for_each_open(w, force_close);
+            conn_linger_expire(w, 1);
         }
         reap_closed(w);
         if (w->stopping && w->nconns == 0)
@@ -289,11 +296,18 @@ static void *wk_main(void *arg)
         if (w->err) /* a fatal loop error: still close what we own */
             for_each_open(w, force_close);
     }
-    __atomic_store_n(&w->exited, 1, __ATOMIC_RELEASE);
-    /* Messages that raced with the exit: adopt-and-close, or run. */
+    /*
+     * Close the door to weft_post, then wait out the calls already past it
+     * (sequentially consistent on both sides, so a poster either sees
+     * `exited` or is counted in `posting`), then run what they queued.
+     */
+    __atomic_store_n(&w->exited, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&w->posting, __ATOMIC_SEQ_CST))
+        sched_yield();
     w->stopping = 1;
     inbox_drain(&w->inbox, inbox_one, w);
     for_each_open(w, force_close);
+    conn_linger_expire(w, 1);
     reap_closed(w);
     return NULL;
 }
@@ -359,10 +373,20 @@ int wk_join(wk_worker *w)
     return w->err;
 }
 
+/* A message left in the inbox of a worker that never ran. */
+static void discard_msg(inbox_msg *m, void *ctx)
+{
+    (void)ctx;
+    if (m->kind == INBOX_CONN)
+        close(m->fd);
+    free(m);
+}
+
 void wk_destroy(wk_worker *w)
 {
     if (!w)
         return;
+    inbox_drain(&w->inbox, discard_msg, NULL);
     for (uint32_t k = 0; k < w->nchunks; k++)
         arena_free(&w->arena, w->chunks[k], WK_SLAB_CHUNK * sizeof(weft_conn));
     free(w->chunks);

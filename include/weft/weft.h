@@ -139,6 +139,12 @@ typedef struct weft_config {
                                      instead of freeing; 4194304 */
     uint32_t shutdown_timeout_ms; /* how long a stop waits for pending output
                                      before closing anyway; 5000 */
+    uint32_t close_linger_ms;     /* after a graceful close (weft_close, stop),
+                                     how long to read and discard what the peer
+                                     still sends before close(2), so unread
+                                     input cannot turn the close into a reset
+                                     that destroys output in flight; 2000.
+                                     0 = close at once */
     uint32_t stats_interval_ms;   /* how often the stats thread samples the
                                      counters into a snapshot; 1000. 0 turns the
                                      stats thread, the admin socket and the
