@@ -58,6 +58,8 @@ static void usage(FILE *f)
             "                          (default %u)\n"
             "  --pool-cache BYTES      ring memory kept per worker for reuse (default %u)\n"
             "  --shutdown-timeout MS   how long a stop waits for output (default %u)\n"
+            "  --close-linger MS       after a graceful close, discard input for up to\n"
+            "                          this long before close(2) (default %u; 0 = off)\n"
             "  --stats-interval MS     how often stats are sampled (default %u; 0 = stats,\n"
             "                          admin socket and latency timing off)\n"
             "  --stats-socket PATH     admin Unix socket (default /tmp/weft-PORT.sock;\n"
@@ -72,7 +74,7 @@ static void usage(FILE *f)
             "BYTES accept a K, M or G suffix (powers of 1024).\n",
             d.bind_addr, d.port, d.backlog, d.ring_size, d.read_budget, d.output_high_wm,
             d.output_low_wm, d.input_cap, d.output_cap, d.pool_cache_bytes, d.shutdown_timeout_ms,
-            d.stats_interval_ms, d.metrics_bind);
+            d.close_linger_ms, d.stats_interval_ms, d.metrics_bind);
 }
 
 static int fail_arg(const char *opt, const char *val, const char *why)
@@ -151,6 +153,7 @@ enum {
     O_OUTCAP,
     O_POOL,
     O_SHUTDOWN,
+    O_LINGER,
     O_SINT,
     O_SSOCK,
     O_MPORT,
@@ -175,6 +178,7 @@ static int parse_args(int argc, char **argv, weft_config *cfg)
         {"output-cap", required_argument, 0, O_OUTCAP},
         {"pool-cache", required_argument, 0, O_POOL},
         {"shutdown-timeout", required_argument, 0, O_SHUTDOWN},
+        {"close-linger", required_argument, 0, O_LINGER},
         {"stats-interval", required_argument, 0, O_SINT},
         {"stats-socket", required_argument, 0, O_SSOCK},
         {"metrics-port", required_argument, 0, O_MPORT},
@@ -242,6 +246,9 @@ static int parse_args(int argc, char **argv, weft_config *cfg)
             break;
         case O_SHUTDOWN:
             NUM(0, 3600000, cfg->shutdown_timeout_ms);
+            break;
+        case O_LINGER:
+            NUM(0, 3600000, cfg->close_linger_ms);
             break;
         case O_SINT:
             NUM(0, 3600000, cfg->stats_interval_ms);
