@@ -3,6 +3,7 @@
  */
 #include "buffers/ring.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -138,6 +139,10 @@ ssize_t ring_read_fd(weft_ring *r, int fd, size_t max)
 {
     struct iovec iov[2];
     int k = ring_free_segs(r, iov, max);
+    if (k == 0) {
+        errno = ENOBUFS;
+        return -1;
+    }
     if (k == 1)
         return read(fd, iov[0].iov_base, iov[0].iov_len);
     return readv(fd, iov, k);
@@ -148,6 +153,8 @@ ssize_t ring_send_fd(weft_ring *r, int fd)
     struct iovec iov[2];
     int k = weft_ring_peek(r, iov);
     ssize_t n;
+    if (k == 0)
+        return 0;
     if (k == 1) {
         n = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
     } else {
