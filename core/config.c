@@ -36,6 +36,16 @@ weft_config weft_config_default(void)
     c.output_cap = 4u << 20;
     c.pool_cache_bytes = 4u << 20;
     c.shutdown_timeout_ms = 5000;
+    /*
+     * Timeouts for an internet-facing server (compare nginx's 60 s
+     * client_body_timeout and send_timeout, 75 s keepalive_timeout): a
+     * client idle for two minutes holds memory and an fd for nothing; 30 s
+     * without a byte in the middle of a message is a slowloris, not a slow
+     * network; 60 s without the peer taking a byte is a dead reader.
+     */
+    c.idle_timeout_ms = 120000;
+    c.input_stall_ms = 30000;
+    c.output_stall_ms = 60000;
     c.close_linger_ms = 2000;
     c.stats_interval_ms = 1000;
     c.admin_socket = NULL;
@@ -74,6 +84,9 @@ int weft_config_validate(const weft_config *c, const char **why)
         w = "input_cap must be between ring_size and 1 GiB";
     else if (c->output_cap > (1u << 30))
         w = "output_cap must be at most 1 GiB";
+    else if (c->idle_timeout_ms > 86400000 || c->input_stall_ms > 86400000 ||
+             c->output_stall_ms > 86400000)
+        w = "timeouts must be at most one day";
     else if (c->close_linger_ms > 3600000)
         w = "close_linger_ms must be at most one hour";
     else if (c->stats_interval_ms > 3600000)

@@ -28,8 +28,9 @@
 
 #include "buffers/ring.h"
 #include "core/log.h"
+#include "core/timeouts.h"
 
-_Static_assert(sizeof(weft_conn) <= 128, "an idle connection must stay within 128 bytes");
+_Static_assert(sizeof(weft_conn) <= 176, "an idle connection must stay within 176 bytes");
 
 static inline const weft_config *cfg_of(const wk_worker *w) { return &w->srv->cfg; }
 
@@ -146,6 +147,8 @@ void conn_open(wk_worker *w, inbox_msg *m)
     c->w = w;
     memset(&c->in, 0, sizeof(c->in));
     memset(&c->out, 0, sizeof(c->out));
+    c->tmr.pprev = NULL;
+    c->timers = NULL;
     set_peer(c, m);
     free(m);
 
@@ -166,6 +169,7 @@ void conn_open(wk_worker *w, inbox_msg *m)
     w->nconns++;
     ST_ADD(&w->st, opened, 1);
     c->flags |= C_OPENED;
+    to_conn_open(w, c);
     if (w->srv->h.on_open)
         w->srv->h.on_open(c);
     if (w->stopping)
@@ -178,6 +182,7 @@ void conn_close(wk_worker *w, weft_conn *c, weft_close_reason why)
         return;
     c->flags |= C_CLOSED;
     c->reason = (uint8_t)why;
+    to_conn_close(w, c);
     if ((c->flags & C_OPENED) && w->srv->h.on_close)
         w->srv->h.on_close(c, why);
     /* Closing the only reference to the socket also drops it from epoll. */
@@ -285,6 +290,7 @@ static void conn_close_graceful(wk_worker *w, weft_conn *c, weft_close_reason wh
     }
     c->flags |= C_CLOSED | C_LINGER | C_LINGERQ;
     c->reason = (uint8_t)why;
+    to_conn_close(w, c);
     if ((c->flags & C_OPENED) && w->srv->h.on_close)
         w->srv->h.on_close(c, why);
     ring_drop(w, &c->in);
@@ -363,6 +369,7 @@ void conn_read(wk_worker *w, weft_conn *c)
         if (n > 0) {
             ring_produce(&c->in, (size_t)n);
             ST_ADD(&w->st, bytes_in, (uint64_t)n);
+            c->last_in = (uint32_t)w->now_ms;
             budget -= (size_t)n;
             w->srv->h.on_data(c, &c->in);
             if (c->flags & C_CLOSED)
@@ -429,6 +436,7 @@ void conn_flush(wk_worker *w, weft_conn *c)
         ST_ADD(&w->st, writes, 1);
         if (n > 0) {
             ST_ADD(&w->st, bytes_out, (uint64_t)n);
+            c->last_out = (uint32_t)w->now_ms;
             /* A partial write means the socket buffer is full. */
             if (weft_ring_len(&c->out) > 0)
                 c->flags |= C_WANT_OUT;
@@ -455,9 +463,11 @@ void conn_flush(wk_worker *w, weft_conn *c)
 
 /* ---- the handler-facing API ------------------------------------------------ */
 
-/* Flag and report the high watermark after output grew. */
-static int after_send(wk_worker *w, weft_conn *c)
+/* Flag and report the high watermark after output grew from `before`. */
+static int after_send(wk_worker *w, weft_conn *c, size_t before)
 {
+    if (before == 0)
+        c->last_out = (uint32_t)w->now_ms; /* the output-stall clock starts */
     wk_flush_push(w, c);
     if (weft_ring_len(&c->out) <= cfg_of(w)->output_high_wm)
         return 0;
@@ -485,8 +495,9 @@ int weft_send(weft_conn *c, const void *data, size_t len)
         conn_close(w, c, WEFT_CLOSE_ERROR);
         return -ENOMEM;
     }
+    size_t before = weft_ring_len(&c->out);
     ring_append(&c->out, data, len);
-    return after_send(w, c);
+    return after_send(w, c, before);
 }
 
 int weft_send_from(weft_conn *c, weft_ring *from, size_t len)
@@ -508,7 +519,7 @@ int weft_send_from(weft_conn *c, weft_ring *from, size_t len)
         len <= cfg_of(w)->output_cap) {
         ring_swap(&c->out, from);
         weft_ring_consume(from, weft_ring_len(from));
-        return after_send(w, c);
+        return after_send(w, c, 0);
     }
     struct iovec iov[2];
     int k = weft_ring_peek(from, iov);

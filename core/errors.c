@@ -30,6 +30,8 @@ static const char *const reason_names[WEFT_CLOSE_REASONS] = {
     [WEFT_CLOSE_OUTPUT_CAP] = "output_cap",
     [WEFT_CLOSE_SHUTDOWN] = "shutdown",
     [WEFT_CLOSE_HANDLER] = "handler",
+    [WEFT_CLOSE_INPUT_STALL] = "input_stall",
+    [WEFT_CLOSE_OUTPUT_STALL] = "output_stall",
 };
 
 const char *weft_close_reason_name(weft_close_reason r)

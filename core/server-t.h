@@ -20,6 +20,7 @@
 #include "stats/counters.h"
 #include "weft/weft.h"
 #include "workers/inbox.h"
+#include "workers/timer.h"
 
 /* Connection flags (weft_conn.flags). */
 enum {
@@ -52,12 +53,30 @@ struct weft_conn {
     uint16_t port;  /* peer port, network order */
     uint8_t addr[16];
     uint32_t linger_until; /* ms (CLOCK_MONOTONIC, mod 2^32) while lingering */
+    uint32_t last_in;      /* ms (mod 2^32) of the last byte read */
+    uint32_t last_out;     /* ms (mod 2^32) of the last byte the peer took, or
+                              of output becoming pending */
     weft_ring in, out;
     struct wk_worker *w;
     void *ud;
     struct weft_conn *next_ready;  /* ready list, or the slab's free list */
     struct weft_conn *next_flush;  /* flush list */
     struct weft_conn *next_closed; /* closed this turn, awaiting reaping */
+    tw_node tmr;                   /* the timeouts' single lazy timer */
+    struct weft_timer *timers;     /* the handler's timers of this connection */
+};
+
+/* A handler timer (weft_timer_*); on its conn's or its worker's list. */
+struct weft_timer {
+    tw_node node;
+    struct wk_worker *w;
+    weft_conn *conn;                  /* NULL for a worker timer */
+    struct weft_timer *next, **pprev; /* the owner's list */
+    weft_timer_fn fn;
+    void *arg;
+    uint32_t every_ms;
+    int firing; /* inside fn: a cancel is deferred to its return */
+    int cancelled;
 };
 
 /* A FIFO of connections, linked through one of the two next pointers. */
@@ -85,10 +104,15 @@ typedef struct wk_worker {
     weft_conn *free_conns;
     uint32_t nconns; /* open connections */
 
-    conn_list ready;   /* input to continue (next_ready) */
-    conn_list flush;   /* output to write this turn (next_flush) */
-    weft_conn *closed; /* closed, slot freed once off every list (next_closed) */
-    conn_list linger;  /* lingering closes, oldest first (next_closed) */
+    conn_list ready;            /* input to continue (next_ready) */
+    conn_list flush;            /* output to write this turn (next_flush) */
+    weft_conn *closed;          /* closed, slot freed once off every list (next_closed) */
+    conn_list linger;           /* lingering closes, oldest first (next_closed) */
+    tw_wheel conn_wheel;        /* connection timeouts (tmr) */
+    tw_wheel user_wheel;        /* handler timers */
+    int64_t now_ms;             /* CLOCK_MONOTONIC ms, read once per turn */
+    int timeouts;               /* any connection timeout is configured */
+    struct weft_timer *wtimers; /* the handler's worker timers */
 
     int inbox_woken;     /* the eventfd fired this turn */
     int timing;          /* record turn latencies (stats are on) */

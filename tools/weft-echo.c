@@ -58,6 +58,12 @@ static void usage(FILE *f)
             "                          (default %u)\n"
             "  --pool-cache BYTES      ring memory kept per worker for reuse (default %u)\n"
             "  --shutdown-timeout MS   how long a stop waits for output (default %u)\n"
+            "  --idle-timeout MS       close after this long with no input and no\n"
+            "                          output (default %u; 0 = never)\n"
+            "  --input-stall MS        close when a partial message got no byte for this\n"
+            "                          long (default %u; 0 = never)\n"
+            "  --output-stall MS       close when the peer took no output byte for this\n"
+            "                          long (default %u; 0 = never)\n"
             "  --close-linger MS       after a graceful close, discard input for up to\n"
             "                          this long before close(2) (default %u; 0 = off)\n"
             "  --stats-interval MS     how often stats are sampled (default %u; 0 = stats,\n"
@@ -74,7 +80,8 @@ static void usage(FILE *f)
             "BYTES accept a K, M or G suffix (powers of 1024).\n",
             d.bind_addr, d.port, d.backlog, d.ring_size, d.read_budget, d.output_high_wm,
             d.output_low_wm, d.input_cap, d.output_cap, d.pool_cache_bytes, d.shutdown_timeout_ms,
-            d.close_linger_ms, d.stats_interval_ms, d.metrics_bind);
+            d.idle_timeout_ms, d.input_stall_ms, d.output_stall_ms, d.close_linger_ms,
+            d.stats_interval_ms, d.metrics_bind);
 }
 
 static int fail_arg(const char *opt, const char *val, const char *why)
@@ -153,6 +160,9 @@ enum {
     O_OUTCAP,
     O_POOL,
     O_SHUTDOWN,
+    O_IDLE,
+    O_INSTALL,
+    O_OUTSTALL,
     O_LINGER,
     O_SINT,
     O_SSOCK,
@@ -178,6 +188,9 @@ static int parse_args(int argc, char **argv, weft_config *cfg)
         {"output-cap", required_argument, 0, O_OUTCAP},
         {"pool-cache", required_argument, 0, O_POOL},
         {"shutdown-timeout", required_argument, 0, O_SHUTDOWN},
+        {"idle-timeout", required_argument, 0, O_IDLE},
+        {"input-stall", required_argument, 0, O_INSTALL},
+        {"output-stall", required_argument, 0, O_OUTSTALL},
         {"close-linger", required_argument, 0, O_LINGER},
         {"stats-interval", required_argument, 0, O_SINT},
         {"stats-socket", required_argument, 0, O_SSOCK},
@@ -246,6 +259,15 @@ static int parse_args(int argc, char **argv, weft_config *cfg)
             break;
         case O_SHUTDOWN:
             NUM(0, 3600000, cfg->shutdown_timeout_ms);
+            break;
+        case O_IDLE:
+            NUM(0, 86400000, cfg->idle_timeout_ms);
+            break;
+        case O_INSTALL:
+            NUM(0, 86400000, cfg->input_stall_ms);
+            break;
+        case O_OUTSTALL:
+            NUM(0, 86400000, cfg->output_stall_ms);
             break;
         case O_LINGER:
             NUM(0, 3600000, cfg->close_linger_ms);

@@ -27,6 +27,7 @@
 
 #include "core/conn.h"
 #include "core/log.h"
+#include "core/timeouts.h"
 #include "workers/cpu.h"
 
 /* Events taken per epoll_wait: enough to amortise the call at 10K conns. */
@@ -207,11 +208,22 @@ static void begin_shutdown(wk_worker *w)
 
 /* ---- the loop ---------------------------------------------------------------- */
 
+/* The smaller of two epoll timeouts, where -1 means none. */
+static int min_timeout(int a, int b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
 static int wait_timeout(wk_worker *w)
 {
     if (w->ready.head)
         return 0;
-    int t = conn_linger_expire(w, 0); /* -1: nothing lingers */
+    w->now_ms = wk_now_ms();
+    int t = min_timeout(conn_linger_expire(w, 0), to_wait_ms(w));
     if (!w->stopping)
         return t;
     int64_t left = w->deadline_ms - wk_now_ms();
@@ -235,7 +247,8 @@ static void loop(wk_worker *w)
                  weft_strerror(errno));
             return;
         }
-        uint64_t t0 = w->timing ? weft_now_ns() : 0;
+        uint64_t t0 = weft_now_ns();
+        w->now_ms = (int64_t)(t0 / 1000000u);
         ST_ADD(&w->st, wakeups, 1);
         ST_ADD(&w->st, events, (uint64_t)n);
         for (int i = 0; i < n; i++)
@@ -247,6 +260,7 @@ static void loop(wk_worker *w)
         if (!w->stopping && __atomic_load_n(&w->srv->workers_stop, __ATOMIC_ACQUIRE))
             begin_shutdown(w);
         run_ready(w);
+        to_run(w);
         run_flush(w);
         if (w->timing && n > 0)
             hist_record(&w->st.turn, weft_now_ns() - t0);
@@ -289,6 +303,9 @@ static void *wk_main(void *arg)
         wlog(w->srv, WEFT_LOG_ERROR, "worker %d: arena: %s", w->index, weft_strerror(rc));
     } else {
         pool_init(&w->pool, &w->arena, &w->st, w->srv->cfg.ring_size, w->srv->cfg.pool_cache_bytes);
+        w->now_ms = wk_now_ms();
+        tw_init(&w->conn_wheel, w->now_ms);
+        tw_init(&w->user_wheel, w->now_ms);
     }
     __atomic_store_n(&w->started, 1, __ATOMIC_RELEASE);
     if (rc == 0) {
@@ -308,6 +325,7 @@ static void *wk_main(void *arg)
     inbox_drain(&w->inbox, inbox_one, w);
     for_each_open(w, force_close);
     conn_linger_expire(w, 1);
+    to_worker_exit(w);
     reap_closed(w);
     return NULL;
 }
@@ -328,6 +346,7 @@ int wk_create(struct weft_server *s, int index, int cpu, wk_worker **out)
      */
     w->node = cpu >= 0 ? cpu_node(cpu) : -1;
     w->timing = s->cfg.stats_interval_ms > 0;
+    w->timeouts = s->cfg.idle_timeout_ms || s->cfg.input_stall_ms || s->cfg.output_stall_ms;
     int rc = inbox_init(&w->inbox);
     if (rc != 0)
         goto fail_inbox;

@@ -64,14 +64,17 @@ typedef struct weft_ring {
 
 /* Why a connection closed; passed to on_close and counted per reason. */
 typedef enum weft_close_reason {
-    WEFT_CLOSE_PEER = 0,   /* the peer closed (EOF), after our output drained */
-    WEFT_CLOSE_ERROR,      /* socket error, including a reset by the peer */
-    WEFT_CLOSE_TIMEOUT,    /* a timeout of the connection expired */
-    WEFT_CLOSE_INPUT_CAP,  /* pending input reached config.input_cap */
-    WEFT_CLOSE_OUTPUT_CAP, /* pending output would exceed config.output_cap */
-    WEFT_CLOSE_SHUTDOWN,   /* the server is stopping */
-    WEFT_CLOSE_HANDLER,    /* the handler called weft_close/weft_abort */
-    WEFT_CLOSE_REASONS     /* number of reasons */
+    WEFT_CLOSE_PEER = 0,     /* the peer closed (EOF), after our output drained */
+    WEFT_CLOSE_ERROR,        /* socket error, including a reset by the peer */
+    WEFT_CLOSE_TIMEOUT,      /* idle: no input and no output for idle_timeout_ms */
+    WEFT_CLOSE_INPUT_CAP,    /* pending input reached config.input_cap */
+    WEFT_CLOSE_OUTPUT_CAP,   /* pending output would exceed config.output_cap */
+    WEFT_CLOSE_SHUTDOWN,     /* the server is stopping */
+    WEFT_CLOSE_HANDLER,      /* the handler called weft_close/weft_abort */
+    WEFT_CLOSE_INPUT_STALL,  /* a partial message waited input_stall_ms for a byte */
+    WEFT_CLOSE_OUTPUT_STALL, /* pending output, and the peer took no byte for
+                                output_stall_ms */
+    WEFT_CLOSE_REASONS       /* number of reasons */
 } weft_close_reason;
 
 /* A short lower-case name for a close reason ("peer", "input_cap", ...). */
@@ -139,6 +142,14 @@ typedef struct weft_config {
                                      instead of freeing; 4194304 */
     uint32_t shutdown_timeout_ms; /* how long a stop waits for pending output
                                      before closing anyway; 5000 */
+    uint32_t idle_timeout_ms;     /* close a connection with no input and no
+                                     output for this long; 120000. 0 = never */
+    uint32_t input_stall_ms;      /* close when the handler left a partial message
+                                     and no byte arrived for this long (the
+                                     slowloris defence); 30000. 0 = never */
+    uint32_t output_stall_ms;     /* close when output is pending and the peer
+                                     took no byte for this long (the slow-reader
+                                     defence); 60000. 0 = never */
     uint32_t close_linger_ms;     /* after a graceful close (weft_close, stop),
                                      how long to read and discard what the peer
                                      still sends before close(2), so unread
@@ -348,6 +359,40 @@ uint16_t weft_server_metrics_port(const weft_server *s);
  */
 typedef void (*weft_post_fn)(weft_server *s, int worker, void *arg);
 int weft_post(weft_server *s, int worker, weft_post_fn fn, void *arg);
+
+/* --- timers: on the owning worker's thread -------------------------------- */
+
+/*
+ * Handler timers fire on a worker's thread, between event-loop turns, no
+ * earlier than asked and about 10 ms late at most (plus the time until the
+ * worker's next turn). A one-shot timer's handle is valid until it fires or
+ * is cancelled; a repeating one's until cancelled (also from inside its own
+ * callback). Timers cost one small allocation each when created.
+ */
+typedef struct weft_timer weft_timer;
+typedef void (*weft_timer_fn)(weft_timer *t, void *arg);
+
+/*
+ * A timer of connection c: first after after_ms, then every every_ms (0 =
+ * one-shot). Cancelled, without firing, when c closes (before on_close).
+ * NULL on ENOMEM or when c is closing.
+ */
+weft_timer *weft_conn_timer(weft_conn *c, uint32_t after_ms, uint32_t every_ms, weft_timer_fn fn,
+                            void *arg);
+
+/*
+ * A timer of worker `worker`, created on that worker's thread (a callback
+ * or a weft_post function). Cancelled, without firing, when the worker
+ * exits. NULL on ENOMEM or a bad worker.
+ */
+weft_timer *weft_worker_timer(weft_server *s, int worker, uint32_t after_ms, uint32_t every_ms,
+                              weft_timer_fn fn, void *arg);
+
+/* Cancel and free t (owning worker's thread). */
+void weft_timer_cancel(weft_timer *t);
+
+/* The connection of a connection timer; NULL for a worker timer. */
+weft_conn *weft_timer_conn(const weft_timer *t);
 
 /* --- connections: call only on the owning worker's thread --------------- */
 
