@@ -80,8 +80,8 @@ int weft_config_validate(const weft_config *c, const char **why)
         w = "output_low_wm must be below output_high_wm";
     else if (c->output_cap < c->output_high_wm)
         w = "output_cap must be at least output_high_wm";
-    else if (c->input_cap < c->ring_size || c->input_cap > (1u << 30))
-        w = "input_cap must be between ring_size and 1 GiB";
+    else if (c->input_cap < 64 || c->input_cap > (1u << 30))
+        w = "input_cap must be between 64 bytes and 1 GiB";
     else if (c->output_cap > (1u << 30))
         w = "output_cap must be at most 1 GiB";
     else if (c->idle_timeout_ms > 86400000 || c->input_stall_ms > 86400000 ||

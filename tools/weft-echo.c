@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,26 @@ static void echo_data(weft_conn *c, weft_ring *in)
 {
     /* Moving the whole ring hands its storage to the output: no copy. */
     weft_send_from(c, in, weft_ring_len(in));
+}
+
+/*
+ * --lines: echo complete newline-terminated lines only. A partial line stays
+ * in the input ring (so the input-stall timeout and the input cap, which
+ * --max-line sets, apply to it); the connection's user data remembers how
+ * far the ring was already searched, so a long partial line is scanned once.
+ */
+static int g_lines;
+
+static void lines_data(weft_conn *c, weft_ring *in)
+{
+    size_t from = (size_t)(uintptr_t)weft_conn_userdata(c);
+    long nl;
+    while ((nl = weft_ring_find(in, from, '\n')) >= 0) {
+        if (weft_send_from(c, in, (size_t)nl + 1) < 0)
+            return;
+        from = 0;
+    }
+    weft_conn_set_userdata(c, (void *)(uintptr_t)weft_ring_len(in));
 }
 
 static void usage(FILE *f)
@@ -72,6 +93,10 @@ static void usage(FILE *f)
             "                          '' for none); query it with weft-stat\n"
             "  --metrics-port N        serve Prometheus GET /metrics on this port (off)\n"
             "  --metrics-bind ADDR     address of the metrics listener (default %s)\n"
+            "  --lines                 echo complete newline-terminated lines only; a\n"
+            "                          partial line waits (input stall and cap apply)\n"
+            "  --max-line BYTES        with --lines: the longest line; a longer one\n"
+            "                          closes the connection (sets --input-cap)\n"
             "  -q, --quiet             log errors and warnings only\n"
             "  -v, --verbose           log debug lines too\n"
             "  -h, --help              this text\n"
@@ -168,6 +193,8 @@ enum {
     O_SSOCK,
     O_MPORT,
     O_MBIND,
+    O_LINES,
+    O_MAXLINE,
 };
 
 static int parse_args(int argc, char **argv, weft_config *cfg)
@@ -196,6 +223,8 @@ static int parse_args(int argc, char **argv, weft_config *cfg)
         {"stats-socket", required_argument, 0, O_SSOCK},
         {"metrics-port", required_argument, 0, O_MPORT},
         {"metrics-bind", required_argument, 0, O_MBIND},
+        {"lines", no_argument, 0, O_LINES},
+        {"max-line", required_argument, 0, O_MAXLINE},
         {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
@@ -281,6 +310,12 @@ static int parse_args(int argc, char **argv, weft_config *cfg)
         case O_MPORT:
             NUM(1, 65535, cfg->metrics_port);
             break;
+        case O_LINES:
+            g_lines = 1;
+            break;
+        case O_MAXLINE:
+            NUM(64, 1 << 30, cfg->input_cap);
+            break;
         case O_MBIND:
             cfg->metrics_bind = a;
             break;
@@ -351,7 +386,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     raise_nofile(&cfg);
 
-    weft_handler h = {.on_data = echo_data};
+    weft_handler h = {.on_data = g_lines ? lines_data : echo_data};
     weft_server *s;
     rc = weft_server_new(&cfg, &h, NULL, &s);
     if (rc != 0) {
