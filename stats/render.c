@@ -195,7 +195,7 @@ static void workers_table(sbuf *b, const weft_snapshot *s)
         "accepted", "events/s", "reads/s", "MB_in/s", "MB_out/s", "turn_p99", "deferred");
     for (int i = 0; i < s->nworkers; i++) {
         const weft_worker_snapshot *w = &s->workers[i];
-        put(b, "%-6d %4d %4d %8llu %10llu %10.0f %10.0f %10.2f %9.2f %8.1fu %9llu\n", i, w->cpu,
+        put(b, "%-6d %4d %4d %8llu %10llu %10.0f %10.0f %10.2f %9.2f %7.1fus %9llu\n", i, w->cpu,
             w->node, (unsigned long long)w->st.open, (unsigned long long)w->st.accepted,
             w->rate.events, w->rate.reads, w->rate.bytes_in / 1e6, w->rate.bytes_out / 1e6,
             (double)w->turn.p99 / 1e3, (unsigned long long)w->st.deferrals);

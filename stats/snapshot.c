@@ -10,8 +10,16 @@
 
 void snap_sum_worker(weft_stats *st, const st_worker *b)
 {
+    /*
+     * Read each "done" counter before its "started" counter (closed before
+     * opened, returned before borrowed), with acquire so the compiler keeps
+     * that order: whatever was counted done was counted started before, so
+     * opened >= closed holds in what we read and the gauges never wrap.
+     */
+    uint64_t closed = __atomic_load_n(&b->closed, __ATOMIC_ACQUIRE);
+    uint64_t returned = __atomic_load_n(&b->rings_returned, __ATOMIC_ACQUIRE);
     st->opened += ST_GET(b, opened);
-    st->closed += ST_GET(b, closed);
+    st->closed += closed;
     for (int r = 0; r < WEFT_CLOSE_REASONS; r++)
         st->closed_by[r] += ST_GET(b, closed_by[r]);
     st->bytes_in += ST_GET(b, bytes_in);
@@ -25,11 +33,12 @@ void snap_sum_worker(weft_stats *st, const st_worker *b)
     st->bp_pauses += ST_GET(b, bp_pauses);
     st->bp_resumes += ST_GET(b, bp_resumes);
     st->rings_borrowed += ST_GET(b, rings_borrowed);
-    st->rings_returned += ST_GET(b, rings_returned);
+    st->rings_returned += returned;
     st->ring_allocs += ST_GET(b, ring_allocs);
     st->pool_bytes += ST_GET(b, pool_bytes);
     st->handoffs += ST_GET(b, handoffs);
-    st->rings_in_use = st->rings_borrowed - st->rings_returned;
+    st->rings_in_use =
+        st->rings_borrowed > st->rings_returned ? st->rings_borrowed - st->rings_returned : 0;
 }
 
 static void latency_of(weft_latency *l, const st_hist *h)
@@ -138,7 +147,7 @@ st_snap *snap_take(const st_registry *reg, const st_snap *prev, uint64_t seq, do
         w->cpu = reg->cpu[i];
         w->node = reg->node[i];
         snap_sum_worker(&w->st, b);
-        w->st.open = w->st.opened - w->st.closed;
+        w->st.open = w->st.opened > w->st.closed ? w->st.opened - w->st.closed : 0;
         w->st.accepted = w->st.opened; /* connections this worker was handed */
         snap_sum_worker(&p->total, b);
         memset(one, 0, sizeof(*one));

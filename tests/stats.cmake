@@ -1,0 +1,36 @@
+# Statistics tests: the admin socket, weft-stat, and the snapshot API under
+# concurrency (see docs/stats.md). Real programs on loopback, labelled
+# "stats"; run them alone with
+#   ctest -L stats
+if(NOT TARGET weft-echo OR NOT TARGET weft-stat)
+  message(STATUS "stats tests need weft-echo and weft-stat (WEFT_BUILD_TOOLS=ON): skipped")
+  return()
+endif()
+
+add_library(st_util STATIC st_util.c)
+target_compile_options(st_util PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)
+
+# weft_st_exe(name sources... [LIBS libs...]): a statistics test program.
+function(weft_st_exe name)
+  cmake_parse_arguments(ST "" "" "LIBS" ${ARGN})
+  add_executable(${name} ${ST_UNPARSED_ARGUMENTS})
+  target_link_libraries(${name} PRIVATE st_util ${ST_LIBS})
+  target_compile_options(${name} PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)
+endfunction()
+
+weft_st_exe(st_exact st_exact.c)
+weft_st_exe(st_admin st_admin.c LIBS Threads::Threads)
+weft_st_exe(st_concurrency st_concurrency.c LIBS weft_static weft_internal Threads::Threads)
+
+add_test(NAME st_exact COMMAND st_exact $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-stat>)
+add_test(NAME st_admin COMMAND st_admin $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-stat>)
+add_test(NAME st_concurrency COMMAND st_concurrency)
+add_test(NAME st_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/st_cli.sh $<TARGET_FILE:weft-echo>
+                             $<TARGET_FILE:weft-stat>)
+set(WEFT_ST_TESTS st_exact st_admin st_concurrency st_cli)
+set_tests_properties(${WEFT_ST_TESTS} PROPERTIES LABELS stats TIMEOUT 180)
+if(WEFT_SANITIZE STREQUAL "thread" AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/tsan.supp)
+  # Justified suppressions of liburcu-internal reports only (see the file).
+  set_tests_properties(${WEFT_ST_TESTS} PROPERTIES ENVIRONMENT
+    "TSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/tsan.supp")
+endif()
