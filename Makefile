@@ -29,7 +29,7 @@ CTEST      ?= ctest
 CLANG_FORMAT ?= clang-format
 
 # Sources that clang-format owns.
-FORMAT_DIRS  := core workers buffers stats tools tests examples bench include
+FORMAT_DIRS  := core workers buffers stats tools tests examples bench include fuzz
 FORMAT_FILES  = $(shell find $(or $(wildcard $(FORMAT_DIRS)),/dev/null) -type f -name '*.[ch]' | sort)
 
 # Sanitizer runtime settings for the test runs; override in the environment.
@@ -49,7 +49,7 @@ endef
 MAKEFLAGS += --no-print-directory
 
 .DEFAULT_GOAL := build
-.PHONY: help deps deps-bench configure build run test asan tsan format format-check \
+.PHONY: help deps deps-bench configure build run test asan tsan fuzz format format-check \
         install bench clean
 
 help:
@@ -60,6 +60,7 @@ help:
 	@echo '  make deps          install the missing Debian packages (apt-get; sudo if not root)'
 	@echo '  make asan          ASan+UBSan build in $$ASAN_DIR, then ctest'
 	@echo '  make tsan          TSan build in $$TSAN_DIR, then ctest'
+	@echo '  make fuzz          every libFuzzer target for FUZZ_SECONDS (30) from its seed corpus'
 	@echo '  make format        clang-format -i every .c/.h'
 	@echo '  make format-check  list the files clang-format would change; fail if any'
 	@echo '  make install       install into $$DESTDIR$$PREFIX (default /usr/local)'
@@ -108,6 +109,11 @@ tsan: deps
 	$(call configure,$(TSAN_DIR),$(SAN_BUILD_TYPE),-DWEFT_WERROR=ON -DWEFT_SANITIZE=thread)
 	$(CMAKE) --build $(TSAN_DIR) -j $(JOBS)
 	$(CTEST) --test-dir $(TSAN_DIR) --output-on-failure --no-tests=error -j $(TEST_JOBS) $(CTEST_ARGS)
+
+# libFuzzer targets (clang), each run for FUZZ_SECONDS from fuzz/corpus/.
+FUZZ_SECONDS ?= 30
+fuzz: deps
+	FUZZ_BUILD_DIR=build-fuzz JOBS=$(JOBS) fuzz/run.sh $(FUZZ_SECONDS)
 
 format:
 	$(CLANG_FORMAT) -i $(FORMAT_FILES)

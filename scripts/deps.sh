@@ -19,8 +19,11 @@ packages=(
     python3                             # test helpers
     curl                                # protocol examples' tests
     netcat-openbsd                      # `nc 127.0.0.1 7000` after `make run`
+    clang libclang-rt-14-dev            # libFuzzer targets (fuzz/run.sh)
+    nginx-light wrk apache2-utils nghttp2-client # examples/http tests and bench
+    redis-server redis-tools            # examples/kv tests and bench
 )
-bench_packages=(libuv1-dev libevent-dev strace)
+bench_packages=(libuv1-dev libevent-dev strace gnuplot-nox)
 
 check_only=false
 for arg in "$@"; do

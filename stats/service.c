@@ -38,6 +38,7 @@
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/server-t.h"
+#include "stats/admin_proto.h"
 
 /*
  * liburcu publishes with volatile accesses and waits for readers with
@@ -218,29 +219,34 @@ static const char help_text[] = "commands:\n"
 
 static void admin_command(st_service *svc, adm_client *c, char *line)
 {
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
-        line[--n] = 0;
-    while (*line == ' ' || *line == '\t')
-        line++;
-    if (!*line)
-        return;
-    if (!strcmp(line, "stats"))
+    const char *word;
+    switch (adm_parse_line(line, &word)) {
+    case ADM_NONE:
+        break;
+    case ADM_STATS:
         answer(c, render(svc, WEFT_FORMAT_TEXT));
-    else if (!strcmp(line, "stats json"))
+        break;
+    case ADM_STATS_JSON:
         answer(c, render(svc, WEFT_FORMAT_JSON));
-    else if (!strcmp(line, "workers"))
+        break;
+    case ADM_WORKERS:
         answer(c, render(svc, WEFT_FORMAT_WORKERS));
-    else if (!strcmp(line, "metrics"))
+        break;
+    case ADM_METRICS:
         answer(c, render(svc, WEFT_FORMAT_PROMETHEUS));
-    else if (!strcmp(line, "help"))
+        break;
+    case ADM_HELP:
         answer(c, strdup(help_text));
-    else if (!strcmp(line, "quit") || !strcmp(line, "exit"))
+        break;
+    case ADM_QUIT:
         c->closing = 1;
-    else {
+        break;
+    case ADM_UNKNOWN: {
         char msg[160];
-        snprintf(msg, sizeof(msg), "error: unknown command '%.64s' (try 'help')\n", line);
+        snprintf(msg, sizeof(msg), "error: unknown command '%.64s' (try 'help')\n", word);
         answer(c, strdup(msg));
+        break;
+    }
     }
 }
 
@@ -256,33 +262,24 @@ static char *http_reply(int code, const char *reason, const char *body)
     return r;
 }
 
-static void http_request(st_service *svc, adm_client *c)
-{
-    char *body;
-    c->closing = 1;
-    if (strncmp(c->in, "GET ", 4) != 0) {
-        answer(c, http_reply(405, "Method Not Allowed", "only GET /metrics is served\n"));
-        return;
-    }
-    const char *path = c->in + 4;
-    if (strncmp(path, "/metrics ", 9) != 0 && strncmp(path, "/metrics?", 9) != 0) {
-        answer(c, http_reply(404, "Not Found", "only GET /metrics is served\n"));
-        return;
-    }
-    body = render(svc, WEFT_FORMAT_PROMETHEUS);
-    answer(c, body ? http_reply(200, "OK", body) : NULL);
-    free(body);
-}
-
 /* Take the complete lines (admin) or the request head (HTTP) in c->in. */
 static void parse_input(st_service *svc, adm_client *c)
 {
     if (c->http) {
-        c->in[c->inlen] = 0;
-        if (strstr(c->in, "\r\n\r\n") || strstr(c->in, "\n\n"))
-            http_request(svc, c);
-        else if (c->inlen >= ADM_HTTP_MAX - 1) {
-            c->closing = c->draining = 1;
+        adm_http r = adm_parse_http(c->in, c->inlen, ADM_HTTP_MAX - 1);
+        if (r == HTTP_MORE)
+            return;
+        c->closing = 1;
+        if (r == HTTP_METRICS) {
+            char *body = render(svc, WEFT_FORMAT_PROMETHEUS);
+            answer(c, body ? http_reply(200, "OK", body) : NULL);
+            free(body);
+        } else if (r == HTTP_NOT_FOUND) {
+            answer(c, http_reply(404, "Not Found", "only GET /metrics is served\n"));
+        } else if (r == HTTP_BAD_METHOD) {
+            answer(c, http_reply(405, "Method Not Allowed", "only GET /metrics is served\n"));
+        } else {
+            c->draining = 1;
             answer(c, http_reply(431, "Request Header Fields Too Large", "request too large\n"));
         }
         return;
