@@ -29,6 +29,8 @@ void pool_init(pool *p, const arena *a, st_worker *st, uint32_t base, uint32_t c
     p->max_free = cache_bytes / base;
     p->nfree = 0;
     p->free_list = NULL;
+    p->max_bytes = 0;
+    p->in_use = 0;
 }
 
 void pool_destroy(pool *p)
@@ -59,12 +61,14 @@ char *pool_get(pool *p, uint32_t cap)
         ST_ADD(p->st, pool_bytes, cap);
     }
     ST_ADD(p->st, rings_borrowed, 1);
+    p->in_use += cap;
     return b;
 }
 
 void pool_put(pool *p, char *buf, uint32_t cap)
 {
     ST_ADD(p->st, rings_returned, 1);
+    p->in_use -= cap;
     if (cap == p->base && p->nfree < p->max_free) {
         *(void **)buf = p->free_list;
         p->free_list = buf;

@@ -23,11 +23,20 @@ typedef struct pool {
     uint32_t base;     /* the size kept on the free list */
     uint32_t max_free; /* most entries on the free list */
     uint32_t nfree;
-    void *free_list; /* singly linked through each block's first word */
+    uint64_t max_bytes; /* cap on bytes borrowed at once; 0 = none */
+    uint64_t in_use;    /* bytes borrowed now */
+    void *free_list;    /* singly linked through each block's first word */
 } pool;
 
 /* Set up a pool of base-size (power of two) blocks caching cache_bytes. */
 void pool_init(pool *p, const arena *a, st_worker *st, uint32_t base, uint32_t cache_bytes);
+/*
+ * Cap the bytes borrowed at once at max_bytes (0: no cap). The pool does not
+ * enforce it (a send must not fail for it); readers check pool_full.
+ */
+static inline void pool_set_max(pool *p, uint64_t max_bytes) { p->max_bytes = max_bytes; }
+static inline int pool_full(const pool *p) { return p->max_bytes && p->in_use >= p->max_bytes; }
+
 /* Free every cached block. Blocks still borrowed must be returned first. */
 void pool_destroy(pool *p);
 /* Borrow a block of cap bytes (a power of two >= base); NULL on ENOMEM. */

@@ -60,6 +60,23 @@ static void shed_backlog(struct weft_server *s)
     s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/*
+ * Round-robin, skipping a worker at max_conns_per_worker (its open count is
+ * what we handed it minus what it closed). -1 when every worker is full.
+ */
+static int pick_worker(struct weft_server *s, unsigned *rr)
+{
+    int n = s->nworkers, cap = s->cfg.max_conns_per_worker;
+    for (int k = 0; k < n; k++) {
+        int i = (int)((*rr + (unsigned)k) % (unsigned)n);
+        if (cap <= 0 || s->handed[i] - ST_GET(&s->workers[i]->st, closed) < (uint64_t)cap) {
+            *rr = (unsigned)i + 1;
+            return i;
+        }
+    }
+    return -1;
+}
+
 static int hand_off(struct weft_server *s, int fd, struct sockaddr_storage *ss, socklen_t len,
                     unsigned *rr)
 {
@@ -70,8 +87,13 @@ static int hand_off(struct weft_server *s, int fd, struct sockaddr_storage *ss, 
     m->fd = fd;
     memset(&m->addr, 0, sizeof(m->addr));
     memcpy(&m->addr, ss, len < sizeof(m->addr) ? len : sizeof(m->addr));
-    wk_worker *w = s->workers[*rr % (unsigned)s->nworkers];
-    (*rr)++;
+    int i = pick_worker(s, rr);
+    if (i < 0) {
+        free(m);
+        return -EBUSY;
+    }
+    wk_worker *w = s->workers[i];
+    s->handed[i]++;
     ST_ADD(&s->ast, accepted, 1);
     inbox_push(&w->inbox, m);
     return 0;
@@ -94,21 +116,32 @@ static int accept_batch(struct weft_server *s, unsigned *rr)
             case EMFILE:
             case ENFILE:
                 ST_ADD(&s->ast, emfile, 1);
-                wlog(s, WEFT_LOG_WARN, "accept: %s: shedding the backlog", weft_strerror(errno));
+                wlog_limit(s, LIM_EMFILE, "accept: %s: shedding the backlog", weft_strerror(errno));
                 shed_backlog(s);
                 return ACC_PAUSE_MS;
             default: /* ENOBUFS, ENOMEM, EPERM (firewall) ...: wait, retry */
                 ST_ADD(&s->ast, errors, 1);
-                wlog(s, WEFT_LOG_WARN, "accept: %s", weft_strerror(errno));
+                wlog_limit(s, LIM_ACCEPT, "accept: %s", weft_strerror(errno));
                 return ACC_PAUSE_MS;
             }
         }
         if (open_conns(s) >= (uint64_t)s->max_conns) {
             close(fd);
             ST_ADD(&s->ast, rejected_max, 1);
+            wlog_limit(s, LIM_MAX_CONNS, "max_conns (%d) reached: closing new connections",
+                       s->max_conns);
             continue;
         }
-        if (hand_off(s, fd, &ss, len, rr) != 0) {
+        int rc = hand_off(s, fd, &ss, len, rr);
+        if (rc == -EBUSY) {
+            close(fd);
+            ST_ADD(&s->ast, rejected_worker, 1);
+            wlog_limit(s, LIM_WORKER_CAP,
+                       "every worker holds max_conns_per_worker (%d): closing new connections",
+                       s->cfg.max_conns_per_worker);
+            continue;
+        }
+        if (rc != 0) {
             close(fd);
             ST_ADD(&s->ast, errors, 1);
             return ACC_PAUSE_MS;

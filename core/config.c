@@ -35,6 +35,11 @@ weft_config weft_config_default(void)
     c.input_cap = 1u << 20;
     c.output_cap = 4u << 20;
     c.pool_cache_bytes = 4u << 20;
+    /*
+     * 512 MiB of rings per worker: room for 2,000 connections at the 256 KiB
+     * high watermark, yet a flood of slow readers cannot take the machine.
+     */
+    c.pool_max_bytes = 512u << 20;
     c.shutdown_timeout_ms = 5000;
     /*
      * Timeouts for an internet-facing server (compare nginx's 60 s
@@ -70,6 +75,10 @@ int weft_config_validate(const weft_config *c, const char **why)
         w = "workers must be between 0 (one per CPU) and 1024";
     else if (c->ncpus < 0 || c->ncpus > WEFT_MAX_CPUS)
         w = "ncpus must be between 0 and 1024";
+    else if (c->max_conns_per_worker < 0)
+        w = "max_conns_per_worker must be 0 (no cap) or positive";
+    else if (c->pool_max_bytes && c->pool_max_bytes < c->ring_size)
+        w = "pool_max_bytes must be 0 (no cap) or at least ring_size";
     else if (c->max_conns < 0)
         w = "max_conns must be 0 (automatic) or positive";
     else if (!is_pow2(c->ring_size) || c->ring_size < 64 || c->ring_size > (1u << 30))

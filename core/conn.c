@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -45,17 +46,28 @@ static uint32_t pow2_ceil(uint32_t v)
 
 /* ---- lists ------------------------------------------------------------- */
 
+/*
+ * Append c to a FIFO linked through the pointer at byte offset `link` in
+ * each connection (next_ready or next_flush).
+ */
+static void list_append(conn_list *l, weft_conn *c, size_t link)
+{
+#define NEXT(x) (*(weft_conn **)((char *)(x) + link))
+    NEXT(c) = NULL;
+    if (l->tail)
+        NEXT(l->tail) = c;
+    else
+        l->head = c;
+    l->tail = c;
+#undef NEXT
+}
+
 void wk_ready_push(wk_worker *w, weft_conn *c)
 {
     if ((c->flags & C_READY) || (c->flags & (C_CLOSED | C_LINGER)) == C_CLOSED)
         return;
     c->flags |= C_READY;
-    c->next_ready = NULL;
-    if (w->ready.tail)
-        w->ready.tail->next_ready = c;
-    else
-        w->ready.head = c;
-    w->ready.tail = c;
+    list_append(&w->ready, c, offsetof(weft_conn, next_ready));
 }
 
 void wk_flush_push(wk_worker *w, weft_conn *c)
@@ -63,12 +75,7 @@ void wk_flush_push(wk_worker *w, weft_conn *c)
     if (c->flags & (C_FLUSH | C_CLOSED))
         return;
     c->flags |= C_FLUSH;
-    c->next_flush = NULL;
-    if (w->flush.tail)
-        w->flush.tail->next_flush = c;
-    else
-        w->flush.head = c;
-    w->flush.tail = c;
+    list_append(&w->flush, c, offsetof(weft_conn, next_flush));
 }
 
 /* ---- ring storage -------------------------------------------------------- */
@@ -115,6 +122,20 @@ static void count_close(wk_worker *w, weft_close_reason why)
 {
     ST_ADD(&w->st, closed, 1);
     ST_ADD(&w->st, closed_by[why], 1);
+    static const lim_kind kinds[WEFT_CLOSE_REASONS] = {
+        [WEFT_CLOSE_PEER] = LIM_KINDS,
+        [WEFT_CLOSE_ERROR] = LIM_KINDS,
+        [WEFT_CLOSE_TIMEOUT] = LIM_IDLE,
+        [WEFT_CLOSE_INPUT_CAP] = LIM_INPUT_CAP,
+        [WEFT_CLOSE_OUTPUT_CAP] = LIM_OUTPUT_CAP,
+        [WEFT_CLOSE_SHUTDOWN] = LIM_KINDS,
+        [WEFT_CLOSE_HANDLER] = LIM_KINDS,
+        [WEFT_CLOSE_INPUT_STALL] = LIM_INPUT_STALL,
+        [WEFT_CLOSE_OUTPUT_STALL] = LIM_OUTPUT_STALL,
+    };
+    if (kinds[why] != LIM_KINDS)
+        wlog_limit(w->srv, kinds[why], "worker %d: closing a connection: %s", w->index,
+                   weft_close_reason_name(why));
 }
 
 static void set_peer(weft_conn *c, const inbox_msg *m)
@@ -296,12 +317,7 @@ static void conn_close_graceful(wk_worker *w, weft_conn *c, weft_close_reason wh
     ring_drop(w, &c->in);
     ring_drop(w, &c->out);
     c->linger_until = (uint32_t)(now + ms);
-    c->next_closed = NULL;
-    if (w->linger.tail)
-        w->linger.tail->next_closed = c;
-    else
-        w->linger.head = c;
-    w->linger.tail = c;
+    list_append(&w->linger, c, offsetof(weft_conn, next_closed));
     conn_linger_read(w, c);
 }
 
@@ -329,7 +345,50 @@ static void close_on_error(wk_worker *w, weft_conn *c, int err)
         conn_close(w, c, WEFT_CLOSE_ERROR);
 }
 
-/* Make sure the input ring has free space; false when the conn closed. */
+/*
+ * Ring memory past pool_max_bytes, kept for connections with no pending
+ * output: when slow readers' output fills the pool, a healthy connection
+ * (which returns its ring within the turn) can still be served. A hostile
+ * flood still stops at the cap plus this reserve.
+ */
+#define POOL_RESERVE_RINGS 64
+
+static int may_use_reserve(const wk_worker *w, const weft_conn *c)
+{
+    uint64_t reserve = (uint64_t)POOL_RESERVE_RINGS * cfg_of(w)->ring_size;
+    return weft_ring_len(&c->out) == 0 && w->pool.in_use < w->pool.max_bytes + reserve;
+}
+
+/*
+ * The pool is at pool_max_bytes: park c (still C_READABLE) until memory
+ * comes back. C_READY stays set so no edge queues it twice meanwhile.
+ */
+static void starve(wk_worker *w, weft_conn *c)
+{
+    c->flags |= C_READY | C_STARVED;
+    list_append(&w->starved, c, offsetof(weft_conn, next_ready));
+    ST_ADD(&w->st, pool_pauses, 1);
+    wlog_limit(w->srv, LIM_POOL,
+               "worker %d: ring memory at pool_max_bytes (%u): pausing reads until it drains",
+               w->index, cfg_of(w)->pool_max_bytes);
+}
+
+void conn_unstarve(wk_worker *w)
+{
+    if (!w->starved.head || pool_full(&w->pool))
+        return;
+    for (weft_conn *c = w->starved.head; c; c = c->next_ready)
+        c->flags &= ~C_STARVED;
+    if (w->ready.tail)
+        w->ready.tail->next_ready = w->starved.head;
+    else
+        w->ready.head = w->starved.head;
+    w->ready.tail = w->starved.tail;
+    w->starved.head = w->starved.tail = NULL;
+}
+
+/* Make sure the input ring has free space: 1, or 0 when the connection
+ * closed, or -1 when it was parked for ring memory. */
 static int input_room(wk_worker *w, weft_conn *c)
 {
     weft_ring *in = &c->in;
@@ -339,6 +398,10 @@ static int input_room(wk_worker *w, weft_conn *c)
     if (len >= cfg_of(w)->input_cap) {
         conn_close(w, c, WEFT_CLOSE_INPUT_CAP);
         return 0;
+    }
+    if (pool_full(&w->pool) && !may_use_reserve(w, c)) {
+        starve(w, c);
+        return -1;
     }
     if (ring_reserve(w, in, in->buf ? (size_t)in->cap * 2 : cfg_of(w)->ring_size) != 0) {
         wlog(w->srv, WEFT_LOG_ERROR, "worker %d: out of memory for input", w->index);
@@ -359,7 +422,7 @@ void conn_read(wk_worker *w, weft_conn *c)
             wk_ready_push(w, c);
             return;
         }
-        if (!input_room(w, c))
+        if (input_room(w, c) <= 0)
             return;
         size_t want = ring_space(&c->in);
         if (want > budget)

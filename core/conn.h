@@ -44,6 +44,10 @@ void conn_close(wk_worker *w, weft_conn *c, weft_close_reason why);
  */
 void conn_close_after_flush(wk_worker *w, weft_conn *c, weft_close_reason why);
 
+/* Put connections that wait for ring memory back on the ready list, if the
+ * pool is under its cap again. */
+void conn_unstarve(wk_worker *w);
+
 /* Read and discard a lingering connection's input; end it at EOF. */
 void conn_linger_read(wk_worker *w, weft_conn *c);
 

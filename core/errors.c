@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/server-t.h"
@@ -39,6 +40,31 @@ const char *weft_close_reason_name(weft_close_reason r)
     if ((unsigned)r >= WEFT_CLOSE_REASONS)
         return "unknown";
     return reason_names[r];
+}
+
+void wlog_limit(struct weft_server *s, lim_kind k, const char *fmt, ...)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t last = __atomic_load_n(&s->lim_last[k], __ATOMIC_RELAXED);
+    /* One thread wins the second; the others only count. */
+    if (now - last < 1000 || !__atomic_compare_exchange_n(&s->lim_last[k], &last, now, false,
+                                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        __atomic_add_fetch(&s->lim_quiet[k], 1, __ATOMIC_RELAXED);
+        return;
+    }
+    uint64_t quiet = __atomic_exchange_n(&s->lim_quiet[k], 0, __ATOMIC_RELAXED);
+    char line[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (quiet)
+        wlog(s, WEFT_LOG_WARN, "%s (and %llu more like it since the last report)", line,
+             (unsigned long long)quiet);
+    else
+        wlog(s, WEFT_LOG_WARN, "%s", line);
 }
 
 void wlog(const struct weft_server *s, int level, const char *fmt, ...)

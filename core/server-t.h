@@ -17,6 +17,7 @@
 
 #include "buffers/arena.h"
 #include "buffers/pool.h"
+#include "core/log.h"
 #include "stats/counters.h"
 #include "weft/weft.h"
 #include "workers/inbox.h"
@@ -37,6 +38,8 @@ enum {
     C_DRAIN_CB = 1u << 10, /* weft_send reported 1: on_drain is owed */
     C_LINGER = 1u << 11,   /* closed for the handler; discarding input to EOF */
     C_LINGERQ = 1u << 12,  /* on the worker's linger FIFO (next_closed) */
+    C_STARVED = 1u << 13,  /* on the starved list (next_ready; C_READY is set too):
+                              reading waits for ring memory under pool_max_bytes */
 };
 
 /*
@@ -108,6 +111,7 @@ typedef struct wk_worker {
     conn_list flush;            /* output to write this turn (next_flush) */
     weft_conn *closed;          /* closed, slot freed once off every list (next_closed) */
     conn_list linger;           /* lingering closes, oldest first (next_closed) */
+    conn_list starved;          /* waiting for ring memory (next_ready) */
     tw_wheel conn_wheel;        /* connection timeouts (tmr) */
     tw_wheel user_wheel;        /* handler timers */
     int64_t now_ms;             /* CLOCK_MONOTONIC ms, read once per turn */
@@ -148,7 +152,10 @@ struct weft_server {
     int ncounters;
     char *counter_names[WEFT_MAX_COUNTERS];
     char *counter_help[WEFT_MAX_COUNTERS];
-    struct st_service *stats; /* NULL when stats are off */
+    struct st_service *stats;      /* NULL when stats are off */
+    uint64_t *handed;              /* per worker: connections handed (acceptor only) */
+    int64_t lim_last[LIM_KINDS];   /* wlog_limit: last report per kind (ms, atomic) */
+    uint64_t lim_quiet[LIM_KINDS]; /* wlog_limit: hits since that report (atomic) */
 };
 
 #endif

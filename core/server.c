@@ -85,7 +85,8 @@ int weft_server_new(const weft_config *cfg, const weft_handler *h, void *ud, wef
     if ((rc = resolve_cpus(s)) != 0 || (rc = resolve_max_conns(s)) != 0)
         goto fail;
     s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers));
-    if (!s->workers) {
+    s->handed = calloc((size_t)s->nworkers, sizeof(*s->handed));
+    if (!s->workers || !s->handed) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -229,6 +230,7 @@ void weft_server_free(weft_server *s)
         for (int i = 0; i < s->nworkers; i++)
             wk_destroy(s->workers[i]);
     free(s->workers);
+    free(s->handed);
     for (int i = 0; i < s->ncounters; i++) {
         free(s->counter_names[i]);
         free(s->counter_help[i]);
@@ -261,6 +263,7 @@ void weft_server_stats(const weft_server *s, weft_stats *st)
     memset(st, 0, sizeof(*st));
     st->accepted = ST_GET(&s->ast, accepted);
     st->rejected_max = ST_GET(&s->ast, rejected_max);
+    st->rejected_worker_cap = ST_GET(&s->ast, rejected_worker);
     st->accept_emfile = ST_GET(&s->ast, emfile);
     st->accept_shed = ST_GET(&s->ast, shed);
     st->accept_errors = ST_GET(&s->ast, errors);

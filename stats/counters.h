@@ -24,7 +24,7 @@ typedef struct st_worker {
     uint64_t bytes_in, bytes_out;
     uint64_t reads, writes, eagain;
     uint64_t wakeups, events, deferrals;
-    uint64_t bp_pauses, bp_resumes;
+    uint64_t bp_pauses, bp_resumes, pool_pauses;
     uint64_t rings_borrowed, rings_returned, ring_allocs, pool_bytes;
     uint64_t handoffs;
     uint64_t user[WEFT_MAX_COUNTERS]; /* handler-defined counters */
@@ -33,7 +33,7 @@ typedef struct st_worker {
 } __attribute__((aligned(ST_CACHELINE))) st_worker;
 
 typedef struct st_acceptor {
-    uint64_t accepted, rejected_max, emfile, shed, errors;
+    uint64_t accepted, rejected_max, rejected_worker, emfile, shed, errors;
 } __attribute__((aligned(ST_CACHELINE))) st_acceptor;
 
 /* Add n to a counter; only the block's owner thread may call this. */

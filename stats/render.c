@@ -61,6 +61,7 @@ typedef struct field {
 static const field fields[] = {
     F(accepted, "Connections accepted and handed to a worker."),
     F(rejected_max, "Connections closed at accept: over max_conns."),
+    F(rejected_worker_cap, "Connections closed at accept: every worker at its cap."),
     F(accept_emfile, "EMFILE/ENFILE episodes at the acceptor."),
     F(accept_shed, "Connections dropped while out of file descriptors."),
     F(accept_errors, "Other accept errors."),
@@ -77,6 +78,7 @@ static const field fields[] = {
     F(deferrals, "Connections continued next turn: read budget used up."),
     F(bp_pauses, "Backpressure: reading paused over the output high watermark."),
     F(bp_resumes, "Backpressure: reading resumed below the low watermark."),
+    F(pool_pauses, "Reads paused: the worker's ring memory reached pool_max_bytes."),
     F(rings_borrowed, "Ring buffers borrowed from the pools."),
     F(rings_returned, "Ring buffers returned to the pools."),
     G(rings_in_use, "Ring buffers held by connections now."),
@@ -221,7 +223,7 @@ static void prom_lat(sbuf *b, const char *name, const char *help, const weft_sna
 
 static void prometheus(sbuf *b, const weft_snapshot *s)
 {
-    static const int acceptor_fields = 5; /* the first five come from the acceptor */
+    static const int acceptor_fields = 6; /* the first six come from the acceptor */
     for (size_t i = 0; i < NFIELDS; i++) {
         const field *f = &fields[i];
         const char *suffix = f->gauge ? "" : "_total";

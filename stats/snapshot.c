@@ -32,6 +32,7 @@ void snap_sum_worker(weft_stats *st, const st_worker *b)
     st->deferrals += ST_GET(b, deferrals);
     st->bp_pauses += ST_GET(b, bp_pauses);
     st->bp_resumes += ST_GET(b, bp_resumes);
+    st->pool_pauses += ST_GET(b, pool_pauses);
     st->rings_borrowed += ST_GET(b, rings_borrowed);
     st->rings_returned += returned;
     st->ring_allocs += ST_GET(b, ring_allocs);
@@ -138,6 +139,7 @@ st_snap *snap_take(const st_registry *reg, const st_snap *prev, uint64_t seq, do
     const st_acceptor *acc = reg->acc;
     p->total.accepted = ST_GET(acc, accepted);
     p->total.rejected_max = ST_GET(acc, rejected_max);
+    p->total.rejected_worker_cap = ST_GET(acc, rejected_worker);
     p->total.accept_emfile = ST_GET(acc, emfile);
     p->total.accept_shed = ST_GET(acc, shed);
     p->total.accept_errors = ST_GET(acc, errors);

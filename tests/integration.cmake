@@ -51,3 +51,13 @@ weft_it_exe(it_stop_no_reset it_stop_no_reset.c LIBS weft_static weft_internal)
 add_test(NAME it_post_race COMMAND it_post_race)
 add_test(NAME it_stop_no_reset COMMAND it_stop_no_reset)
 set_tests_properties(it_post_race it_stop_no_reset PROPERTIES LABELS integration TIMEOUT 120)
+
+# weft-load detects a corrupting echo server (and passes a correct one).
+if(TARGET weft-load)
+  add_executable(corrupt_echo corrupt_echo.c)
+  target_compile_options(corrupt_echo PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)
+  add_test(NAME test_load_corrupt
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_load_corrupt.sh $<TARGET_FILE:weft-load>
+                   $<TARGET_FILE:corrupt_echo>)
+  set_tests_properties(test_load_corrupt PROPERTIES LABELS integration TIMEOUT 120)
+endif()

@@ -77,6 +77,9 @@ static void usage(FILE *f)
             "  --input-cap BYTES       close when unconsumed input reaches this (default %u)\n"
             "  --output-cap BYTES      close when pending output would pass this\n"
             "                          (default %u)\n"
+            "  --pool-max BYTES        ring memory one worker may hold; reading pauses\n"
+            "                          at it (default %u; 0 = no cap)\n"
+            "  --max-conns-per-worker N  connections one worker holds (default 0: no cap)\n"
             "  --pool-cache BYTES      ring memory kept per worker for reuse (default %u)\n"
             "  --shutdown-timeout MS   how long a stop waits for output (default %u)\n"
             "  --idle-timeout MS       close after this long with no input and no\n"
@@ -104,9 +107,9 @@ static void usage(FILE *f)
             "\n"
             "BYTES accept a K, M or G suffix (powers of 1024).\n",
             d.bind_addr, d.port, d.backlog, d.ring_size, d.read_budget, d.output_high_wm,
-            d.output_low_wm, d.input_cap, d.output_cap, d.pool_cache_bytes, d.shutdown_timeout_ms,
-            d.idle_timeout_ms, d.input_stall_ms, d.output_stall_ms, d.close_linger_ms,
-            d.stats_interval_ms, d.metrics_bind);
+            d.output_low_wm, d.input_cap, d.output_cap, d.pool_max_bytes, d.pool_cache_bytes,
+            d.shutdown_timeout_ms, d.idle_timeout_ms, d.input_stall_ms, d.output_stall_ms,
+            d.close_linger_ms, d.stats_interval_ms, d.metrics_bind);
 }
 
 static int fail_arg(const char *opt, const char *val, const char *why)
@@ -194,6 +197,8 @@ enum {
     O_MPORT,
     O_MBIND,
     O_LINES,
+    O_POOLMAX,
+    O_WCAP,
     O_MAXLINE,
 };
 
@@ -224,6 +229,8 @@ static int parse_args(int argc, char **argv, weft_config *cfg)
         {"metrics-port", required_argument, 0, O_MPORT},
         {"metrics-bind", required_argument, 0, O_MBIND},
         {"lines", no_argument, 0, O_LINES},
+        {"pool-max", required_argument, 0, O_POOLMAX},
+        {"max-conns-per-worker", required_argument, 0, O_WCAP},
         {"max-line", required_argument, 0, O_MAXLINE},
         {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},
@@ -309,6 +316,12 @@ static int parse_args(int argc, char **argv, weft_config *cfg)
             break;
         case O_MPORT:
             NUM(1, 65535, cfg->metrics_port);
+            break;
+        case O_POOLMAX:
+            NUM(0, 4294967295LL, cfg->pool_max_bytes);
+            break;
+        case O_WCAP:
+            NUM(0, INT_MAX, cfg->max_conns_per_worker);
             break;
         case O_LINES:
             g_lines = 1;

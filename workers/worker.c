@@ -262,6 +262,7 @@ static void loop(wk_worker *w)
         run_ready(w);
         to_run(w);
         run_flush(w);
+        conn_unstarve(w);
         if (w->timing && n > 0)
             hist_record(&w->st.turn, weft_now_ns() - t0);
         if (w->stopping && w->nconns > 0 && wk_now_ms() >= w->deadline_ms) {
@@ -304,6 +305,7 @@ static void *wk_main(void *arg)
     } else {
         pool_init(&w->pool, &w->arena, &w->st, w->srv->cfg.ring_size, w->srv->cfg.pool_cache_bytes);
         w->now_ms = wk_now_ms();
+        pool_set_max(&w->pool, w->srv->cfg.pool_max_bytes);
         tw_init(&w->conn_wheel, w->now_ms);
         tw_init(&w->user_wheel, w->now_ms);
     }

@@ -128,6 +128,9 @@ typedef struct weft_config {
     int max_conns;                /* connections open at once; 0 = derived from
                                      RLIMIT_NOFILE at start (soft limit minus a
                                      reserve for the server's own fds) */
+    int max_conns_per_worker;     /* connections one worker holds at once; a new
+                                     one goes to the next worker with room, or
+                                     is closed when none has; 0 = no cap */
     uint32_t ring_size;           /* initial ring capacity in bytes, a power of two;
                                      16384. Rings double up to the caps below */
     uint32_t read_budget;         /* bytes read from one connection per turn before
@@ -138,6 +141,10 @@ typedef struct weft_config {
                                      before the connection closes; 1048576 */
     uint32_t output_cap;          /* pending output beyond which a send closes the
                                      connection; 4194304 */
+    uint32_t pool_max_bytes;      /* ring memory one worker may hold; at the cap it
+                                     stops reading (connections resume as output
+                                     drains and memory returns) instead of
+                                     failing; 536870912. 0 = no cap */
     uint32_t pool_cache_bytes;    /* ring memory each worker keeps for reuse
                                      instead of freeing; 4194304 */
     uint32_t shutdown_timeout_ms; /* how long a stop waits for pending output
@@ -234,13 +241,14 @@ int weft_server_worker_cpu(const weft_server *s, int i, int *cpu, int *node);
  * with a relaxed load from its single writer.
  */
 typedef struct weft_stats {
-    uint64_t accepted;      /* connections accepted by the acceptor */
-    uint64_t rejected_max;  /* closed at once: over max_conns */
-    uint64_t accept_emfile; /* EMFILE/ENFILE episodes at the acceptor */
-    uint64_t accept_shed;   /* connections dropped during those episodes */
-    uint64_t accept_errors; /* other accept errors */
-    uint64_t opened;        /* connections opened on workers */
-    uint64_t closed;        /* connections closed on workers */
+    uint64_t accepted;            /* connections accepted by the acceptor */
+    uint64_t rejected_max;        /* closed at once: over max_conns */
+    uint64_t rejected_worker_cap; /* closed at once: every worker at its cap */
+    uint64_t accept_emfile;       /* EMFILE/ENFILE episodes at the acceptor */
+    uint64_t accept_shed;         /* connections dropped during those episodes */
+    uint64_t accept_errors;       /* other accept errors */
+    uint64_t opened;              /* connections opened on workers */
+    uint64_t closed;              /* connections closed on workers */
     uint64_t closed_by[WEFT_CLOSE_REASONS];
     uint64_t open; /* accepted - closed (including in handoff) */
     uint64_t bytes_in, bytes_out;
@@ -250,6 +258,7 @@ typedef struct weft_stats {
     uint64_t events;                /* events returned by epoll_wait */
     uint64_t deferrals;             /* read budget used up: continued next turn */
     uint64_t bp_pauses, bp_resumes; /* backpressure on/off */
+    uint64_t pool_pauses;           /* reads paused: the worker's ring memory at its cap */
     uint64_t rings_borrowed, rings_returned, rings_in_use;
     uint64_t ring_allocs; /* rings allocated (pool misses, growth) */
     uint64_t pool_bytes;  /* ring memory held by the pools (cached + used) */
