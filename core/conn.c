@@ -424,7 +424,14 @@ void conn_read(wk_worker *w, weft_conn *c)
         }
         if (input_room(w, c) <= 0)
             return;
+        /*
+         * Never let unconsumed input pass input_cap, so on_data can trust
+         * that bound (input_room closed us if it is already reached).
+         */
         size_t want = ring_space(&c->in);
+        size_t room = cfg->input_cap - weft_ring_len(&c->in);
+        if (want > room)
+            want = room;
         if (want > budget)
             want = budget;
         ssize_t n = ring_read_fd(&c->in, c->fd, want);

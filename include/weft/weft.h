@@ -92,7 +92,9 @@ typedef struct weft_handler {
      * (weft_ring_consume, weft_send_from) and leave a partial message in
      * place: it stays in the ring, and on_data is called again when more
      * arrives. Called at most once per read, with a bounded amount of new
-     * data (config.read_budget per turn).
+     * data (config.read_budget per turn). The ring never holds more than
+     * config.input_cap bytes: when a partial message fills it, the
+     * connection closes with WEFT_CLOSE_INPUT_CAP.
      */
     void (*on_data)(weft_conn *c, weft_ring *in);
     /* Output fell below the low watermark after weft_send reported 1. */

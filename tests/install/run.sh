@@ -127,4 +127,43 @@ if command -v c++ >/dev/null; then
         fail "weft.h does not compile as C++"
 fi
 
+step "docs/embedding.md: the tutorial's files, built and run as written"
+doc=$here/../../docs/embedding.md
+tut=$work/tutorial
+mkdir -p "$tut"
+# Each block that follows a "<!-- file: NAME -->" line becomes that file.
+awk -v dir="$tut" '
+    /^<!-- file: .* -->$/ { name = $3; next }
+    name != "" && /^```/ { if (out) { close(out); out = ""; name = "" } else out = dir "/" name; next }
+    out { print > out }
+' "$doc"
+[[ -s $tut/shout.c && -s $tut/CMakeLists.txt ]] || fail "could not extract the tutorial's files"
+"$cmake" -S "$tut" -B "$tut/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" \
+    -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" -DCMAKE_BUILD_RPATH="$prefix/$libdir" >/dev/null ||
+    fail "the tutorial's CMakeLists.txt does not configure"
+"$cmake" --build "$tut/build" >/dev/null || fail "the tutorial does not build with CMake"
+# shellcheck disable=SC2086
+"$cc" -O2 -Wall -Wextra -Werror -o "$tut/shout_pc" "$tut/shout.c" $cflags $libs \
+    -Wl,-rpath,"$prefix/$libdir" || fail "the tutorial does not build with pkg-config"
+for bin in "$tut/build/shout" "$tut/shout_pc"; do
+    "$bin" 0 >"$tut/out.txt" 2>&1 &
+    spid=$!
+    port=
+    for _ in $(seq 100); do
+        port=$(sed -n 's/^shout on 127.0.0.1:\([0-9]*\)$/\1/p' "$tut/out.txt")
+        [[ -n $port ]] && break
+        sleep 0.05
+    done
+    [[ -n $port ]] || { kill "$spid"; fail "$bin did not start: $(cat "$tut/out.txt")"; }
+    exec 3<>"/dev/tcp/127.0.0.1/$port"
+    printf 'hello\r\n/count\n/quit\n' >&3
+    reply=$(timeout 5 cat <&3 || true)
+    exec 3<&-
+    kill -TERM "$spid"
+    wait "$spid" || fail "$bin exited non-zero after SIGTERM"
+    want=$'shout ready\nHELLO\n1 lines\nbye'
+    [[ $reply == "$want" ]] || fail "$bin answered '$reply', expected '$want'"
+    echo "$bin: answered as the tutorial says"
+done
+
 printf '\ninstall_consumer: OK (prefix %s)\n' "$prefix"
