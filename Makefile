@@ -49,7 +49,7 @@ endef
 MAKEFLAGS += --no-print-directory
 
 .DEFAULT_GOAL := build
-.PHONY: help deps deps-bench configure build run test asan tsan fuzz format format-check \
+.PHONY: help deps deps-bench configure build run test asan tsan fuzz man format format-check \
         install bench clean
 
 help:
@@ -109,6 +109,14 @@ tsan: deps
 	$(call configure,$(TSAN_DIR),$(SAN_BUILD_TYPE),-DWEFT_WERROR=ON -DWEFT_SANITIZE=thread)
 	$(CMAKE) --build $(TSAN_DIR) -j $(JOBS)
 	$(CTEST) --test-dir $(TSAN_DIR) --output-on-failure --no-tests=error -j $(TEST_JOBS) $(CTEST_ARGS)
+
+# Man pages of the tools, from their --help (help2man; docs/man/*.1 are committed).
+man: build
+	@for t in weft-echo:'the weft reference echo server' \
+	          weft-load:'load generator for TCP echo servers, every byte verified' \
+	          weft-stat:'live statistics of a running weft server'; do \
+	    n=$${t%%:*}; help2man --no-info -N -S weft --version-string=$$(sed -n 's/^project(weft VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt) \
+	        -n "$${t#*:}" $(BUILD_DIR)/tools/$$n > docs/man/$$n.1 && echo "docs/man/$$n.1"; done
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS from fuzz/corpus/.
 FUZZ_SECONDS ?= 30

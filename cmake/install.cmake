@@ -55,6 +55,12 @@ install(TARGETS weft_shared LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} NAMELINK
 
 if(WEFT_TOOLS)
   install(TARGETS ${WEFT_TOOLS} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  # Their man pages (docs/man, regenerated from --help by `make man`).
+  foreach(tool ${WEFT_TOOLS})
+    if(EXISTS ${PROJECT_SOURCE_DIR}/docs/man/${tool}.1)
+      install(FILES ${PROJECT_SOURCE_DIR}/docs/man/${tool}.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+    endif()
+  endforeach()
 endif()
 
 # ---- CMake package -------------------------------------------------------------
