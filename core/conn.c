@@ -415,6 +415,17 @@ void conn_read(wk_worker *w, weft_conn *c)
 {
     const weft_config *cfg = cfg_of(w);
     size_t budget = cfg->read_budget;
+    if (c->flags & C_REDELIVER) {
+        c->flags &= ~C_REDELIVER;
+        if (weft_ring_len(&c->in) > 0 && !(c->flags & (C_CLOSING | C_CLOSED))) {
+            w->srv->h.on_data(c, &c->in);
+            if (c->flags & C_CLOSED)
+                return;
+            ring_release(w, &c->in);
+        }
+        if (!(c->flags & C_READABLE))
+            return;
+    }
     while (!(c->flags & (C_PAUSED | C_CLOSING | C_CLOSED))) {
         if (budget == 0) {
             /* Fairness (invariant 3): continue after the other ready conns. */
@@ -484,8 +495,15 @@ static void output_drained(wk_worker *w, weft_conn *c)
     if (c->flags & C_PAUSED) {
         c->flags &= ~C_PAUSED;
         ST_ADD(&w->st, bp_resumes, 1);
-        if (c->flags & C_READABLE)
-            wk_ready_push(w, c); /* input that arrived meanwhile raised no edge */
+        /*
+         * Input that arrived meanwhile raised no edge; and a handler that
+         * stopped consuming when weft_send reported 1 has whole messages
+         * waiting in the ring: give it the ring again (C_REDELIVER).
+         */
+        if (weft_ring_len(&c->in) > 0)
+            c->flags |= C_REDELIVER;
+        if (c->flags & (C_READABLE | C_REDELIVER))
+            wk_ready_push(w, c);
     }
     if (c->flags & C_DRAIN_CB) {
         c->flags &= ~C_DRAIN_CB;

@@ -25,21 +25,22 @@
 
 /* Connection flags (weft_conn.flags). */
 enum {
-    C_READABLE = 1u << 0,  /* an input edge was seen and not yet drained */
-    C_HUP = 1u << 1,       /* RDHUP/HUP/ERR seen: read on to EOF or error */
-    C_READY = 1u << 2,     /* on the worker's ready list */
-    C_FLUSH = 1u << 3,     /* on the worker's flush list */
-    C_WANT_OUT = 1u << 4,  /* output hit EAGAIN: waiting for the output edge */
-    C_PAUSED = 1u << 5,    /* backpressure: not reading until output drains */
-    C_EOF = 1u << 6,       /* the peer sent FIN */
-    C_CLOSING = 1u << 7,   /* close once output is flushed; read no more */
-    C_CLOSED = 1u << 8,    /* closed; the slot is freed at the end of a turn */
-    C_OPENED = 1u << 9,    /* on_open ran; on_close is owed */
-    C_DRAIN_CB = 1u << 10, /* weft_send reported 1: on_drain is owed */
-    C_LINGER = 1u << 11,   /* closed for the handler; discarding input to EOF */
-    C_LINGERQ = 1u << 12,  /* on the worker's linger FIFO (next_closed) */
-    C_STARVED = 1u << 13,  /* on the starved list (next_ready; C_READY is set too):
-                              reading waits for ring memory under pool_max_bytes */
+    C_READABLE = 1u << 0,   /* an input edge was seen and not yet drained */
+    C_HUP = 1u << 1,        /* RDHUP/HUP/ERR seen: read on to EOF or error */
+    C_READY = 1u << 2,      /* on the worker's ready list */
+    C_FLUSH = 1u << 3,      /* on the worker's flush list */
+    C_WANT_OUT = 1u << 4,   /* output hit EAGAIN: waiting for the output edge */
+    C_PAUSED = 1u << 5,     /* backpressure: not reading until output drains */
+    C_EOF = 1u << 6,        /* the peer sent FIN */
+    C_CLOSING = 1u << 7,    /* close once output is flushed; read no more */
+    C_CLOSED = 1u << 8,     /* closed; the slot is freed at the end of a turn */
+    C_OPENED = 1u << 9,     /* on_open ran; on_close is owed */
+    C_DRAIN_CB = 1u << 10,  /* weft_send reported 1: on_drain is owed */
+    C_LINGER = 1u << 11,    /* closed for the handler; discarding input to EOF */
+    C_LINGERQ = 1u << 12,   /* on the worker's linger FIFO (next_closed) */
+    C_REDELIVER = 1u << 14, /* call on_data with the ring as it is (after backpressure) */
+    C_STARVED = 1u << 13,   /* on the starved list (next_ready; C_READY is set too):
+                               reading waits for ring memory under pool_max_bytes */
 };
 
 /*

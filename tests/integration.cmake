@@ -61,3 +61,8 @@ if(TARGET weft-load)
                    $<TARGET_FILE:corrupt_echo>)
   set_tests_properties(test_load_corrupt PROPERTIES LABELS integration TIMEOUT 120)
 endif()
+
+# A handler that stops consuming under backpressure gets its ring again.
+weft_it_exe(it_redeliver it_redeliver.c LIBS weft_static weft_internal)
+add_test(NAME it_redeliver COMMAND it_redeliver)
+set_tests_properties(it_redeliver PROPERTIES LABELS integration TIMEOUT 60)

@@ -157,7 +157,7 @@ static void run_ready(wk_worker *w)
         c->flags &= ~C_READY;
         if (c->flags & C_LINGER)
             conn_linger_read(w, c);
-        else if (!(c->flags & C_CLOSED) && (c->flags & C_READABLE)) {
+        else if (!(c->flags & C_CLOSED) && (c->flags & (C_READABLE | C_REDELIVER))) {
             conn_read(w, c);
             /*
              * Write what this connection's input produced now, not after

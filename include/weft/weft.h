@@ -95,6 +95,13 @@ typedef struct weft_handler {
      * data (config.read_budget per turn). The ring never holds more than
      * config.input_cap bytes: when a partial message fills it, the
      * connection closes with WEFT_CLOSE_INPUT_CAP.
+     * A handler may also stop consuming when weft_send reports 1 (output
+     * over the high watermark): once output drains below the low watermark,
+     * on_data is called again with the ring as it was left.
+     * Calls that can close the connection (weft_send on -ENOBUFS/-ENOMEM,
+     * weft_close with no output pending, weft_abort) run on_close before
+     * they return: after one, touch neither the state that on_close frees
+     * nor `in`.
      */
     void (*on_data)(weft_conn *c, weft_ring *in);
     /* Output fell below the low watermark after weft_send reported 1. */
