@@ -1,0 +1,137 @@
+#!/bin/sh
+# examples/http/tests/http_test.sh — weft-http against real clients.
+#
+#   usage: http_test.sh raw|curl|ab|wrk|h2load WEFT-HTTP HTTP_IT
+#
+# Starts weft-http on a free loopback port (--port 0, the port read from its
+# first line), runs one client, checks what it reports, and stops the server
+# by its PID with SIGTERM: the server must exit 0 within 10 s. Nothing else
+# is signalled. A missing client fails the test, naming the Debian package.
+#
+#   raw     http_it: every status, keep-alive/close rules, HEAD framing,
+#           bodies skipped, heads split at every byte, 100 and 1000
+#           pipelined requests in one write
+#   curl    one curl run fetching several URLs reuses one connection;
+#           /stats is JSON with "total"; HEAD; 404
+#   ab      ab -k -n 2000 -c 20: 2000 complete, 0 failed, 2000 keep-alive
+#   wrk     wrk -t2 -c50 -d2s: requests > 0, no socket errors, no non-2xx
+#   h2load  h2load --h1 -n 2000 -c 10: 2000 succeeded, 0 failed/errored
+set -u
+MODE=$1
+HTTP=$2
+HTTP_IT=$3
+DIR=$(mktemp -d /tmp/weft-http-test-XXXXXX)
+PID=
+cleanup() {
+    [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+fail() {
+    echo "http_test $MODE: FAIL: $*" >&2
+    [ -s "$DIR/server.err" ] && sed 's/^/  server: /' "$DIR/server.err" >&2
+    exit 1
+}
+# Running, not a zombie (kill -0 succeeds on a child that exited unwaited).
+alive() {
+    [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat"
+}
+need() {
+    command -v "$1" >/dev/null 2>&1 || fail "$1 not found: install the Debian package '$2'"
+}
+
+case $MODE in
+raw) ;;
+curl) need curl curl ;;
+ab) need ab apache2-utils ;;
+wrk) need wrk wrk ;;
+h2load) need h2load nghttp2-client ;;
+*) fail "unknown mode" ;;
+esac
+
+# --stats-interval 100: /stats has a sample soon; no admin socket file.
+"$HTTP" --port 0 --workers 2 --stats-interval 100 --stats-socket '' \
+    >"$DIR/server.out" 2>"$DIR/server.err" &
+PID=$!
+PORT=
+i=0
+while [ $i -lt 100 ]; do
+    PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$DIR/server.out")
+    [ -n "$PORT" ] && break
+    alive "$PID" || fail "weft-http exited at start"
+    sleep 0.1
+    i=$((i + 1))
+done
+[ -n "$PORT" ] || fail "weft-http did not report its port"
+URL="http://127.0.0.1:$PORT"
+
+case $MODE in
+raw)
+    "$HTTP_IT" "$PORT" all || fail "http_it"
+    ;;
+curl)
+    # Several URLs in one run: one connection, reused (num_connects 1, then 0).
+    curl -sS --max-time 10 -w '%{http_code} %{num_connects}\n' -o /dev/null "$URL/" \
+        -o /dev/null "$URL/nope" -o /dev/null "$URL/" -o /dev/null "$URL/?a=b" >"$DIR/out" 2>"$DIR/err" || fail "curl: $(cat "$DIR/err")"
+    [ "$(tr '\n' ' ' <"$DIR/out")" = "200 1 404 0 200 0 200 0 " ] ||
+        fail "keep-alive reuse: got $(tr '\n' ' ' <"$DIR/out")"
+    [ "$(curl -sS --max-time 10 "$URL/")" = "hello, world" ] || fail "GET / body"
+    # HEAD: the headers of GET, no body.
+    curl -sS --max-time 10 -I "$URL/" >"$DIR/head" || fail "curl -I"
+    grep -q '^HTTP/1.1 200 OK' "$DIR/head" || fail "HEAD status: $(cat "$DIR/head")"
+    grep -qi '^Content-Length: 13' "$DIR/head" || fail "HEAD Content-Length: $(cat "$DIR/head")"
+    # /stats: 503 until the first sample, then JSON with "total".
+    i=0
+    while :; do
+        code=$(curl -sS --max-time 10 -o "$DIR/stats" -w '%{http_code} %{content_type}' "$URL/stats")
+        [ "$code" = "503 text/plain" ] && [ $i -lt 50 ] && { sleep 0.1; i=$((i + 1)); continue; }
+        break
+    done
+    [ "$code" = "200 application/json" ] || fail "/stats: $code"
+    grep -q '"total"' "$DIR/stats" || fail "/stats has no \"total\": $(head -c 300 "$DIR/stats")"
+    python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$DIR/stats" 2>/dev/null ||
+        { command -v python3 >/dev/null && fail "/stats is not valid JSON"; }
+    grep -q '"http_2xx"' "$DIR/stats" || fail "/stats lacks the http_2xx counter"
+    code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X BREW "$URL/")
+    [ "$code" = 501 ] || fail "BREW: $code"
+    code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -d 'x=1' "$URL/")
+    [ "$code" = 405 ] || fail "POST /: $code"
+    ;;
+ab)
+    ab -k -n 2000 -c 20 -s 10 "$URL/" >"$DIR/out" 2>&1 || fail "ab: $(tail -5 "$DIR/out")"
+    grep -Eq '^Complete requests: +2000$' "$DIR/out" || fail "ab: $(grep -i complete "$DIR/out")"
+    grep -Eq '^Failed requests: +0$' "$DIR/out" || fail "ab: $(grep -i failed "$DIR/out")"
+    grep -Eq '^Keep-Alive requests: +2000$' "$DIR/out" || fail "ab: $(grep -i keep-alive "$DIR/out")"
+    grep -q '^Non-2xx' "$DIR/out" && fail "ab: $(grep '^Non-2xx' "$DIR/out")"
+    ;;
+wrk)
+    timeout 30 wrk -t2 -c50 -d2s "$URL/" >"$DIR/out" 2>&1 || fail "wrk: $(cat "$DIR/out")"
+    n=$(sed -n 's/^ *\([0-9][0-9]*\) requests in .*/\1/p' "$DIR/out")
+    [ -n "$n" ] || fail "wrk reported no request count: $(cat "$DIR/out")"
+    [ "$n" -gt 0 ] || fail "wrk made no requests: $(cat "$DIR/out")"
+    grep -q 'Socket errors' "$DIR/out" && fail "wrk: $(grep 'Socket errors' "$DIR/out")"
+    grep -q 'Non-2xx' "$DIR/out" && fail "wrk: $(grep 'Non-2xx' "$DIR/out")"
+    echo "wrk: $n requests"
+    ;;
+h2load)
+    timeout 60 h2load --h1 -n 2000 -c 10 "$URL/" >"$DIR/out" 2>&1 || fail "h2load: $(tail -5 "$DIR/out")"
+    grep -Eq '^requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed, 0 errored' \
+        "$DIR/out" || fail "h2load: $(grep '^requests:' "$DIR/out")"
+    grep -Eq '^status codes: 2000 2xx' "$DIR/out" || fail "h2load: $(grep '^status codes' "$DIR/out")"
+    ;;
+esac
+
+# Orderly stop: SIGTERM, exit status 0 within 10 s.
+kill -TERM "$PID"
+i=0
+while alive "$PID" && [ $i -lt 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+alive "$PID" && fail "weft-http did not stop within 10 s of SIGTERM"
+wait "$PID"
+rc=$?
+PID=
+[ $rc -eq 0 ] || fail "weft-http exited $rc after SIGTERM"
+grep -q 'weft-http: stopped' "$DIR/server.out" || fail "no 'stopped' line"
+echo "http_test $MODE: ok"
