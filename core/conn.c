@@ -181,6 +181,11 @@ void conn_open(wk_worker *w, inbox_msg *m)
      */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                              .data.u64 = ((uint64_t)c->gen << 32) | c->slot};
+    if (cfg_of(w)->sndbuf > 0) {
+        /* Failure only leaves the kernel's own sizing: not worth a close. */
+        int sz = (int)cfg_of(w)->sndbuf;
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    }
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         wlog(w->srv, WEFT_LOG_ERROR, "worker %d: epoll_ctl: %s", w->index, weft_strerror(errno));
         w->nconns++;
@@ -455,7 +460,8 @@ void conn_read(wk_worker *w, weft_conn *c)
             w->srv->h.on_data(c, &c->in);
             if (c->flags & C_CLOSED)
                 return;
-            if (weft_ring_len(&c->in) >= cfg->input_cap) {
+            /* A handler that is closing may leave input: its close wins. */
+            if (weft_ring_len(&c->in) >= cfg->input_cap && !(c->flags & C_CLOSING)) {
                 conn_close(w, c, WEFT_CLOSE_INPUT_CAP);
                 return;
             }
@@ -625,6 +631,14 @@ int weft_send_from(weft_conn *c, weft_ring *from, size_t len)
 }
 
 void weft_close(weft_conn *c) { conn_close_after_flush(c->w, c, WEFT_CLOSE_HANDLER); }
+
+void weft_conn_resume(weft_conn *c)
+{
+    if (c->flags & (C_CLOSED | C_CLOSING))
+        return;
+    c->flags |= C_REDELIVER;
+    wk_ready_push(c->w, c);
+}
 
 void weft_abort(weft_conn *c)
 {

@@ -80,6 +80,7 @@ static void usage(FILE *f)
             "  --pool-max BYTES        ring memory one worker may hold; reading pauses\n"
             "                          at it (default %u; 0 = no cap)\n"
             "  --max-conns-per-worker N  connections one worker holds (default 0: no cap)\n"
+            "  --sndbuf BYTES          SO_SNDBUF per connection (default 0: the kernel's)\n"
             "  --pool-cache BYTES      ring memory kept per worker for reuse (default %u)\n"
             "  --shutdown-timeout MS   how long a stop waits for output (default %u)\n"
             "  --idle-timeout MS       close after this long with no input and no\n"
@@ -197,6 +198,7 @@ enum {
     O_MPORT,
     O_MBIND,
     O_LINES,
+    O_SNDBUF,
     O_POOLMAX,
     O_WCAP,
     O_MAXLINE,
@@ -229,6 +231,7 @@ static int parse_args(int argc, char **argv, weft_config *cfg)
         {"metrics-port", required_argument, 0, O_MPORT},
         {"metrics-bind", required_argument, 0, O_MBIND},
         {"lines", no_argument, 0, O_LINES},
+        {"sndbuf", required_argument, 0, O_SNDBUF},
         {"pool-max", required_argument, 0, O_POOLMAX},
         {"max-conns-per-worker", required_argument, 0, O_WCAP},
         {"max-line", required_argument, 0, O_MAXLINE},
@@ -322,6 +325,9 @@ static int parse_args(int argc, char **argv, weft_config *cfg)
             break;
         case O_WCAP:
             NUM(0, INT_MAX, cfg->max_conns_per_worker);
+            break;
+        case O_SNDBUF:
+            NUM(0, 1 << 30, cfg->sndbuf);
             break;
         case O_LINES:
             g_lines = 1;

@@ -154,6 +154,10 @@ typedef struct weft_config {
                                      stops reading (connections resume as output
                                      drains and memory returns) instead of
                                      failing; 536870912. 0 = no cap */
+    uint32_t sndbuf;              /* SO_SNDBUF for each connection; 0 = the kernel's
+                                     autotuning (which can let several MiB of a
+                                     slow reader's output sit in the kernel,
+                                     beyond output_cap's reach) */
     uint32_t pool_cache_bytes;    /* ring memory each worker keeps for reuse
                                      instead of freeing; 4194304 */
     uint32_t shutdown_timeout_ms; /* how long a stop waits for pending output
@@ -372,8 +376,9 @@ uint16_t weft_server_metrics_port(const weft_server *s);
  * Run fn(s, worker, arg) on worker `worker`'s thread, soon. Safe from any
  * thread (not from a signal handler: it allocates a small message). The
  * function runs between event-loop turns; if the server stops first it still
- * runs, before the worker exits. Returns 0, -EINVAL (bad worker), -ENOMEM or
- * -ESHUTDOWN (the worker has exited).
+ * runs, before the worker exits. Calls posted by one thread to one worker
+ * run in the order they were posted (the inbox is a FIFO queue). Returns 0, -EINVAL (bad worker),
+ * -ENOMEM or -ESHUTDOWN (the worker has exited).
  */
 typedef void (*weft_post_fn)(weft_server *s, int worker, void *arg);
 int weft_post(weft_server *s, int worker, weft_post_fn fn, void *arg);
@@ -430,6 +435,14 @@ int weft_send(weft_conn *c, const void *data, size_t len);
  * Returns as weft_send.
  */
 int weft_send_from(weft_conn *c, weft_ring *from, size_t len);
+
+/*
+ * Call on_data again, soon (this turn or the next, on c's worker), with the
+ * input ring as it is, even if no new byte arrives: for a handler that left
+ * complete messages in the ring while it waited for something else (an
+ * answer posted from another worker, say). No-op on a closing connection.
+ */
+void weft_conn_resume(weft_conn *c);
 
 /* Close after pending output is flushed (reason WEFT_CLOSE_HANDLER). */
 void weft_close(weft_conn *c);
