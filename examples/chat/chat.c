@@ -1,0 +1,1228 @@
+/*
+ * examples/chat/chat.c — a multi-room chat server on weft's public API.
+ *
+ * Protocol: see proto.c (parsing) and README.md (what the server answers).
+ *
+ * ---- State: who owns what ----------------------------------------------------
+ *
+ * weft spreads connections over the workers round-robin, and only a
+ * connection's own worker may touch it. So every piece of chat state has
+ * exactly one owning worker, and other workers reach it only with
+ * weft_post(). There is no lock anywhere in this file and no shared mutable
+ * structure except the reference counts of immutable posted buffers.
+ *
+ *   what                              owner             lookup
+ *   ------------------------------    ---------------   -------------------------
+ *   a client (nick, room, input)      its conn's worker slot table: id = (worker,
+ *                                                       slot, generation)
+ *   room membership                   each member's     per-worker map room ->
+ *                                     own worker        local members
+ *   nick directory (nick -> id)       shard worker      hash(nick) % workers
+ *
+ * There is no global member list of a room. A room message is delivered by
+ * every worker to *its own* members of the room: the sender's worker
+ * delivers to its local members at once (inside on_data), and posts one
+ * call per other worker, all sharing one immutable, reference-counted copy
+ * of the formatted line; the last worker to deliver frees it. Joining and
+ * leaving are local, synchronous updates on the member's own worker, so
+ * there is no replica that could lag behind.
+ *
+ * ---- Delivery guarantees -----------------------------------------------------
+ *
+ * Exactly once: a message goes once to each worker, and each worker writes
+ * it once to each of its members that are in the room when the message
+ * reaches that worker. A member who joined before the message reached its
+ * worker gets it; in particular a member whose "joined" line has been seen
+ * by the sender (that line travels the same way) gets every later message.
+ *
+ * Per-sender order: a connection never changes worker, so all of one
+ * sender's messages leave from one worker, in input order. Local members
+ * get them synchronously, in order. Remote members get them through
+ * weft_post, and weft_post calls from one thread to one worker run in the
+ * order they were posted: the inbox is a FIFO queue (liburcu's wfcqueue,
+ * drained in enqueue order by its single consumer). This program relies on
+ * that property. "joined", "left" and "is now known as" lines travel the
+ * same path, so a member sees "X joined" before X's first message and X's
+ * last message before "X left".
+ *
+ * A connection is written only by its own worker: remote deliveries name
+ * the target by (worker, slot, generation) and the owner looks it up; a
+ * slot's generation changes when its client closes, so a stale id (closed,
+ * slot reused) finds nothing and nothing is written.
+ *
+ * ---- Nicks, private messages, /who: asynchronous commands --------------------
+ *
+ * The nick directory is sharded over the workers by hash(nick); each shard
+ * is a plain hash map owned by one worker, so uniqueness needs no lock: the
+ * shard serialises the claims. /nick posts a claim to the shard and the
+ * answer comes back by post. /msg posts to the target nick's shard, which
+ * forwards to the target's worker by id (two hops; per sender and target
+ * nick the order is kept, but a /msg is not ordered against room messages).
+ * /who asks every worker for its local members of the room and answers when
+ * the last reply is in (scatter-gather through an atomic countdown).
+ *
+ * While /nick or /who is in flight, the client's further input is held, so
+ * pipelined commands see the result (e.g. "/nick a" then "/join r" in one
+ * packet works). weft has no call to re-run on_data on input left in the
+ * ring once an asynchronous answer arrives, so held input is moved out of
+ * the ring into a per-client buffer (bounded: max_line + 64 KiB) and parsed
+ * from there when the answer arrives.
+ *
+ * ---- Slow members ------------------------------------------------------------
+ *
+ * A member who does not read is never waited for: deliveries append to its
+ * output ring, and once its pending output would pass config.output_cap
+ * (weft-chat's default 256 KiB) weft closes it (WEFT_CLOSE_OUTPUT_CAP) inside
+ * weft_send, and the room is told "X left #room (output_cap)". Everyone else
+ * keeps receiving. on_close can thus run in the middle of a delivery loop:
+ * delivery loops take the next member before writing to the current one,
+ * on_close only unlinks the closing member and *posts* its notices (it never
+ * delivers synchronously), and a client whose input is being parsed when it
+ * closes is freed by the parser when it unwinds (the `busy` count).
+ *
+ * ---- Costs -------------------------------------------------------------------
+ *
+ * A room message: one malloc for the shared line when there are other
+ * workers, plus, per other worker, one weft_post (weft allocates a small
+ * message for each) and at most one eventfd write (only when that worker's
+ * inbox was empty). Every worker is posted to, whether or not it has a
+ * member in the room: with W workers a message to a room of two costs W-1
+ * posts. Tracking which workers have members would need a replicated
+ * room -> workers map, and a replica that lags would drop messages to a
+ * member who had joined but whose worker the sender did not yet know about.
+ * Each delivery is one copy into the member's output ring (weft_send).
+ */
+#include "chat.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "proto.h"
+
+/* Input held while a command is in flight, beyond one max line. A policy: a
+ * client may pipeline this much behind /nick or /who; more closes it. */
+#define HELD_EXTRA (64u * 1024)
+
+/* ---- identifiers and maps ------------------------------------------------- */
+
+typedef struct chat_id {
+    uint32_t worker, slot, gen;
+} chat_id;
+
+static bool id_eq(chat_id a, chat_id b)
+{
+    return a.worker == b.worker && a.slot == b.slot && a.gen == b.gen;
+}
+
+/* A node of a worker-private string map; embedded first in its entry. */
+typedef struct smap_node {
+    struct smap_node *next;
+    uint32_t hash;
+    uint32_t klen;
+    char key[CHAT_NAME_MAX + 1];
+} smap_node;
+
+typedef struct smap {
+    smap_node **b;
+    uint32_t nb, n; /* buckets (a power of two), entries */
+} smap;
+
+/* FNV-1a: names are short and come from clients; good enough for a demo. */
+static uint32_t hash_name(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static smap_node *smap_get(const smap *m, const char *k, size_t n)
+{
+    if (!m->nb)
+        return NULL;
+    uint32_t h = hash_name(k, n);
+    for (smap_node *e = m->b[h & (m->nb - 1)]; e; e = e->next)
+        if (e->hash == h && e->klen == n && memcmp(e->key, k, n) == 0)
+            return e;
+    return NULL;
+}
+
+static int smap_grow(smap *m)
+{
+    uint32_t nb = m->nb ? m->nb * 2 : 16;
+    smap_node **b = calloc(nb, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < m->nb; i++) {
+        smap_node *e = m->b[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            e->next = b[e->hash & (nb - 1)];
+            b[e->hash & (nb - 1)] = e;
+        }
+    }
+    free(m->b);
+    m->b = b;
+    m->nb = nb;
+    return 0;
+}
+
+/* Insert e under key k (not present). 0 or -ENOMEM. */
+static int smap_put(smap *m, smap_node *e, const char *k, size_t n)
+{
+    if (m->n >= m->nb && smap_grow(m) != 0)
+        return -ENOMEM;
+    memcpy(e->key, k, n);
+    e->key[n] = '\0';
+    e->klen = (uint32_t)n;
+    e->hash = hash_name(k, n);
+    e->next = m->b[e->hash & (m->nb - 1)];
+    m->b[e->hash & (m->nb - 1)] = e;
+    m->n++;
+    return 0;
+}
+
+static void smap_del(smap *m, smap_node *e)
+{
+    smap_node **pp = &m->b[e->hash & (m->nb - 1)];
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    m->n--;
+}
+
+/* Free every entry (each a malloc'd struct starting with its node) and the buckets. */
+static void smap_free_all(smap *m)
+{
+    for (uint32_t i = 0; i < m->nb; i++) {
+        smap_node *e = m->b[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            free(e);
+        }
+    }
+    free(m->b);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---- server, worker and client state -------------------------------------- */
+
+struct chat_client;
+
+typedef struct room {
+    smap_node n; /* first: the map frees rooms as nodes */
+    struct chat_client *head;
+    uint32_t count;
+} room;
+
+typedef struct nick_ent {
+    smap_node n;
+    chat_id id;
+} nick_ent;
+
+typedef struct slot {
+    struct chat_client *cl; /* NULL when free */
+    uint32_t gen;           /* changes whenever the slot is freed */
+    uint32_t next_free;
+} slot;
+
+#define NO_SLOT UINT32_MAX
+
+/* Everything one worker owns. Touched only on that worker's thread. */
+typedef struct chat_worker {
+    struct chat_server *cs;
+    int index;
+    slot *slots;
+    uint32_t nslots, free_head;
+    smap rooms; /* room -> this worker's members */
+    smap nicks; /* this worker's shard of the nick directory */
+    char *line; /* a line copied out of an input ring: max_line bytes */
+    char *out;  /* a formatted output line: max_line + OUT_EXTRA bytes */
+} chat_worker;
+
+/* Room for a nick, a room name and the fixed words around a line of text. */
+#define OUT_EXTRA 256
+
+struct chat_server {
+    weft_server *srv;
+    uint32_t max_line;
+    int sndbuf; /* SO_SNDBUF for each connection; 0 = the kernel's autotuning */
+    int nworkers;
+    chat_worker **w;
+    int ctr_messages, ctr_deliveries, ctr_private, ctr_nick_taken;
+};
+
+typedef struct chat_client {
+    weft_conn *conn; /* NULL once closed */
+    chat_worker *w;
+    chat_id id;
+    room *room; /* NULL when in no room */
+    struct chat_client *rprev, *rnext;
+    size_t scan; /* how far the input ring was searched for '\n' */
+    char *held;  /* input held while a command is in flight */
+    size_t held_len, held_cap;
+    const char *why;  /* why we closed it, for the "left" line */
+    int busy;         /* parsing its input: on_close must not free it */
+    bool waiting;     /* /nick or /who in flight: input is held */
+    bool done;        /* we closed it (after /quit or an error) */
+    bool closed;      /* on_close ran */
+    uint8_t nick_len; /* 0 until /nick succeeded */
+    char nick[CHAT_NAME_MAX + 1];
+} chat_client;
+
+static chat_server *server_of(weft_server *s) { return weft_server_userdata(s); }
+
+static int shard_of(const chat_server *cs, const char *nick, size_t n)
+{
+    return (int)(hash_name(nick, n) % (uint32_t)cs->nworkers);
+}
+
+static void count(chat_worker *w, int ctr, uint64_t n)
+{
+    if (ctr >= 0 && n)
+        weft_worker_counter_add(w->cs->srv, w->index, ctr, n);
+}
+
+/* ---- slots: (worker, slot, generation) names a client safely ------------- */
+
+static int slot_alloc(chat_worker *w, chat_client *cl)
+{
+    if (w->free_head == NO_SLOT) {
+        uint32_t n = w->nslots ? w->nslots * 2 : 64;
+        slot *s = realloc(w->slots, n * sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        for (uint32_t i = w->nslots; i < n; i++)
+            s[i] = (slot){.cl = NULL, .gen = 1, .next_free = i + 1 < n ? i + 1 : NO_SLOT};
+        w->slots = s;
+        w->free_head = w->nslots;
+        w->nslots = n;
+    }
+    uint32_t i = w->free_head;
+    w->free_head = w->slots[i].next_free;
+    w->slots[i].cl = cl;
+    cl->id = (chat_id){.worker = (uint32_t)w->index, .slot = i, .gen = w->slots[i].gen};
+    return 0;
+}
+
+static void slot_free(chat_worker *w, uint32_t i)
+{
+    w->slots[i].cl = NULL;
+    w->slots[i].gen++; /* every id naming the old client is now stale */
+    w->slots[i].next_free = w->free_head;
+    w->free_head = i;
+}
+
+/* The live client named by id on worker w, or NULL. */
+static chat_client *client_lookup(chat_worker *w, chat_id id)
+{
+    if (id.worker != (uint32_t)w->index || id.slot >= w->nslots)
+        return NULL;
+    slot *s = &w->slots[id.slot];
+    return s->cl && s->gen == id.gen ? s->cl : NULL;
+}
+
+static void client_free(chat_client *cl)
+{
+    free(cl->held);
+    free(cl);
+}
+
+/* Write to a client (its own worker only). May close it: check cl->closed. */
+static void client_send(chat_client *cl, const char *p, size_t n)
+{
+    if (!cl->closed)
+        (void)weft_send(cl->conn, p, n);
+}
+
+static void client_sendf(chat_client *cl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void client_sendf(chat_client *cl, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cl->w->out, cl->w->cs->max_line + OUT_EXTRA, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        client_send(cl, cl->w->out,
+                    (size_t)n < cl->w->cs->max_line + OUT_EXTRA
+                        ? (size_t)n
+                        : cl->w->cs->max_line + OUT_EXTRA - 1);
+}
+
+/* Close after pending output, with `why` in the room's "left" line. */
+static void client_finish(chat_client *cl, const char *why)
+{
+    if (cl->done || cl->closed)
+        return;
+    cl->done = true;
+    cl->why = why;
+    weft_close(cl->conn);
+}
+
+/* ---- rooms: local membership and delivery --------------------------------- */
+
+static int room_link(chat_client *cl, const char *name, size_t n)
+{
+    chat_worker *w = cl->w;
+    room *r = (room *)smap_get(&w->rooms, name, n);
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r || smap_put(&w->rooms, &r->n, name, n) != 0) {
+            free(r);
+            return -ENOMEM;
+        }
+    }
+    cl->rprev = NULL;
+    cl->rnext = r->head;
+    if (r->head)
+        r->head->rprev = cl;
+    r->head = cl;
+    r->count++;
+    cl->room = r;
+    return 0;
+}
+
+static void room_unlink(chat_client *cl)
+{
+    room *r = cl->room;
+    if (!r)
+        return;
+    if (cl->rprev)
+        cl->rprev->rnext = cl->rnext;
+    else
+        r->head = cl->rnext;
+    if (cl->rnext)
+        cl->rnext->rprev = cl->rprev;
+    cl->rprev = cl->rnext = NULL;
+    cl->room = NULL;
+    if (--r->count == 0) {
+        smap_del(&cl->w->rooms, &r->n);
+        free(r);
+    }
+}
+
+/*
+ * Write a line to each of this worker's members of a room. A write may
+ * close the member it writes to (output cap): on_close unlinks only that
+ * member, so taking `next` first keeps the walk valid; the room itself may
+ * be freed with its last member, so it is not touched after the walk.
+ */
+static void deliver_local(chat_worker *w, const char *rname, size_t rlen, const char *p, size_t n)
+{
+    room *r = (room *)smap_get(&w->rooms, rname, rlen);
+    if (!r)
+        return;
+    uint64_t k = 0;
+    for (chat_client *m = r->head, *next; m; m = next) {
+        next = m->rnext;
+        client_send(m, p, n);
+        k++;
+    }
+    count(w, w->cs->ctr_deliveries, k);
+}
+
+/* A line on its way to other workers: immutable once posted, refcounted. */
+typedef struct bcast_msg {
+    int refs; /* workers that have yet to deliver it */
+    uint32_t rlen, len;
+    char room[CHAT_NAME_MAX + 1];
+    char text[];
+} bcast_msg;
+
+static void bcast_release(bcast_msg *m)
+{
+    /* acq_rel: the last release sees every other worker's reads done. */
+    if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(m);
+}
+
+static void bcast_deliver(weft_server *s, int worker, void *arg)
+{
+    bcast_msg *m = arg;
+    deliver_local(server_of(s)->w[worker], m->room, m->rlen, m->text, m->len);
+    bcast_release(m);
+}
+
+/*
+ * Send a line to every member of room `rname`. With local_now, this
+ * worker's members get it at once (the sender's path, in input order);
+ * otherwise this worker gets a post too (on_close, which must not deliver
+ * while a delivery loop may be running).
+ */
+static void bcast(chat_worker *w, const char *rname, size_t rlen, const char *p, size_t n,
+                  bool local_now)
+{
+    chat_server *cs = w->cs;
+    int remote = cs->nworkers - (local_now ? 1 : 0);
+    bcast_msg *m = NULL;
+    if (remote > 0) {
+        /* Out of memory: the other workers' members miss this line. */
+        m = malloc(sizeof(*m) + n);
+        if (m) {
+            m->refs = remote;
+            m->rlen = (uint32_t)rlen;
+            memcpy(m->room, rname, rlen);
+            m->room[rlen] = '\0';
+            m->len = (uint32_t)n;
+            memcpy(m->text, p, n);
+        }
+    }
+    for (int i = 0; m && i < cs->nworkers; i++) {
+        if (local_now && i == w->index)
+            continue;
+        if (weft_post(cs->srv, i, bcast_deliver, m) != 0)
+            bcast_release(m); /* that worker has exited (stopping): no one to tell */
+    }
+    if (local_now)
+        deliver_local(w, rname, rlen, p, n);
+}
+
+/* Tell the client's room (and the client) a line formatted into w->out. */
+static void room_notice(chat_client *cl, int n, bool local_now)
+{
+    if (n <= 0 || !cl->room)
+        return;
+    bcast(cl->w, cl->room->n.key, cl->room->n.klen, cl->w->out, (size_t)n, local_now);
+}
+
+/* Leave the current room: the room (the leaver included) hears it first. */
+static void leave_room(chat_client *cl)
+{
+    int n = snprintf(cl->w->out, OUT_EXTRA, "* %s left #%s\n", cl->nick, cl->room->n.key);
+    room_notice(cl, n, true);
+    room_unlink(cl);
+}
+
+/* ---- nicks: claims at the owning shard ----------------------------------- */
+
+typedef struct nick_op {
+    chat_id id;
+    int result; /* 0 granted, -EEXIST taken, -ENOMEM */
+    uint32_t len;
+    char nick[CHAT_NAME_MAX + 1];
+} nick_op;
+
+static void nick_reply(weft_server *s, int worker, void *arg);
+
+static void nick_release(weft_server *s, int worker, void *arg)
+{
+    nick_op *op = arg;
+    chat_worker *w = server_of(s)->w[worker];
+    nick_ent *e = (nick_ent *)smap_get(&w->nicks, op->nick, op->len);
+    /* Only the holder's release counts: the nick may have been claimed
+     * anew by someone else since. */
+    if (e && id_eq(e->id, op->id)) {
+        smap_del(&w->nicks, &e->n);
+        free(e);
+    }
+    free(op);
+}
+
+/* Post a release of `nick` held by `id` to its shard (op reused or new). */
+static void post_release(chat_server *cs, nick_op *op, chat_id id, const char *nick, size_t n)
+{
+    if (!op && !(op = malloc(sizeof(*op))))
+        return; /* the entry stays until the stop; its id is stale anyway */
+    op->id = id;
+    op->len = (uint32_t)n;
+    memmove(op->nick, nick, n);
+    op->nick[n] = '\0';
+    if (weft_post(cs->srv, shard_of(cs, nick, n), nick_release, op) != 0)
+        free(op);
+}
+
+/* On the shard: grant the nick unless someone else holds it. */
+static void nick_claim(weft_server *s, int worker, void *arg)
+{
+    nick_op *op = arg;
+    chat_worker *w = server_of(s)->w[worker];
+    nick_ent *e = (nick_ent *)smap_get(&w->nicks, op->nick, op->len);
+    if (e) {
+        op->result = id_eq(e->id, op->id) ? 0 : -EEXIST;
+    } else if ((e = malloc(sizeof(*e))) && smap_put(&w->nicks, &e->n, op->nick, op->len) == 0) {
+        e->id = op->id;
+        op->result = 0;
+    } else {
+        free(e);
+        op->result = -ENOMEM;
+    }
+    if (weft_post(s, (int)op->id.worker, nick_reply, op) != 0) {
+        /* The client's worker has exited: nobody will use the nick. */
+        if (op->result == 0 && (e = (nick_ent *)smap_get(&w->nicks, op->nick, op->len))) {
+            smap_del(&w->nicks, &e->n);
+            free(e);
+        }
+        free(op);
+    }
+}
+
+static void run_held(chat_client *cl);
+
+/* Back on the client's worker: adopt the nick or report why not. */
+static void nick_reply(weft_server *s, int worker, void *arg)
+{
+    nick_op *op = arg;
+    chat_server *cs = server_of(s);
+    chat_worker *w = cs->w[worker];
+    chat_client *cl = client_lookup(w, op->id);
+    if (!cl) {
+        /* Closed while the claim was in flight. */
+        if (op->result == 0)
+            post_release(cs, op, op->id, op->nick, op->len);
+        else
+            free(op);
+        return;
+    }
+    cl->busy++;
+    if (op->result == 0) {
+        char old[CHAT_NAME_MAX + 1];
+        size_t oldn = cl->nick_len;
+        memcpy(old, cl->nick, oldn + 1);
+        memcpy(cl->nick, op->nick, op->len + 1);
+        cl->nick_len = (uint8_t)op->len;
+        /* The old nick is released before anyone hears of the rename, so a
+         * claim prompted by these lines finds it free (see on_close). */
+        if (oldn)
+            post_release(cs, op, op->id, old, oldn);
+        else
+            free(op);
+        client_sendf(cl, "* you are now %s\n", cl->nick);
+        if (oldn && cl->room) {
+            int n = snprintf(w->out, OUT_EXTRA, "* %s is now known as %s\n", old, cl->nick);
+            room_notice(cl, n, true);
+        }
+    } else {
+        if (op->result == -EEXIST) {
+            client_sendf(cl, "error: nick %s is taken\n", op->nick);
+            count(w, cs->ctr_nick_taken, 1);
+        } else {
+            client_sendf(cl, "error: out of memory\n");
+        }
+        free(op);
+    }
+    cl->waiting = false;
+    cl->busy--;
+    run_held(cl);
+}
+
+static void cmd_nick(chat_client *cl, const char *name, size_t n)
+{
+    chat_server *cs = cl->w->cs;
+    if (n == cl->nick_len && memcmp(name, cl->nick, n) == 0) {
+        client_sendf(cl, "* you are now %s\n", cl->nick);
+        return;
+    }
+    nick_op *op = malloc(sizeof(*op));
+    if (!op) {
+        client_sendf(cl, "error: out of memory\n");
+        return;
+    }
+    op->id = cl->id;
+    op->result = 0;
+    op->len = (uint32_t)n;
+    memcpy(op->nick, name, n);
+    op->nick[n] = '\0';
+    if (weft_post(cs->srv, shard_of(cs, name, n), nick_claim, op) != 0) {
+        free(op);
+        client_sendf(cl, "error: the server is stopping\n");
+        return;
+    }
+    cl->waiting = true;
+}
+
+/* ---- private messages: sender -> shard(nick) -> target's worker ----------- */
+
+typedef struct pm_msg {
+    chat_id from, to;
+    uint32_t from_len, to_len, len;
+    char from_nick[CHAT_NAME_MAX + 1];
+    char to_nick[CHAT_NAME_MAX + 1];
+    char text[];
+} pm_msg;
+
+/* On the sender's worker: the nick was not found. */
+static void pm_failed(weft_server *s, int worker, void *arg)
+{
+    pm_msg *m = arg;
+    chat_client *cl = client_lookup(server_of(s)->w[worker], m->from);
+    if (cl)
+        client_sendf(cl, "error: no such nick %s\n", m->to_nick);
+    free(m);
+}
+
+static void pm_fail(weft_server *s, pm_msg *m)
+{
+    if (weft_post(s, (int)m->from.worker, pm_failed, m) != 0)
+        free(m);
+}
+
+/* On the target's worker: write it if the target is still the same client. */
+static void pm_deliver(weft_server *s, int worker, void *arg)
+{
+    pm_msg *m = arg;
+    chat_server *cs = server_of(s);
+    chat_worker *w = cs->w[worker];
+    chat_client *cl = client_lookup(w, m->to);
+    if (!cl) {
+        pm_fail(s, m);
+        return;
+    }
+    client_sendf(cl, "*%s* %.*s\n", m->from_nick, (int)m->len, m->text);
+    count(w, cs->ctr_private, 1);
+    free(m);
+}
+
+/* On the nick's shard: find the target and forward. */
+static void pm_route(weft_server *s, int worker, void *arg)
+{
+    pm_msg *m = arg;
+    nick_ent *e = (nick_ent *)smap_get(&server_of(s)->w[worker]->nicks, m->to_nick, m->to_len);
+    if (!e) {
+        pm_fail(s, m);
+        return;
+    }
+    m->to = e->id;
+    if (weft_post(s, (int)e->id.worker, pm_deliver, m) != 0)
+        free(m);
+}
+
+static void cmd_msg(chat_client *cl, const chat_cmd *cmd)
+{
+    chat_server *cs = cl->w->cs;
+    pm_msg *m = malloc(sizeof(*m) + cmd->text_len);
+    if (!m) {
+        client_sendf(cl, "error: out of memory\n");
+        return;
+    }
+    m->from = cl->id;
+    m->from_len = cl->nick_len;
+    memcpy(m->from_nick, cl->nick, (size_t)cl->nick_len + 1);
+    m->to_len = (uint32_t)cmd->name_len;
+    memcpy(m->to_nick, cmd->name, cmd->name_len);
+    m->to_nick[cmd->name_len] = '\0';
+    m->len = (uint32_t)cmd->text_len;
+    memcpy(m->text, cmd->text, cmd->text_len);
+    if (weft_post(cs->srv, shard_of(cs, cmd->name, cmd->name_len), pm_route, m) != 0) {
+        free(m);
+        client_sendf(cl, "error: the server is stopping\n");
+    }
+}
+
+/* ---- /who: ask every worker, answer when the last one replied ------------- */
+
+typedef struct who_query {
+    chat_id origin;
+    int remaining; /* workers yet to answer (atomic countdown) */
+    int nparts;
+    uint32_t rlen;
+    char room[CHAT_NAME_MAX + 1];
+    char *parts[]; /* parts[i]: worker i's members, "a b c" (NULL: none) */
+} who_query;
+
+static void who_free(who_query *q)
+{
+    for (int i = 0; i < q->nparts; i++)
+        free(q->parts[i]);
+    free(q);
+}
+
+static void who_finish(weft_server *s, int worker, void *arg);
+
+/* One worker's answer is in (or will never come); the last one posts the finish. */
+static void who_done(weft_server *s, who_query *q)
+{
+    /* acq_rel: the last decrement sees every part written before its owner's decrement. */
+    if (__atomic_sub_fetch(&q->remaining, 1, __ATOMIC_ACQ_REL) == 0 &&
+        weft_post(s, (int)q->origin.worker, who_finish, q) != 0)
+        who_free(q);
+}
+
+static void who_ask(weft_server *s, int worker, void *arg)
+{
+    who_query *q = arg;
+    room *r = (room *)smap_get(&server_of(s)->w[worker]->rooms, q->room, q->rlen);
+    if (r && r->count) {
+        char *p = malloc((size_t)r->count * (CHAT_NAME_MAX + 1) + 1);
+        if (p) {
+            size_t n = 0;
+            for (chat_client *m = r->head; m; m = m->rnext) {
+                if (n)
+                    p[n++] = ' ';
+                memcpy(p + n, m->nick, m->nick_len);
+                n += m->nick_len;
+            }
+            p[n] = '\0';
+            q->parts[worker] = p;
+        }
+    }
+    who_done(s, q);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void who_finish(weft_server *s, int worker, void *arg)
+{
+    who_query *q = arg;
+    chat_client *cl = client_lookup(server_of(s)->w[worker], q->origin);
+    if (!cl) {
+        who_free(q);
+        return;
+    }
+    /* Split the parts in place into names, sort them, join them. */
+    size_t total = 0, nnames = 0;
+    for (int i = 0; i < q->nparts; i++) {
+        if (!q->parts[i])
+            continue;
+        total += strlen(q->parts[i]) + 1;
+        nnames++;
+        for (char *p = q->parts[i]; *p; p++)
+            nnames += *p == ' ';
+    }
+    const char **names = malloc((nnames ? nnames : 1) * sizeof(*names));
+    char *line = malloc(total + 2 * CHAT_NAME_MAX + 64);
+    cl->busy++;
+    if (!names || !line) {
+        client_sendf(cl, "error: out of memory\n");
+    } else {
+        size_t k = 0;
+        for (int i = 0; i < q->nparts; i++) {
+            char *p = q->parts[i], *sp;
+            while (p && *p) {
+                names[k++] = p;
+                if (!(sp = strchr(p, ' ')))
+                    break;
+                *sp = '\0';
+                p = sp + 1;
+            }
+        }
+        qsort(names, k, sizeof(*names), cmp_str);
+        int n = sprintf(line, "* members of #%s (%zu):", q->room, k);
+        for (size_t i = 0; i < k; i++)
+            n += sprintf(line + n, " %s", names[i]);
+        line[n++] = '\n';
+        client_send(cl, line, (size_t)n);
+    }
+    free(names);
+    free(line);
+    who_free(q);
+    cl->waiting = false;
+    cl->busy--;
+    run_held(cl);
+}
+
+static void cmd_who(chat_client *cl)
+{
+    chat_server *cs = cl->w->cs;
+    who_query *q = calloc(1, sizeof(*q) + (size_t)cs->nworkers * sizeof(char *));
+    if (!q) {
+        client_sendf(cl, "error: out of memory\n");
+        return;
+    }
+    q->origin = cl->id;
+    q->nparts = cs->nworkers;
+    q->remaining = cs->nworkers;
+    q->rlen = cl->room->n.klen;
+    memcpy(q->room, cl->room->n.key, q->rlen + 1);
+    cl->waiting = true;
+    for (int i = 0; i < cs->nworkers; i++)
+        if (weft_post(cs->srv, i, who_ask, q) != 0)
+            who_done(cs->srv, q); /* stopping: that worker answers "none" */
+}
+
+/* ---- commands ------------------------------------------------------------- */
+
+static const char help_text[] =
+    "* commands: /nick NAME | /join ROOM | /leave | /who | /msg NAME TEXT | /quit\n"
+    "* other lines go to everyone in your room, you included (\"//x\" sends \"/x\")\n";
+
+static bool need_nick(chat_client *cl)
+{
+    if (cl->nick_len)
+        return true;
+    client_sendf(cl, "error: choose a nick first: /nick NAME\n");
+    return false;
+}
+
+static bool need_room(chat_client *cl)
+{
+    if (cl->room)
+        return true;
+    client_sendf(cl, "error: you are in no room: /join ROOM\n");
+    return false;
+}
+
+static void cmd_join(chat_client *cl, const char *name, size_t n)
+{
+    if (cl->room && cl->room->n.klen == n && memcmp(cl->room->n.key, name, n) == 0) {
+        client_sendf(cl, "error: already in #%s\n", cl->room->n.key);
+        return;
+    }
+    if (cl->room)
+        leave_room(cl);
+    if (cl->closed || cl->done)
+        return;
+    if (room_link(cl, name, n) != 0) {
+        client_sendf(cl, "error: out of memory\n");
+        return;
+    }
+    int k = snprintf(cl->w->out, OUT_EXTRA, "* %s joined #%s\n", cl->nick, cl->room->n.key);
+    room_notice(cl, k, true);
+}
+
+static void cmd_text(chat_client *cl, const char *p, size_t n)
+{
+    chat_worker *w = cl->w;
+    /* "<nick> text\n": the nick and text are bounded, w->out holds both. */
+    char *o = w->out;
+    size_t k = 0;
+    o[k++] = '<';
+    memcpy(o + k, cl->nick, cl->nick_len);
+    k += cl->nick_len;
+    o[k++] = '>';
+    o[k++] = ' ';
+    memcpy(o + k, p, n);
+    k += n;
+    o[k++] = '\n';
+    count(w, w->cs->ctr_messages, 1);
+    bcast(w, cl->room->n.key, cl->room->n.klen, o, k, true);
+}
+
+/* One complete line from the client (without '\n'). */
+static void handle_line(chat_client *cl, const char *line, size_t len)
+{
+    chat_cmd cmd;
+    chat_parse(line, len, &cmd);
+    switch (cmd.kind) {
+    case CHAT_NONE:
+        break;
+    case CHAT_BAD:
+        if (strncmp(cmd.err, "unknown", 7) == 0)
+            client_sendf(cl, "error: unknown command /%.*s (try /help)\n",
+                         (int)(cmd.word_len > CHAT_NAME_MAX ? CHAT_NAME_MAX : cmd.word_len),
+                         cmd.word);
+        else
+            client_sendf(cl, "error: %s\n", cmd.err);
+        break;
+    case CHAT_HELP:
+        client_send(cl, help_text, sizeof(help_text) - 1);
+        break;
+    case CHAT_QUIT:
+        client_sendf(cl, "* bye\n");
+        client_finish(cl, "quit");
+        break;
+    case CHAT_NICK:
+        cmd_nick(cl, cmd.name, cmd.name_len);
+        break;
+    case CHAT_JOIN:
+        if (need_nick(cl))
+            cmd_join(cl, cmd.name, cmd.name_len);
+        break;
+    case CHAT_LEAVE:
+        if (need_room(cl))
+            leave_room(cl);
+        break;
+    case CHAT_WHO:
+        if (need_room(cl))
+            cmd_who(cl);
+        break;
+    case CHAT_MSG:
+        if (need_nick(cl))
+            cmd_msg(cl, &cmd);
+        break;
+    case CHAT_TEXT:
+        if (need_nick(cl) && need_room(cl))
+            cmd_text(cl, cmd.text, cmd.text_len);
+        break;
+    }
+}
+
+/* ---- input: lines from the ring, or from held input ----------------------- */
+
+static void too_long(chat_client *cl)
+{
+    client_sendf(cl, "error: line too long (at most %u bytes with the newline)\n",
+                 cl->w->cs->max_line);
+    client_finish(cl, "line too long");
+}
+
+/* Move all of `in` into the held buffer (a command is in flight). */
+static void hold(chat_client *cl, weft_ring *in)
+{
+    size_t n = weft_ring_len(in);
+    size_t limit = (size_t)cl->w->cs->max_line + HELD_EXTRA;
+    if (cl->held_len + n > limit) {
+        weft_ring_consume(in, n);
+        client_sendf(cl, "error: too much input while a command is pending\n");
+        client_finish(cl, "too much input");
+        return;
+    }
+    if (cl->held_len + n > cl->held_cap) {
+        size_t cap = cl->held_cap ? cl->held_cap : 1024;
+        while (cap < cl->held_len + n)
+            cap *= 2;
+        char *p = realloc(cl->held, cap);
+        if (!p) {
+            weft_ring_consume(in, n);
+            client_sendf(cl, "error: out of memory\n");
+            client_finish(cl, "out of memory");
+            return;
+        }
+        cl->held = p;
+        cl->held_cap = cap;
+    }
+    weft_ring_copyout(in, 0, cl->held + cl->held_len, n);
+    cl->held_len += n;
+    weft_ring_consume(in, n);
+}
+
+/* After a command's answer: parse what was held, until the next wait. */
+static void run_held(chat_client *cl)
+{
+    uint32_t max = cl->w->cs->max_line;
+    size_t off = 0;
+    if (cl->held_len == 0)
+        return;
+    cl->busy++;
+    while (!cl->waiting && !cl->done && !cl->closed && off < cl->held_len) {
+        char *p = cl->held + off;
+        size_t left = cl->held_len - off;
+        char *nl = memchr(p, '\n', left);
+        size_t len = nl ? (size_t)(nl - p) : left;
+        if (len + 1 > max) {
+            too_long(cl);
+            break;
+        }
+        if (!nl)
+            break; /* a partial line: more input completes it */
+        off += len + 1;
+        handle_line(cl, p, len);
+    }
+    cl->busy--;
+    if (cl->closed) {
+        if (!cl->busy)
+            client_free(cl);
+        return;
+    }
+    if (cl->done) {
+        cl->held_len = 0;
+    } else {
+        memmove(cl->held, cl->held + off, cl->held_len - off);
+        cl->held_len -= off;
+    }
+    if (cl->held_len == 0) {
+        /* An idle client holds no input memory. */
+        free(cl->held);
+        cl->held = NULL;
+        cl->held_cap = 0;
+    }
+}
+
+/* Parse complete lines from the input ring; leave a partial one there. */
+static void run_ring(chat_client *cl, weft_ring *in)
+{
+    chat_worker *w = cl->w;
+    uint32_t max = w->cs->max_line;
+    for (;;) {
+        long nl = weft_ring_find(in, cl->scan, '\n');
+        size_t len = nl >= 0 ? (size_t)nl : weft_ring_len(in);
+        if (len + 1 > max) {
+            /* Consumed, so weft's input cap does not discard the error. */
+            weft_ring_consume(in, weft_ring_len(in));
+            too_long(cl);
+            return;
+        }
+        if (nl < 0) {
+            cl->scan = len; /* a partial line: search only the new bytes next time */
+            return;
+        }
+        weft_ring_copyout(in, 0, w->line, len);
+        weft_ring_consume(in, len + 1);
+        cl->scan = 0;
+        handle_line(cl, w->line, len);
+        if (cl->closed)
+            return; /* the ring went with the connection */
+        if (cl->done) {
+            weft_ring_consume(in, weft_ring_len(in));
+            return;
+        }
+        if (cl->waiting) {
+            hold(cl, in);
+            return;
+        }
+    }
+}
+
+/* ---- the weft handler ----------------------------------------------------- */
+
+static void on_open(weft_conn *c)
+{
+    chat_server *cs = server_of(weft_conn_server(c));
+    chat_worker *w = cs->w[weft_conn_worker(c)];
+    chat_client *cl = calloc(1, sizeof(*cl));
+    if (!cl || slot_alloc(w, cl) != 0) {
+        free(cl);
+        weft_abort(c);
+        return;
+    }
+    cl->conn = c;
+    cl->w = w;
+    weft_conn_set_userdata(c, cl);
+    /*
+     * The output cap counts only what weft holds; the kernel's send buffer
+     * (autotuned up to net.ipv4.tcp_wmem's maximum, 4 MiB on Debian) comes
+     * before it. A fixed SO_SNDBUF bounds how far a member may fall behind
+     * in total: roughly sndbuf * 2 (the kernel doubles it) + output_cap.
+     */
+    if (cs->sndbuf > 0)
+        (void)setsockopt(weft_conn_fd(c), SOL_SOCKET, SO_SNDBUF, &cs->sndbuf, sizeof(cs->sndbuf));
+    client_sendf(cl, "* welcome to weft-chat (worker %d): /help lists the commands\n", w->index);
+}
+
+static void on_data(weft_conn *c, weft_ring *in)
+{
+    chat_client *cl = weft_conn_userdata(c);
+    if (!cl || cl->done) {
+        weft_ring_consume(in, weft_ring_len(in));
+        return;
+    }
+    cl->busy++;
+    if (cl->waiting) {
+        hold(cl, in);
+    } else if (cl->held_len) {
+        /* A partial line waits in the held buffer: keep the order. */
+        hold(cl, in);
+        cl->busy--;
+        run_held(cl); /* frees cl if it closed */
+        return;
+    } else {
+        run_ring(cl, in);
+    }
+    cl->busy--;
+    if (cl->closed && !cl->busy)
+        client_free(cl);
+}
+
+static void on_close(weft_conn *c, weft_close_reason reason)
+{
+    chat_client *cl = weft_conn_userdata(c);
+    if (!cl)
+        return;
+    weft_conn_set_userdata(c, NULL);
+    chat_worker *w = cl->w;
+    /*
+     * Release the nick before the "left" line is posted: whoever has seen
+     * "X left" and then claims X reaches the shard after the release
+     * (both are enqueued there, the release first), so the claim succeeds.
+     */
+    if (cl->nick_len)
+        post_release(w->cs, NULL, cl->id, cl->nick, cl->nick_len);
+    if (cl->room) {
+        /*
+         * on_close may run inside a delivery loop that is writing w->out
+         * to the members (weft_send closed this one at its output cap), so
+         * the line is formatted on the stack, and posted to this worker
+         * too rather than delivered here.
+         */
+        char line[2 * CHAT_NAME_MAX + 96];
+        char rname[CHAT_NAME_MAX + 1];
+        size_t rlen = cl->room->n.klen;
+        memcpy(rname, cl->room->n.key, rlen + 1);
+        int n = snprintf(line, sizeof(line), "* %s left #%s (%s)\n", cl->nick, rname,
+                         cl->why ? cl->why : weft_close_reason_name(reason));
+        room_unlink(cl);
+        if (n > 0 && (size_t)n < sizeof(line))
+            bcast(w, rname, rlen, line, (size_t)n, false);
+    }
+    cl->closed = true;
+    cl->conn = NULL;
+    slot_free(w, cl->id.slot);
+    if (!cl->busy)
+        client_free(cl);
+}
+
+/* ---- setup ----------------------------------------------------------------- */
+
+static void worker_free(chat_worker *w)
+{
+    if (!w)
+        return;
+    smap_free_all(&w->rooms);
+    smap_free_all(&w->nicks);
+    /* Every connection closed before the workers exited: no live slot. */
+    free(w->slots);
+    free(w->line);
+    free(w->out);
+    free(w);
+}
+
+int chat_server_new(const weft_config *cfg_in, uint32_t max_line, int sndbuf, chat_server **out)
+{
+    weft_config cfg = *cfg_in;
+    cfg.input_cap = max_line;
+    chat_server *cs = calloc(1, sizeof(*cs));
+    if (!cs)
+        return -ENOMEM;
+    cs->max_line = max_line;
+    cs->sndbuf = sndbuf;
+    weft_handler h = {.on_open = on_open, .on_data = on_data, .on_close = on_close};
+    int rc = weft_server_new(&cfg, &h, cs, &cs->srv);
+    if (rc != 0) {
+        free(cs);
+        return rc;
+    }
+    cs->nworkers = weft_server_workers(cs->srv);
+    cs->w = calloc((size_t)cs->nworkers, sizeof(*cs->w));
+    if (!cs->w)
+        goto fail;
+    for (int i = 0; i < cs->nworkers; i++) {
+        /* One allocation per worker, cache-line aligned: no false sharing. */
+        size_t sz = (sizeof(chat_worker) + 63) & ~(size_t)63;
+        chat_worker *w = aligned_alloc(64, sz);
+        if (!w)
+            goto fail;
+        memset(w, 0, sz);
+        cs->w[i] = w;
+        w->cs = cs;
+        w->index = i;
+        w->free_head = NO_SLOT;
+        w->line = malloc(max_line);
+        w->out = malloc((size_t)max_line + OUT_EXTRA);
+        if (!w->line || !w->out)
+            goto fail;
+    }
+    cs->ctr_messages = weft_server_add_counter(cs->srv, "chat_messages", "room messages sent");
+    cs->ctr_deliveries =
+        weft_server_add_counter(cs->srv, "chat_deliveries", "lines written to room members");
+    cs->ctr_private =
+        weft_server_add_counter(cs->srv, "chat_private", "private messages delivered");
+    cs->ctr_nick_taken =
+        weft_server_add_counter(cs->srv, "chat_nick_taken", "/nick refused: nick in use");
+    *out = cs;
+    return 0;
+fail:
+    chat_server_free(cs);
+    return -ENOMEM;
+}
+
+weft_server *chat_weft(chat_server *cs) { return cs->srv; }
+
+void chat_server_free(chat_server *cs)
+{
+    if (!cs)
+        return;
+    for (int i = 0; cs->w && i < cs->nworkers; i++)
+        worker_free(cs->w[i]);
+    free(cs->w);
+    weft_server_free(cs->srv);
+    free(cs);
+}

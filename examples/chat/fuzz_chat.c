@@ -1,0 +1,53 @@
+/*
+ * fuzz_chat — libFuzzer target for the weft-chat line parser (proto.c),
+ * compiled directly. Each input is split at '\n' like the server does; every
+ * parsed field must lie inside its line and names must be valid.
+ */
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_in(const char *line, size_t len, const char *p, size_t n)
+{
+    assert(p >= line && p + n <= line + len);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *p = (const char *)data, *end = p + size;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        chat_cmd c;
+        chat_parse(p, len, &c);
+        switch (c.kind) {
+        case CHAT_TEXT:
+            assert(c.text_len > 0);
+            check_in(p, len, c.text, c.text_len);
+            assert(!memchr(c.text, '\n', c.text_len));
+            break;
+        case CHAT_MSG:
+            assert(c.text_len > 0);
+            check_in(p, len, c.text, c.text_len);
+            /* fall through */
+        case CHAT_NICK:
+        case CHAT_JOIN:
+            check_in(p, len, c.name, c.name_len);
+            assert(chat_valid_name(c.name, c.name_len));
+            break;
+        case CHAT_BAD:
+            assert(c.err && c.err[0]);
+            check_in(p, len, c.word, c.word_len);
+            break;
+        default:
+            break;
+        }
+        p += len + 1;
+    }
+    return 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * examples/chat/proto.h — the weft-chat line protocol: parsing one line into
+ * a command. Pure functions with no weft dependency, so the fuzzer
+ * (fuzz_chat.c) drives exactly the code the server runs.
+ */
+#ifndef WEFT_CHAT_PROTO_H
+#define WEFT_CHAT_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Longest nick or room name, in bytes (without the '#' of a room). */
+#define CHAT_NAME_MAX 32
+
+typedef enum chat_cmd_kind {
+    CHAT_NONE,  /* an empty line: ignored */
+    CHAT_TEXT,  /* plain text (or "//..." for text starting with '/') */
+    CHAT_NICK,  /* /nick NAME */
+    CHAT_JOIN,  /* /join ROOM  (a leading '#' is accepted and dropped) */
+    CHAT_LEAVE, /* /leave */
+    CHAT_WHO,   /* /who */
+    CHAT_MSG,   /* /msg NAME text */
+    CHAT_QUIT,  /* /quit */
+    CHAT_HELP,  /* /help */
+    CHAT_BAD,   /* a malformed or unknown command: see err */
+} chat_cmd_kind;
+
+/*
+ * A parsed line. Pointers point into the line given to chat_parse (which is
+ * not modified) and are not NUL-terminated.
+ */
+typedef struct chat_cmd {
+    chat_cmd_kind kind;
+    const char *name; /* NICK, JOIN, MSG: a valid name */
+    size_t name_len;
+    const char *text; /* TEXT, MSG: at least one byte */
+    size_t text_len;
+    const char *err;  /* BAD: a static sentence (no "error: " prefix) */
+    const char *word; /* BAD: the command word as typed, for "unknown command" */
+    size_t word_len;
+} chat_cmd;
+
+/*
+ * Parse one line, without its '\n' (a trailing '\r' is dropped here).
+ * Always fills *out; never reads beyond line[len].
+ */
+void chat_parse(const char *line, size_t len, chat_cmd *out);
+
+/* True when s[0..n) is a valid nick or room name: 1..CHAT_NAME_MAX of [A-Za-z0-9_-]. */
+bool chat_valid_name(const char *s, size_t n);
+
+#endif
