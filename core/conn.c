@@ -416,6 +416,21 @@ static int input_room(wk_worker *w, weft_conn *c)
     return 1;
 }
 
+/*
+ * The input-stall clock runs from the moment input became pending (the
+ * handler left a partial message), not from the last byte: a peer that
+ * trickles a byte now and then must still complete its message in time.
+ */
+static void note_partial(wk_worker *w, weft_conn *c)
+{
+    if (weft_ring_len(&c->in) == 0) {
+        c->flags &= ~C_PARTIAL;
+    } else if (!(c->flags & C_PARTIAL)) {
+        c->flags |= C_PARTIAL;
+        c->partial_since = (uint32_t)w->now_ms;
+    }
+}
+
 void conn_read(wk_worker *w, weft_conn *c)
 {
     const weft_config *cfg = cfg_of(w);
@@ -426,6 +441,7 @@ void conn_read(wk_worker *w, weft_conn *c)
             w->srv->h.on_data(c, &c->in);
             if (c->flags & C_CLOSED)
                 return;
+            note_partial(w, c);
             ring_release(w, &c->in);
         }
         if (!(c->flags & C_READABLE))
@@ -465,6 +481,7 @@ void conn_read(wk_worker *w, weft_conn *c)
                 conn_close(w, c, WEFT_CLOSE_INPUT_CAP);
                 return;
             }
+            note_partial(w, c);
             ring_release(w, &c->in);
             if ((size_t)n < want && !(c->flags & C_HUP)) {
                 c->flags &= ~C_READABLE; /* drained: the next byte raises an edge */

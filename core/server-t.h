@@ -39,6 +39,7 @@ enum {
     C_LINGER = 1u << 11,    /* closed for the handler; discarding input to EOF */
     C_LINGERQ = 1u << 12,   /* on the worker's linger FIFO (next_closed) */
     C_REDELIVER = 1u << 14, /* call on_data with the ring as it is (after backpressure) */
+    C_PARTIAL = 1u << 15,   /* input is pending since partial_since */
     C_STARVED = 1u << 13,   /* on the starved list (next_ready; C_READY is set too):
                                reading waits for ring memory under pool_max_bytes */
 };
@@ -56,10 +57,11 @@ struct weft_conn {
     uint8_t family; /* AF_INET or AF_INET6 */
     uint16_t port;  /* peer port, network order */
     uint8_t addr[16];
-    uint32_t linger_until; /* ms (CLOCK_MONOTONIC, mod 2^32) while lingering */
-    uint32_t last_in;      /* ms (mod 2^32) of the last byte read */
-    uint32_t last_out;     /* ms (mod 2^32) of the last byte the peer took, or
-                              of output becoming pending */
+    uint32_t linger_until;  /* ms (CLOCK_MONOTONIC, mod 2^32) while lingering */
+    uint32_t last_in;       /* ms (mod 2^32) of the last byte read */
+    uint32_t last_out;      /* ms (mod 2^32) of the last byte the peer took, or
+                               of output becoming pending */
+    uint32_t partial_since; /* ms (mod 2^32) when the pending input began */
     weft_ring in, out;
     struct wk_worker *w;
     void *ud;

@@ -7,7 +7,9 @@
  * conn_check works out which deadline, if any, has really passed:
  *
  *   idle          max(last_in, last_out) + idle_timeout_ms
- *   input stall   last_in + input_stall_ms, while a partial message waits
+ *   input stall   partial_since + input_stall_ms, while a partial message
+ *                 waits (from when it began: a trickle of bytes does not
+ *                 restart the clock)
  *   output stall  last_out + output_stall_ms, while output waits
  *
  * and either closes the connection with that reason or re-arms the timer at
@@ -69,8 +71,8 @@ static void conn_check(wk_worker *w, weft_conn *c)
         }
     }
     if (cfg->input_stall_ms && !(c->flags & C_CLOSING)) {
-        if (weft_ring_len(&c->in) > 0) {
-            int64_t due = in + cfg->input_stall_ms;
+        if (weft_ring_len(&c->in) > 0 && (c->flags & C_PARTIAL)) {
+            int64_t due = unstamp(w, c->partial_since) + cfg->input_stall_ms;
             if (due <= now) {
                 conn_close(w, c, WEFT_CLOSE_INPUT_STALL);
                 return;

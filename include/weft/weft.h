@@ -164,9 +164,11 @@ typedef struct weft_config {
                                      before closing anyway; 5000 */
     uint32_t idle_timeout_ms;     /* close a connection with no input and no
                                      output for this long; 120000. 0 = never */
-    uint32_t input_stall_ms;      /* close when the handler left a partial message
-                                     and no byte arrived for this long (the
-                                     slowloris defence); 30000. 0 = never */
+    uint32_t input_stall_ms;      /* close when a partial message the handler left
+                                     in the ring is still incomplete this long
+                                     after it began, however many bytes trickle
+                                     in meanwhile (the slowloris defence); 30000.
+                                     0 = never */
     uint32_t output_stall_ms;     /* close when output is pending and the peer
                                      took no byte for this long (the slow-reader
                                      defence); 60000. 0 = never */
