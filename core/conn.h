@@ -64,6 +64,9 @@ int64_t wk_now_ms(void);
 void wk_ready_push(wk_worker *w, weft_conn *c);
 void wk_flush_push(wk_worker *w, weft_conn *c);
 
+/* The connection in slot `slot` (open or not), or NULL past the slab. */
+weft_conn *wk_conn_at(wk_worker *w, uint32_t slot);
+
 /* Take a free slot (NULL on ENOMEM); give one back at the end of a turn. */
 weft_conn *wk_slot_get(wk_worker *w);
 

@@ -66,3 +66,8 @@ endif()
 weft_it_exe(it_redeliver it_redeliver.c LIBS weft_static weft_internal)
 add_test(NAME it_redeliver COMMAND it_redeliver)
 set_tests_properties(it_redeliver PROPERTIES LABELS integration TIMEOUT 60)
+
+# Reaching connections from other threads: weft_send_to, weft_broadcast.
+weft_it_exe(it_remote it_remote.c LIBS weft_static weft_internal Threads::Threads)
+add_test(NAME it_remote COMMAND it_remote)
+set_tests_properties(it_remote PROPERTIES LABELS integration TIMEOUT 60)

@@ -73,7 +73,7 @@ weft_conn *wk_slot_get(wk_worker *w)
     return c;
 }
 
-static weft_conn *slot_lookup(wk_worker *w, uint32_t slot)
+weft_conn *wk_conn_at(wk_worker *w, uint32_t slot)
 {
     uint32_t k = slot / WK_SLAB_CHUNK;
     if (k >= w->nchunks)
@@ -112,7 +112,7 @@ static void dispatch(wk_worker *w, const struct epoll_event *ev)
         w->inbox_woken = 1;
         return;
     }
-    weft_conn *c = slot_lookup(w, (uint32_t)ev->data.u64);
+    weft_conn *c = wk_conn_at(w, (uint32_t)ev->data.u64);
     if (!c || c->gen != (uint32_t)(ev->data.u64 >> 32))
         return; /* stale: the slot was freed after the event was queued */
     uint32_t e = ev->events;

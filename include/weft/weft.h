@@ -385,6 +385,29 @@ uint16_t weft_server_metrics_port(const weft_server *s);
 typedef void (*weft_post_fn)(weft_server *s, int worker, void *arg);
 int weft_post(weft_server *s, int worker, weft_post_fn fn, void *arg);
 
+/*
+ * Run fn(s, worker, arg) once on every worker's thread. Returns the number
+ * of workers it was posted to, or a negative errno if none.
+ */
+int weft_broadcast(weft_server *s, weft_post_fn fn, void *arg);
+
+/*
+ * A connection's id: a number any thread may keep and use with
+ * weft_send_to. It names this connection only: once it closes, the id is
+ * stale even if its slot is reused (a 24-bit generation makes a false match
+ * need 16M reuses of one slot in between). On the owning worker's thread.
+ */
+uint64_t weft_conn_id(const weft_conn *c);
+
+/*
+ * Send len bytes (copied) to the connection with this id, from any thread:
+ * the bytes are posted to its worker, which sends them if the connection is
+ * still open. Returns 0 once posted (delivery is not confirmed: the
+ * connection may close first), -EINVAL for an id of no worker, -ENOMEM, or
+ * -ESHUTDOWN. Bytes sent to one id from one thread arrive in order.
+ */
+int weft_send_to(weft_server *s, uint64_t id, const void *data, size_t len);
+
 /* --- timers: on the owning worker's thread -------------------------------- */
 
 /*
