@@ -25,6 +25,9 @@ weft_st_exe(st_concurrency st_concurrency.c LIBS weft_static weft_internal Threa
 add_test(NAME st_exact COMMAND st_exact $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-stat>)
 add_test(NAME st_admin COMMAND st_admin $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-stat>)
 add_test(NAME st_concurrency COMMAND st_concurrency)
+if(WEFT_SANITIZE STREQUAL "address")
+  set_tests_properties(st_concurrency PROPERTIES ENVIRONMENT WEFT_ASAN=1)
+endif()
 add_test(NAME st_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/st_cli.sh $<TARGET_FILE:weft-echo>
                              $<TARGET_FILE:weft-stat>)
 set(WEFT_ST_TESTS st_exact st_admin st_concurrency st_cli)
