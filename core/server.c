@@ -158,21 +158,26 @@ int weft_server_start(weft_server *s)
     }
     if (rc != 0)
         goto fail_workers;
+    /*
+     * Stats before the acceptor: s->stats is then written before any
+     * connection reaches a handler (the acceptor's creation and its inbox
+     * pushes order it), so handlers may call weft_server_snapshot.
+     */
+    if (s->cfg.stats_interval_ms > 0 && (rc = start_stats(s)) != 0)
+        goto fail_workers;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = -pthread_create(&s->acceptor_tid, NULL, acc_main, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
+    if (rc != 0) {
+        stsvc_stop(s->stats);
+        s->stats = NULL;
         goto fail_workers;
+    }
     for (int k = 0; k < s->nworkers; k++)
         wlog(s, WEFT_LOG_DEBUG, "worker %d: cpu %d, node %d", k, s->workers[k]->cpu,
              s->workers[k]->node);
-    if (s->cfg.stats_interval_ms > 0 && (rc = start_stats(s)) != 0) {
-        weft_server_stop(s);
-        weft_server_wait(s);
-        return rc;
-    }
     return 0;
 fail_workers:
     /* Started workers wait for the drain signal: give it, then join them. */

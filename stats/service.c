@@ -34,6 +34,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <urcu.h>
+/* The reader TLS (to see whether the caller registered this thread already). */
+#include <urcu/static/urcu-memb.h>
 
 #include "core/listener.h"
 #include "core/log.h"
@@ -150,11 +152,18 @@ static void ensure_reader(void)
     static _Thread_local int registered;
     if (registered)
         return;
+    registered = 1;
+    /*
+     * A program that uses liburcu itself may have registered this thread
+     * already (registering twice aborts): then the registration, and the
+     * unregistering at exit, are the program's.
+     */
+    if (URCU_TLS(urcu_memb_reader).registered)
+        return;
     pthread_once(&reader_once, reader_key_init);
     rcu_register_thread();
     /* The destructor unregisters the thread when it exits. */
     pthread_setspecific(reader_key, (void *)1);
-    registered = 1;
 }
 
 weft_snapshot *stsvc_snapshot(st_service *svc, int *err)
