@@ -1,0 +1,68 @@
+/*
+ * examples/kv/kv.h — weft-kv's server state and command interface.
+ *
+ * weft-kv.c owns the server (options, handler callbacks, the expiry sweep);
+ * commands.c runs one parsed command and writes its RESP2 reply.
+ */
+#ifndef WEFT_KV_KV_H
+#define WEFT_KV_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyspace.h"
+#include "resp.h"
+#include "weft/weft.h"
+
+#define KV_VERSION "0.1.0"
+/* What HELLO and INFO report as the Redis version the commands follow. */
+#define KV_REDIS_VERSION "7.0.0"
+
+/* Handler-defined counters (weft_server_add_counter ids). */
+enum { KV_CTR_COMMANDS, KV_CTR_HITS, KV_CTR_MISSES, KV_CTR_EXPIRED, KV_NCTR };
+
+/* The server: one per process, shared read-only by the workers. */
+typedef struct kv_app {
+    kvs *ks;
+    weft_server *srv;
+    int ctr[KV_NCTR]; /* counter ids, -1 when not registered */
+    uint64_t start_ns;
+    uint32_t input_cap;
+    uint32_t sweep_ms;   /* expiry sweep period per worker */
+    uint32_t sweep_keys; /* keys looked at per sweep per worker */
+    struct kv_worker *workers;
+} kv_app;
+
+/* Per worker: the expiry sweep's place. Touched by that worker only. */
+typedef struct kv_worker {
+    kv_app *app;
+    int index;
+    uint64_t next_id; /* connection ids handed out by this worker */
+    kvs_cursor cursor;
+} kv_worker;
+
+/* Per connection (weft_conn_userdata). */
+typedef struct kv_conn {
+    kv_app *app;
+    resp_parser p;
+    uint64_t id;
+    int busy;   /* on_data is on the stack: on_close must not free us */
+    int closed; /* on_close ran while busy: on_data frees us on its way out */
+} kv_conn;
+
+/* One command's execution context. */
+typedef struct kv_ctx {
+    kv_app *app;
+    weft_conn *c;
+    kv_conn *k;
+    int64_t now; /* kvs_now_ms(), read once per batch of commands */
+    int quit;    /* QUIT: close after the reply */
+} kv_ctx;
+
+/* Run argv[0..argc) (argc >= 1) and queue the reply on x->c. */
+void kv_execute(kv_ctx *x, size_t argc, const resp_arg *argv);
+
+/* Queue "-<msg>\r\n"; CR and LF in msg become spaces. */
+void kv_reply_error(kv_ctx *x, const char *msg);
+
+#endif /* WEFT_KV_KV_H */
