@@ -14,6 +14,7 @@ command -v clang >/dev/null || { echo "fuzz/run.sh: clang is required (apt-get i
 cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DWEFT_FUZZ=ON \
     -DWEFT_SANITIZE=address -DWEFT_BUILD_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j "$JOBS" >/dev/null
+BUILD=$(cd "$BUILD" && pwd) # the targets run from the work dir below
 WORK=$(mktemp -d /tmp/weft-fuzz.XXXXXX)
 mapfile -t TARGETS < <(find "$BUILD" -type f -name 'fuzz_*' -perm -u+x | sort)
 [ "${#TARGETS[@]}" -gt 0 ] || { echo "fuzz/run.sh: no fuzz targets were built"; exit 1; }
