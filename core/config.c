@@ -2,6 +2,8 @@
  * core/config.c — configuration defaults and validation.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "weft/weft.h"
@@ -112,4 +114,56 @@ int weft_config_validate(const weft_config *c, const char **why)
     if (why)
         *why = w;
     return w ? -EINVAL : 0;
+}
+
+int weft_parse_number(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0)
+        return -EINVAL;
+    long long mul = 1;
+    if (*end == 'k' || *end == 'K')
+        mul = 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1024 * 1024, end++;
+    else if (*end == 'g' || *end == 'G')
+        mul = 1024LL * 1024 * 1024, end++;
+    if (*end || v > LLONG_MAX / mul)
+        return -EINVAL;
+    v *= mul;
+    if (v < lo || v > hi)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int weft_parse_cpus(const char *s, weft_config *cfg)
+{
+    cfg->ncpus = 0;
+    while (*s) {
+        char *end;
+        long a = strtol(s, &end, 10), b;
+        if (end == s || a < 0 || a >= WEFT_MAX_CPUS)
+            return -EINVAL;
+        b = a;
+        s = end;
+        if (*s == '-') {
+            b = strtol(s + 1, &end, 10);
+            if (end == s + 1 || b < a || b >= WEFT_MAX_CPUS)
+                return -EINVAL;
+            s = end;
+        }
+        for (long c = a; c <= b; c++) {
+            if (cfg->ncpus >= WEFT_MAX_CPUS)
+                return -EINVAL;
+            cfg->cpus[cfg->ncpus++] = (int)c;
+        }
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -EINVAL;
+    }
+    return cfg->ncpus > 0 ? 0 : -EINVAL;
 }

@@ -102,60 +102,6 @@ static int fail_arg(const char *opt, const char *val, const char *why)
     return 2;
 }
 
-/* An integer with an optional K/M/G suffix, within [lo, hi]. */
-static int parse_num(const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s)
-        return -1;
-    long long mul = 1;
-    if (*end == 'k' || *end == 'K')
-        mul = 1024, end++;
-    else if (*end == 'm' || *end == 'M')
-        mul = 1024 * 1024, end++;
-    else if (*end == 'g' || *end == 'G')
-        mul = 1024LL * 1024 * 1024, end++;
-    if (*end || v < 0 || v > LLONG_MAX / mul)
-        return -1;
-    v *= mul;
-    if (v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* "0-3,8" into cfg->cpus. */
-static int parse_cpus(const char *s, weft_config *cfg)
-{
-    cfg->ncpus = 0;
-    while (*s) {
-        char *end;
-        long a = strtol(s, &end, 10), b;
-        if (end == s || a < 0 || a >= WEFT_MAX_CPUS)
-            return -1;
-        b = a;
-        s = end;
-        if (*s == '-') {
-            b = strtol(s + 1, &end, 10);
-            if (end == s + 1 || b < a || b >= WEFT_MAX_CPUS)
-                return -1;
-            s = end;
-        }
-        for (long c = a; c <= b; c++) {
-            if (cfg->ncpus >= WEFT_MAX_CPUS)
-                return -1;
-            cfg->cpus[cfg->ncpus++] = (int)c;
-        }
-        if (*s == ',')
-            s++;
-        else if (*s)
-            return -1;
-    }
-    return cfg->ncpus > 0 ? 0 : -1;
-}
-
 enum {
     O_BIND = 256,
     O_PORT,
@@ -224,7 +170,7 @@ static int parse_args(int argc, char **argv, weft_config *cfg, uint32_t *max_lin
         const char *a = optarg;
 #define NUM(lo, hi, dst)                                                                           \
     do {                                                                                           \
-        if (parse_num(a, (lo), (hi), &v) != 0)                                                     \
+        if (weft_parse_number(a, (lo), (hi), &v) != 0)                                             \
             return fail_arg(name, a, "expected a number from " #lo " to " #hi);                    \
         dst = v;                                                                                   \
     } while (0)
@@ -242,7 +188,7 @@ static int parse_args(int argc, char **argv, weft_config *cfg, uint32_t *max_lin
             NUM(1, WEFT_MAX_CPUS, cfg->workers);
             break;
         case O_CPUS:
-            if (parse_cpus(a, cfg) != 0)
+            if (weft_parse_cpus(a, cfg) != 0)
                 return fail_arg(name, a, "expected a CPU list such as 0-3,8");
             break;
         case O_NOPIN:

@@ -374,48 +374,6 @@ static void usage(FILE *f)
             "cpus LIST", "no-pin");
 }
 
-/* An integer with an optional K/M suffix, within [lo, hi]. */
-static int parse_num(const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || v < 0)
-        return -1;
-    if (*end == 'k' || *end == 'K')
-        v *= 1024, end++;
-    else if ((*end == 'm' || *end == 'M') && v < (1LL << 40))
-        v *= 1024 * 1024, end++;
-    if (*end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* "0-3,8" into g_cfg.cpus. */
-static int parse_cpus(const char *s)
-{
-    g_cfg.ncpus = 0;
-    while (*s) {
-        char *end;
-        long a = strtol(s, &end, 10), b = a;
-        if (end == s || a < 0 || a >= WEFT_MAX_CPUS)
-            return -1;
-        if (*end == '-') {
-            s = end + 1;
-            b = strtol(s, &end, 10);
-            if (end == s || b < a || b >= WEFT_MAX_CPUS)
-                return -1;
-        }
-        for (long i = a; i <= b && g_cfg.ncpus < WEFT_MAX_CPUS; i++)
-            g_cfg.cpus[g_cfg.ncpus++] = (int)i;
-        s = end + (*end == ',');
-        if (*end && *end != ',')
-            return -1;
-    }
-    return g_cfg.ncpus > 0 ? 0 : -1;
-}
-
 /* 0 to run, 1 to exit 0 (--help), 2 on a usage error. */
 static int parse_args(int argc, char **argv)
 {
@@ -436,7 +394,7 @@ static int parse_args(int argc, char **argv)
             long long v;
             if (d->kind == 's') {
                 *(const char **)d->dst = optarg;
-            } else if (parse_num(optarg, d->lo, d->hi, &v) != 0) {
+            } else if (weft_parse_number(optarg, d->lo, d->hi, &v) != 0) {
                 fprintf(stderr, "weft-http: --%s '%s': expected a number from %lld to %lld\n",
                         d->name, optarg, d->lo, d->hi);
                 return 2;
@@ -451,7 +409,7 @@ static int parse_args(int argc, char **argv)
         }
         switch (o) {
         case O_CPUS:
-            if (parse_cpus(optarg) != 0) {
+            if (weft_parse_cpus(optarg, &g_cfg) != 0) {
                 fprintf(stderr, "weft-http: --cpus '%s': expected a list such as 0-3,8\n", optarg);
                 return 2;
             }

@@ -196,6 +196,15 @@ typedef struct weft_config {
 weft_config weft_config_default(void);
 
 /*
+ * Command-line helpers shared by the tools and examples. weft_parse_number
+ * reads a non-negative integer with an optional K, M or G suffix (powers of
+ * 1024) into *out if it lies in [lo, hi]; weft_parse_cpus reads a CPU list
+ * such as "0-3,8" into cfg->cpus/ncpus. Both return 0 or -EINVAL.
+ */
+int weft_parse_number(const char *s, long long lo, long long hi, long long *out);
+int weft_parse_cpus(const char *s, weft_config *cfg);
+
+/*
  * Check a configuration without creating anything. Returns 0 or -EINVAL and,
  * when why is not NULL, points it at a static sentence naming the bad field.
  */
