@@ -14,7 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "hist.h"
+#include "tools/hist.h"
 
 /* ---- healthy traffic ----------------------------------------------------- */
 
@@ -42,7 +42,7 @@ struct ft_healthy {
     uint64_t msgs; /* atomic, written by the thread */
     uint64_t bytes, mismatches, errors;
     int64_t start_ms, end_ms;
-    hist lat; /* microseconds */
+    lhist lat; /* microseconds */
 };
 
 static int64_t now_ns(void)
@@ -114,7 +114,7 @@ static void h_read(ft_healthy *h, hconn *c)
         }
         c->got += (size_t)r;
         if (c->got == c->len) {
-            hist_record(&h->lat, (uint64_t)(now_ns() - c->t_send) / 1000);
+            lh_record(&h->lat, (uint64_t)(now_ns() - c->t_send) / 1000);
             h->bytes += c->len;
             __atomic_store_n(&h->msgs, h->msgs + 1, __ATOMIC_RELAXED);
             c->len = 0;
@@ -174,7 +174,7 @@ ft_healthy *ft_healthy_start(uint16_t port, int nconns, int interval_ms, uint64_
     IT_CHECK(h->c, "out of memory");
     h->nconns = nconns;
     h->interval_ms = interval_ms;
-    hist_init(&h->lat);
+    lh_init(&h->lat);
     int64_t now = itl_now_ms();
     for (int i = 0; i < nconns; i++) {
         hconn *c = &h->c[i];
@@ -229,9 +229,9 @@ void ft_healthy_stop(ft_healthy *h, ft_healthy_result *r)
     r->bytes = h->bytes;
     r->mismatches = h->mismatches;
     r->errors = h->errors;
-    r->p50_us = hist_percentile(&h->lat, 50);
-    r->p99_us = hist_percentile(&h->lat, 99);
-    r->max_us = hist_percentile(&h->lat, 100);
+    r->p50_us = lh_percentile(&h->lat, 50);
+    r->p99_us = lh_percentile(&h->lat, 99);
+    r->max_us = lh_percentile(&h->lat, 100);
     r->ms = h->end_ms - h->start_ms;
     free(h->c);
     free(h);

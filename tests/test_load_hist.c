@@ -60,13 +60,13 @@ static uint64_t ref_percentile(const uint64_t *sorted, size_t n, unsigned pm)
  * percentile in k_pm with the sorted reference. */
 static void check_against_reference(uint64_t *samples, size_t n)
 {
-    hist *h = malloc(sizeof(*h));
+    lhist *h = malloc(sizeof(*h));
     assert_non_null(h);
-    hist_init(h);
+    lh_init(h);
     for (size_t i = 0; i < n; i++) {
-        hist_record(h, samples[i]);
-        if (samples[i] > HIST_MAX_VALUE)
-            samples[i] = HIST_MAX_VALUE;
+        lh_record(h, samples[i]);
+        if (samples[i] > LH_MAX_VALUE)
+            samples[i] = LH_MAX_VALUE;
     }
     qsort(samples, n, sizeof(*samples), cmp_u64);
     assert_int_equal(h->count, n);
@@ -75,7 +75,7 @@ static void check_against_reference(uint64_t *samples, size_t n)
 
     for (size_t i = 0; i < sizeof(k_pm) / sizeof(k_pm[0]); i++) {
         uint64_t want = ref_percentile(samples, n, k_pm[i]);
-        uint64_t got = hist_percentile(h, k_pm[i] / 1000.0);
+        uint64_t got = lh_percentile(h, k_pm[i] / 1000.0);
         /* Never below the sample; above it by at most one bucket width,
          * which is <= low/128 <= want/128. */
         if (got < want || (double)(got - want) > (double)want / 128.0)
@@ -85,8 +85,8 @@ static void check_against_reference(uint64_t *samples, size_t n)
     double sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += (double)samples[i];
-    assert_true(hist_mean(h) > sum / (double)n * 0.999999);
-    assert_true(hist_mean(h) < sum / (double)n * 1.000001);
+    assert_true(lh_mean(h) > sum / (double)n * 0.999999);
+    assert_true(lh_mean(h) < sum / (double)n * 1.000001);
     free(h);
 }
 
@@ -94,22 +94,22 @@ static void check_against_reference(uint64_t *samples, size_t n)
 
 static void check_value_in_bucket(uint64_t v)
 {
-    unsigned i = hist_bucket_index(v);
+    unsigned i = hist_index(v);
     assert_true(i < HIST_BUCKETS);
     uint64_t lo = hist_bucket_low(i), hi = hist_bucket_high(i);
     if (v < lo || v > hi)
         fail_msg("value %llu outside its bucket %u [%llu, %llu]", (unsigned long long)v, i,
                  (unsigned long long)lo, (unsigned long long)hi);
     /* The precision promise: width <= low / 128. */
-    assert_true((hi - lo + 1) * HIST_SUB_COUNT <= (lo < HIST_SUB_COUNT ? HIST_SUB_COUNT : lo));
+    assert_true((hi - lo + 1) * HIST_SUB <= (lo < HIST_SUB ? HIST_SUB : lo));
 }
 
 static void test_geometry_boundaries(void **state)
 {
     (void)state;
-    /* Exact below HIST_SUB_COUNT. */
-    for (uint64_t v = 0; v < HIST_SUB_COUNT; v++) {
-        assert_int_equal(hist_bucket_index(v), v);
+    /* Exact below HIST_SUB. */
+    for (uint64_t v = 0; v < HIST_SUB; v++) {
+        assert_int_equal(hist_index(v), v);
         assert_int_equal(hist_bucket_low((unsigned)v), v);
         assert_int_equal(hist_bucket_high((unsigned)v), v);
     }
@@ -119,12 +119,12 @@ static void test_geometry_boundaries(void **state)
         check_value_in_bucket(p - 1);
         check_value_in_bucket(p);
         check_value_in_bucket(p + 1);
-        if (p >= HIST_SUB_COUNT)
-            assert_int_equal(hist_bucket_index(p), hist_bucket_index(p - 1) + 1);
+        if (p >= HIST_SUB)
+            assert_int_equal(hist_index(p), hist_index(p - 1) + 1);
     }
-    check_value_in_bucket(HIST_MAX_VALUE);
-    assert_int_equal(hist_bucket_index(HIST_MAX_VALUE) < HIST_BUCKETS, 1);
-    assert_int_equal(hist_bucket_index((1ULL << (HIST_MAX_EXP + 1)) - 1), HIST_BUCKETS - 1);
+    check_value_in_bucket(LH_MAX_VALUE);
+    assert_int_equal(hist_index(LH_MAX_VALUE) < HIST_BUCKETS, 1);
+    assert_int_equal(hist_index((1ULL << (HIST_MAX_EXP + 1)) - 1), HIST_BUCKETS - 1);
 }
 
 static void test_geometry_contiguous(void **state)
@@ -135,7 +135,7 @@ static void test_geometry_contiguous(void **state)
         assert_int_equal(hist_bucket_low(i), hist_bucket_high(i - 1) + 1);
     rng_state = 0x9E3779B97F4A7C15ULL;
     for (int k = 0; k < 200000; k++) {
-        uint64_t v = rng_next() % (HIST_MAX_VALUE + 1);
+        uint64_t v = rng_next() % (LH_MAX_VALUE + 1);
         v >>= rng_next() % 36; /* spread over all exponents */
         check_value_in_bucket(v);
     }
@@ -146,41 +146,41 @@ static void test_geometry_contiguous(void **state)
 static void test_empty(void **state)
 {
     (void)state;
-    hist h;
-    hist_init(&h);
-    assert_int_equal(hist_percentile(&h, 50), 0);
-    assert_int_equal(hist_percentile(&h, 100), 0);
-    assert_true(hist_mean(&h) == 0.0);
+    lhist h;
+    lh_init(&h);
+    assert_int_equal(lh_percentile(&h, 50), 0);
+    assert_int_equal(lh_percentile(&h, 100), 0);
+    assert_true(lh_mean(&h) == 0.0);
 }
 
 static void test_small_exact(void **state)
 {
     (void)state;
     /* 1..100: below 128 every value is its own bucket, so percentiles are exact. */
-    hist h;
-    hist_init(&h);
+    lhist h;
+    lh_init(&h);
     for (uint64_t v = 100; v >= 1; v--)
-        hist_record(&h, v);
-    assert_int_equal(hist_percentile(&h, 0), 1);
-    assert_int_equal(hist_percentile(&h, 1), 1);
-    assert_int_equal(hist_percentile(&h, 50), 50);
-    assert_int_equal(hist_percentile(&h, 90), 90);
-    assert_int_equal(hist_percentile(&h, 99), 99);
-    assert_int_equal(hist_percentile(&h, 99.9), 100);
-    assert_int_equal(hist_percentile(&h, 100), 100);
-    assert_true(hist_mean(&h) == 50.5);
+        lh_record(&h, v);
+    assert_int_equal(lh_percentile(&h, 0), 1);
+    assert_int_equal(lh_percentile(&h, 1), 1);
+    assert_int_equal(lh_percentile(&h, 50), 50);
+    assert_int_equal(lh_percentile(&h, 90), 90);
+    assert_int_equal(lh_percentile(&h, 99), 99);
+    assert_int_equal(lh_percentile(&h, 99.9), 100);
+    assert_int_equal(lh_percentile(&h, 100), 100);
+    assert_true(lh_mean(&h) == 50.5);
 }
 
 static void test_single_value(void **state)
 {
     (void)state;
     /* One large value: every percentile is that exact value (clamped to max). */
-    hist h;
-    hist_init(&h);
-    hist_record(&h, 123456789);
-    assert_int_equal(hist_percentile(&h, 0), 123456789);
-    assert_int_equal(hist_percentile(&h, 50), 123456789);
-    assert_int_equal(hist_percentile(&h, 100), 123456789);
+    lhist h;
+    lh_init(&h);
+    lh_record(&h, 123456789);
+    assert_int_equal(lh_percentile(&h, 0), 123456789);
+    assert_int_equal(lh_percentile(&h, 50), 123456789);
+    assert_int_equal(lh_percentile(&h, 100), 123456789);
 }
 
 static void test_log_uniform(void **state)
@@ -209,7 +209,7 @@ static void test_bimodal_with_tail(void **state)
     for (size_t i = 0; i < n; i++) {
         double u = rng_unit();
         if (i % 20000 == 7)
-            s[i] = HIST_MAX_VALUE + 1 + rng_next() % 1000000000ULL; /* clamped */
+            s[i] = LH_MAX_VALUE + 1 + rng_next() % 1000000000ULL; /* clamped */
         else if (u < 0.9)
             s[i] = 15000 + rng_next() % 10000;
         else if (u < 0.999)
@@ -237,45 +237,44 @@ static void test_few_samples(void **state)
 static void test_clamp(void **state)
 {
     (void)state;
-    hist h;
-    hist_init(&h);
-    hist_record(&h, 5);
-    hist_record(&h, HIST_MAX_VALUE * 3);
+    lhist h;
+    lh_init(&h);
+    lh_record(&h, 5);
+    lh_record(&h, LH_MAX_VALUE * 3);
     assert_int_equal(h.clamped, 1);
-    assert_int_equal(h.max, HIST_MAX_VALUE);
-    assert_int_equal(hist_percentile(&h, 100), HIST_MAX_VALUE);
-    assert_int_equal(hist_percentile(&h, 50), 5);
+    assert_int_equal(h.max, LH_MAX_VALUE);
+    assert_int_equal(lh_percentile(&h, 100), LH_MAX_VALUE);
+    assert_int_equal(lh_percentile(&h, 50), 5);
 }
 
 static void test_merge(void **state)
 {
     (void)state;
     /* Recording into per-thread histograms and merging equals one histogram. */
-    hist *all = malloc(sizeof(hist)), *a = malloc(sizeof(hist)), *b = malloc(sizeof(hist));
-    hist *m = malloc(sizeof(hist));
+    lhist *all = malloc(sizeof(lhist)), *a = malloc(sizeof(lhist)), *b = malloc(sizeof(lhist));
+    lhist *m = malloc(sizeof(lhist));
     assert_true(all && a && b && m);
-    hist_init(all);
-    hist_init(a);
-    hist_init(b);
-    hist_init(m);
+    lh_init(all);
+    lh_init(a);
+    lh_init(b);
+    lh_init(m);
     rng_state = 99;
     for (int i = 0; i < 50000; i++) {
         uint64_t v = (rng_next() % 50000000ULL) >> (rng_next() % 20);
-        hist_record(all, v);
-        hist_record(i % 3 ? a : b, v);
+        lh_record(all, v);
+        lh_record(i % 3 ? a : b, v);
     }
-    hist_merge(m, a);
-    hist_merge(m, b);
-    hist empty;
-    hist_init(&empty);
-    hist_merge(m, &empty); /* merging an empty one changes nothing */
+    lh_merge(m, a);
+    lh_merge(m, b);
+    lhist empty;
+    lh_init(&empty);
+    lh_merge(m, &empty); /* merging an empty one changes nothing */
     assert_int_equal(m->count, all->count);
     assert_int_equal(m->min, all->min);
     assert_int_equal(m->max, all->max);
     assert_memory_equal(m->counts, all->counts, sizeof(all->counts));
     for (size_t i = 0; i < sizeof(k_pm) / sizeof(k_pm[0]); i++)
-        assert_int_equal(hist_percentile(m, k_pm[i] / 1000.0),
-                         hist_percentile(all, k_pm[i] / 1000.0));
+        assert_int_equal(lh_percentile(m, k_pm[i] / 1000.0), lh_percentile(all, k_pm[i] / 1000.0));
     free(all);
     free(a);
     free(b);

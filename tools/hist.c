@@ -1,49 +1,20 @@
 /*
- * tools/hist.c — log-linear latency histogram (see hist.h for the geometry).
+ * tools/hist.c — the load generator's latency histogram (see hist.h); the
+ * bucket geometry is stats/hist.c's.
  */
-#include "hist.h"
+#include "tools/hist.h"
 
 #include <string.h>
 
-void hist_init(hist *h) { memset(h, 0, sizeof(*h)); }
+void lh_init(lhist *h) { memset(h, 0, sizeof(*h)); }
 
-unsigned hist_bucket_index(uint64_t v)
+void lh_record(lhist *h, uint64_t v)
 {
-    if (v < HIST_SUB_COUNT)
-        return (unsigned)v;
-    unsigned e = 63u - (unsigned)__builtin_clzll(v); /* top bit, >= SUB_BITS */
-    unsigned shift = e - HIST_SUB_BITS;
-    /* Group e starts at index (e - SUB_BITS + 1) * SUB_COUNT; the sub-bucket is
-     * the SUB_BITS bits below the top bit. */
-    return ((e - HIST_SUB_BITS + 1) << HIST_SUB_BITS) +
-           (unsigned)((v >> shift) & (HIST_SUB_COUNT - 1));
-}
-
-uint64_t hist_bucket_low(unsigned i)
-{
-    if (i < HIST_SUB_COUNT)
-        return i;
-    unsigned group = i >> HIST_SUB_BITS; /* >= 1 */
-    unsigned shift = group - 1;
-    uint64_t sub = i & (HIST_SUB_COUNT - 1);
-    return (HIST_SUB_COUNT + sub) << shift;
-}
-
-uint64_t hist_bucket_high(unsigned i)
-{
-    if (i < HIST_SUB_COUNT)
-        return i;
-    unsigned shift = (i >> HIST_SUB_BITS) - 1;
-    return hist_bucket_low(i) + (1ULL << shift) - 1;
-}
-
-void hist_record(hist *h, uint64_t v)
-{
-    if (v > HIST_MAX_VALUE) {
-        v = HIST_MAX_VALUE;
+    if (v > LH_MAX_VALUE) {
+        v = LH_MAX_VALUE;
         h->clamped++;
     }
-    h->counts[hist_bucket_index(v)]++;
+    h->counts[hist_index(v)]++;
     if (h->count == 0 || v < h->min)
         h->min = v;
     if (v > h->max)
@@ -52,7 +23,7 @@ void hist_record(hist *h, uint64_t v)
     h->sum += (double)v;
 }
 
-void hist_merge(hist *dst, const hist *src)
+void lh_merge(lhist *dst, const lhist *src)
 {
     if (src->count == 0)
         return;
@@ -67,7 +38,7 @@ void hist_merge(hist *dst, const hist *src)
     dst->sum += src->sum;
 }
 
-uint64_t hist_percentile(const hist *h, double p)
+uint64_t lh_percentile(const lhist *h, double p)
 {
     if (h->count == 0)
         return 0;
@@ -96,4 +67,4 @@ uint64_t hist_percentile(const hist *h, double p)
     return h->max;
 }
 
-double hist_mean(const hist *h) { return h->count ? h->sum / (double)h->count : 0.0; }
+double lh_mean(const lhist *h) { return h->count ? h->sum / (double)h->count : 0.0; }

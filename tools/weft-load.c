@@ -66,7 +66,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hist.h"
+#include "tools/hist.h"
 
 /* --- configuration ---------------------------------------------------------- */
 
@@ -193,7 +193,7 @@ typedef struct stats {
     uint64_t mm_corrupt, mm_cross, mm_seq, mm_extra;
     uint64_t cycles, cycles_win, check_ok, unsent;
     uint64_t last_recv;
-    hist lat, conn_time;
+    lhist lat, conn_time;
 } stats;
 
 typedef struct thr {
@@ -307,7 +307,7 @@ static void connect_ok(thr *t, conn *c, uint64_t now)
     t->nopen++;
     c->writable = 1;
     t->st.conn_ok++;
-    hist_record(&t->st.conn_time, now - c->t_open);
+    lh_record(&t->st.conn_time, now - c->t_open);
     if (cfg.mode == M_CHURN) {
         c->quota = 1;
         queue(t, c);
@@ -447,7 +447,7 @@ static int msg_good(thr *t, conn *c, uint64_t seq, uint64_t now)
     /* Latency from the (scheduled) send, so a stall delays every message
      * behind it in the statistics too: no coordinated omission. */
     if (sent >= t->warm_end && now >= sent)
-        hist_record(&s->lat, now - sent);
+        lh_record(&s->lat, now - sent);
     if (cfg.mode == M_FLOOD)
         s->check_ok++;
     if (cfg.mode == M_CHURN) {
@@ -1279,8 +1279,8 @@ static void tally(totals *r)
 {
     memset(r, 0, sizeof(*r));
     stats *s = &r->s;
-    hist_init(&s->lat);
-    hist_init(&s->conn_time);
+    lh_init(&s->lat);
+    lh_init(&s->conn_time);
     uint64_t start = UINT64_MAX, warm_end = 0, run_end = 0;
     for (unsigned i = 0; i < cfg.threads; i++) {
         const stats *x = &g_thr[i].st;
@@ -1291,8 +1291,8 @@ static void tally(totals *r)
             dst[k] += src[k];
         if (x->last_recv > r->last_recv)
             r->last_recv = x->last_recv;
-        hist_merge(&s->lat, &x->lat);
-        hist_merge(&s->conn_time, &x->conn_time);
+        lh_merge(&s->lat, &x->lat);
+        lh_merge(&s->conn_time, &x->conn_time);
         if (g_thr[i].start && g_thr[i].start < start) {
             start = g_thr[i].start;
             warm_end = g_thr[i].warm_end;
@@ -1331,7 +1331,7 @@ static void tally(totals *r)
     r->ok = r->why[0] == '\0';
 }
 
-static void print_hist_line(const char *name, const hist *h)
+static void print_hist_line(const char *name, const lhist *h)
 {
     if (h->count == 0) {
         printf("%-12s none\n", name);
@@ -1339,9 +1339,8 @@ static void print_hist_line(const char *name, const hist *h)
     }
     printf("%-12s p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f us  (%" PRIu64
            " samples)\n",
-           name, hist_percentile(h, 50) / 1e3, hist_percentile(h, 90) / 1e3,
-           hist_percentile(h, 99) / 1e3, hist_percentile(h, 99.9) / 1e3, h->max / 1e3,
-           hist_mean(h) / 1e3, h->count);
+           name, lh_percentile(h, 50) / 1e3, lh_percentile(h, 90) / 1e3, lh_percentile(h, 99) / 1e3,
+           lh_percentile(h, 99.9) / 1e3, h->max / 1e3, lh_mean(h) / 1e3, h->count);
 }
 
 static void report_text(const totals *r)
@@ -1388,13 +1387,12 @@ static void report_text(const totals *r)
         printf("result       FAIL: %s\n", r->why);
 }
 
-static void json_hist(const char *name, const hist *h)
+static void json_hist(const char *name, const lhist *h)
 {
     printf("\"%s\":{\"count\":%" PRIu64 ",\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
            "\"p999\":%.3f,\"max\":%.3f}",
-           name, h->count, hist_mean(h) / 1e3, hist_percentile(h, 50) / 1e3,
-           hist_percentile(h, 90) / 1e3, hist_percentile(h, 99) / 1e3,
-           hist_percentile(h, 99.9) / 1e3, h->max / 1e3);
+           name, h->count, lh_mean(h) / 1e3, lh_percentile(h, 50) / 1e3, lh_percentile(h, 90) / 1e3,
+           lh_percentile(h, 99) / 1e3, lh_percentile(h, 99.9) / 1e3, h->max / 1e3);
 }
 
 static void json_string(const char *s)
@@ -1497,8 +1495,8 @@ static void thr_init(thr *t, unsigned idx)
     t->rx = xcalloc(1, RX_SIZE);
     t->exp = xcalloc(1, RX_SIZE);
     t->tx = xcalloc(1, TX_CHUNK);
-    hist_init(&t->st.lat);
-    hist_init(&t->st.conn_time);
+    lh_init(&t->st.lat);
+    lh_init(&t->st.conn_time);
     t->phase = P_CONNECT;
 }
 
