@@ -1302,9 +1302,11 @@ static void tally(totals *r)
     r->conn_fail = s->fail_refused + s->fail_timeout + s->fail_noaddr + s->fail_other;
     r->mismatches = s->mm_corrupt + s->mm_cross + s->mm_seq + s->mm_extra;
     /* The window ends at --duration, or with the last reply when --count
-     * (or a signal) ended the run sooner. */
+     * (or a signal) ended the run sooner. A flood has no throughput window:
+     * its one message per connection is a check, not load. */
     uint64_t end = run_end < r->last_recv ? run_end : r->last_recv;
-    r->window_ns = start != UINT64_MAX && end > warm_end ? end - warm_end : 0;
+    r->window_ns =
+        cfg.mode != M_FLOOD && start != UINT64_MAX && end > warm_end ? end - warm_end : 0;
     if (r->window_ns) {
         double secs = (double)r->window_ns / 1e9;
         r->msgs_per_s = (double)s->msgs / secs;
