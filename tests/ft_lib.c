@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -251,6 +252,12 @@ void ft_healthy_check(const char *fault, const char *mode, long n, const ft_heal
     IT_CHECK(r->errors == 0, "%llu healthy connections failed", (unsigned long long)r->errors);
     IT_CHECK(r->msgs >= min_msgs, "only %llu healthy messages (want >= %llu)",
              (unsigned long long)r->msgs, (unsigned long long)min_msgs);
+}
+
+void ft_fault_nice(int on)
+{
+    /* Linux keeps the nice value per thread: PRIO_PROCESS with a thread id. */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), on ? 10 : 0);
 }
 
 /* ---- the server --------------------------------------------------------- */

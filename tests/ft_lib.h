@@ -79,6 +79,17 @@ void ft_healthy_check(const char *fault, const char *mode, long n, const ft_heal
  */
 void ft_healthy_expect_progress(ft_healthy *h, int timeout_ms, const char *when);
 
+/*
+ * The fault side's CPU priority. ft_fault_nice(1) sets the calling thread
+ * (and what it forks afterwards) to nice 10; ft_fault_nice(0) sets it back
+ * to 0 where that is permitted. Each test calls it around its fault, after
+ * the server and the healthy thread are started (they keep nice 0): on two
+ * shared CPUs the attack generator would otherwise take the CPU time the
+ * server and the healthy clients need, which a remote attacker's CPU does
+ * not. The server still does all the work the fault causes.
+ */
+void ft_fault_nice(int on);
+
 /* ---- the server --------------------------------------------------------- */
 
 /*

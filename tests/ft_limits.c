@@ -50,6 +50,7 @@ static void max_conns_part(const ft_opts *o)
     char sock[108];
     ft_server_start(&srv, o->echo, args, sock, NULL);
     ft_healthy *h = ft_healthy_start(srv.port, o->healthy_conns, 10, 6);
+    ft_fault_nice(1);
     IT_CHECK(ft_wait_stat_eq(sock, "open", o->healthy_conns, 5000) == o->healthy_conns,
              "healthy connections not open");
 
@@ -78,6 +79,7 @@ static void max_conns_part(const ft_opts *o)
     free(fd);
     ft_healthy_result r;
     ft_healthy_stop(h, &r);
+    ft_fault_nice(0);
     IT_CHECK(itl_server_stop(&srv, 10000) == 0, "server exit status");
     unlink(sock);
     ft_healthy_check("max_conns", "fault", o->n, &r, 1);
@@ -90,6 +92,7 @@ static void emfile_part(const ft_opts *o)
     char sock[108];
     ft_server_start(&srv, o->echo, args, sock, "ulimit -n 128;");
     ft_healthy *h = ft_healthy_start(srv.port, 8, 10, 7);
+    ft_fault_nice(1);
 
     int n = (int)(o->n / 4);
     int *fd = calloc((size_t)n, sizeof(int));
@@ -180,6 +183,7 @@ static void emfile_part(const ft_opts *o)
     free(live);
     ft_healthy_result r;
     ft_healthy_stop(h, &r);
+    ft_fault_nice(0);
     IT_CHECK(itl_server_stop(&srv, 10000) == 0, "server exit status");
     unlink(sock);
     ft_healthy_check("emfile", "fault", o->n / 4, &r, 1);

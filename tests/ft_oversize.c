@@ -37,6 +37,7 @@ int main(int argc, char **argv)
     char sock[108];
     ft_server_start(&srv, o.echo, args, sock, NULL);
     ft_healthy *h = ft_healthy_start(srv.port, o.healthy_conns, 10, 5);
+    ft_fault_nice(1);
     long rss0 = itl_vmrss_kb(srv.pid);
 
     int n = (int)o.n;
@@ -85,6 +86,7 @@ int main(int argc, char **argv)
 
     ft_healthy_result r;
     ft_healthy_stop(h, &r);
+    ft_fault_nice(0);
     IT_CHECK(itl_server_stop(&srv, 10000) == 0, "server exit status");
     unlink(sock);
     free(fd);

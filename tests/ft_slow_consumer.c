@@ -56,6 +56,7 @@ int main(int argc, char **argv)
     char sock[108];
     ft_server_start(&srv, o.echo, args, sock, NULL);
     ft_healthy *h = ft_healthy_start(srv.port, o.healthy_conns, 10, 4);
+    ft_fault_nice(1);
     int base_fds = ft_settle(&srv, sock, o.healthy_conns);
     long rss0 = itl_vmrss_kb(srv.pid);
 
@@ -113,6 +114,7 @@ int main(int argc, char **argv)
     ft_healthy_expect_progress(h, 5000, "after the slow consumers");
     ft_healthy_result r;
     ft_healthy_stop(h, &r);
+    ft_fault_nice(0);
     ft_healthy_check("slow_consumer", "fault", o.n, &r, 1);
     /* pool_max stops reading; a ring already being filled may finish
      * growing past it, so allow one output cap's worth per worker. */

@@ -39,6 +39,7 @@ int main(int argc, char **argv)
     char sock[108];
     ft_server_start(&srv, o.echo, args, sock, NULL);
     ft_healthy *h = ft_healthy_start(srv.port, o.healthy_conns, 10, 1);
+    ft_fault_nice(1);
     int base_fds = ft_settle(&srv, sock, o.healthy_conns);
 
     int n = (int)o.n;
@@ -79,6 +80,7 @@ int main(int argc, char **argv)
      * fault assertions below fail. */
     ft_healthy_result r;
     ft_healthy_stop(h, &r);
+    ft_fault_nice(0);
     ft_healthy_check("slowloris", "fault", o.n, &r, 1);
     IT_CHECK(open_left == 0, "%d slow connections trickling a byte every %d ms were never closed",
              open_left, TRICKLE_MS);

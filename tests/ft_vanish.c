@@ -59,6 +59,7 @@ int main(int argc, char **argv)
     char sock[108];
     ft_server_start(&srv, o.echo, args, sock, NULL);
     ft_healthy *h = ft_healthy_start(srv.port, o.healthy_conns, 10, 3);
+    ft_fault_nice(1);
     int base_fds = ft_settle(&srv, sock, o.healthy_conns);
 
     int p[2];
@@ -107,6 +108,7 @@ int main(int argc, char **argv)
 
     ft_healthy_result r;
     ft_healthy_stop(h, &r);
+    ft_fault_nice(0);
     IT_CHECK(itl_server_stop(&srv, 10000) == 0, "server exit status");
     unlink(sock);
     ft_healthy_check("vanish", "fault", o.n, &r, 1);
