@@ -62,13 +62,18 @@ static void list_append(conn_list *l, weft_conn *c, size_t link)
 #undef NEXT
 }
 
-void wk_ready_push(wk_worker *w, weft_conn *c)
+/* Queue c on one of the lists linked through next_ready (C_READY). */
+static void ready_append(conn_list *l, weft_conn *c)
 {
     if ((c->flags & C_READY) || (c->flags & (C_CLOSED | C_LINGER)) == C_CLOSED)
         return;
     c->flags |= C_READY;
-    list_append(&w->ready, c, offsetof(weft_conn, next_ready));
+    list_append(l, c, offsetof(weft_conn, next_ready));
 }
+
+void wk_ready_push(wk_worker *w, weft_conn *c) { ready_append(&w->ready, c); }
+
+void wk_defer_push(wk_worker *w, weft_conn *c) { ready_append(&w->deferred, c); }
 
 void wk_flush_push(wk_worker *w, weft_conn *c)
 {
@@ -263,8 +268,8 @@ void conn_linger_read(wk_worker *w, weft_conn *c)
     size_t budget = cfg_of(w)->read_budget;
     while (c->flags & C_LINGER) {
         if (budget == 0) {
-            /* Bounded work per turn here too: continue next turn. */
-            wk_ready_push(w, c);
+            /* Bounded work per turn here too: continue later. */
+            wk_defer_push(w, c);
             return;
         }
         ssize_t n = read(c->fd, sink, budget < sizeof(sink) ? budget : sizeof(sink));
@@ -382,13 +387,14 @@ void conn_unstarve(wk_worker *w)
 {
     if (!w->starved.head || pool_full(&w->pool))
         return;
+    /* They resume as bulk readers: a few per turn, after fresh input. */
     for (weft_conn *c = w->starved.head; c; c = c->next_ready)
         c->flags &= ~C_STARVED;
-    if (w->ready.tail)
-        w->ready.tail->next_ready = w->starved.head;
+    if (w->deferred.tail)
+        w->deferred.tail->next_ready = w->starved.head;
     else
-        w->ready.head = w->starved.head;
-    w->ready.tail = w->starved.tail;
+        w->deferred.head = w->starved.head;
+    w->deferred.tail = w->starved.tail;
     w->starved.head = w->starved.tail = NULL;
 }
 
@@ -449,9 +455,10 @@ void conn_read(wk_worker *w, weft_conn *c)
     }
     while (!(c->flags & (C_PAUSED | C_CLOSING | C_CLOSED))) {
         if (budget == 0) {
-            /* Fairness (invariant 3): continue after the other ready conns. */
+            /* Fairness (invariant 3): continue after fresh input, in turn
+             * with the other bulk readers (the deferred list). */
             ST_ADD(&w->st, deferrals, 1);
-            wk_ready_push(w, c);
+            wk_defer_push(w, c);
             return;
         }
         if (input_room(w, c) <= 0)

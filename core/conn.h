@@ -26,7 +26,10 @@
 /* Register the connection in m (an INBOX_CONN message) and call on_open. */
 void conn_open(wk_worker *w, inbox_msg *m);
 
-/* Read from c within the per-turn budget and feed on_data. */
+/*
+ * Read from c, at most read_budget bytes this turn, and feed on_data; a
+ * connection that uses the whole budget is deferred (wk_defer_push).
+ */
 void conn_read(wk_worker *w, weft_conn *c);
 
 /* Write c's pending output with one system call; finish a pending close. */
@@ -62,6 +65,9 @@ int64_t wk_now_ms(void);
 
 /* Queue c on the worker's ready / flush list (no-op if already there). */
 void wk_ready_push(wk_worker *w, weft_conn *c);
+/* Queue c, which used a whole read budget, on the deferred (bulk) list; a
+ * connection on the ready or deferred list is queued nowhere else. */
+void wk_defer_push(wk_worker *w, weft_conn *c);
 void wk_flush_push(wk_worker *w, weft_conn *c);
 
 /* The connection in slot `slot` (open or not), or NULL past the slab. */

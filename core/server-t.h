@@ -115,6 +115,8 @@ typedef struct wk_worker {
     weft_conn *closed;          /* closed, slot freed once off every list (next_closed) */
     conn_list linger;           /* lingering closes, oldest first (next_closed) */
     conn_list starved;          /* waiting for ring memory (next_ready) */
+    conn_list deferred;         /* used a whole read budget: bulk, run a few
+                                   per turn after fresh input (next_ready) */
     tw_wheel conn_wheel;        /* connection timeouts (tmr) */
     tw_wheel user_wheel;        /* handler timers */
     int64_t now_ms;             /* CLOCK_MONOTONIC ms, read once per turn */

@@ -32,6 +32,11 @@
 
 /* Events taken per epoll_wait: enough to amortise the call at 10K conns. */
 #define WK_EVENTS 512
+/*
+ * Connections that used a whole read budget (deferred: bulk senders) run
+ * after the fresh input of each turn, at most this many per turn.
+ */
+#define WK_BULK_PER_TURN 16
 /* epoll key of the inbox eventfd; connection keys are (gen << 32) | slot. */
 #define WK_INBOX_KEY UINT64_MAX
 /* While draining at shutdown, wake at least this often (ms). */
@@ -147,29 +152,54 @@ static void inbox_one(inbox_msg *m, void *ctx)
     free(m);
 }
 
+static void run_one(wk_worker *w, weft_conn *c)
+{
+    c->flags &= ~C_READY;
+    if (c->flags & C_LINGER)
+        conn_linger_read(w, c);
+    else if (!(c->flags & C_CLOSED) && (c->flags & (C_READABLE | C_REDELIVER))) {
+        conn_read(w, c);
+        /*
+         * Write what this connection's input produced now, not after
+         * every other ready connection: its ring goes back to the pool
+         * while still hot, so a turn of 512 events reuses a few rings
+         * instead of borrowing (and allocating) 512. Still one write per
+         * connection per turn; the flush pass below finds it empty.
+         */
+        if ((c->flags & (C_FLUSH | C_CLOSED)) == C_FLUSH)
+            conn_flush(w, c);
+    }
+}
+
 static void run_ready(wk_worker *w)
 {
-    /* Detach the list: what is re-queued now runs next turn (fairness). */
+    /* Detach both lists: what is queued from now on runs next turn. */
     weft_conn *c = w->ready.head;
+    weft_conn *bulk = w->deferred.head, *last = w->deferred.tail;
     w->ready.head = w->ready.tail = NULL;
+    w->deferred.head = w->deferred.tail = NULL;
+    /* Fresh input first. */
     while (c) {
         weft_conn *next = c->next_ready;
-        c->flags &= ~C_READY;
-        if (c->flags & C_LINGER)
-            conn_linger_read(w, c);
-        else if (!(c->flags & C_CLOSED) && (c->flags & (C_READABLE | C_REDELIVER))) {
-            conn_read(w, c);
-            /*
-             * Write what this connection's input produced now, not after
-             * every other ready connection: its ring goes back to the pool
-             * while still hot, so a turn of 512 events reuses a few rings
-             * instead of borrowing (and allocating) 512. Still one write per
-             * connection per turn; the flush pass below finds it empty.
-             */
-            if ((c->flags & (C_FLUSH | C_CLOSED)) == C_FLUSH)
-                conn_flush(w, c);
-        }
+        run_one(w, c);
         c = next;
+    }
+    /*
+     * Then the oldest WK_BULK_PER_TURN deferred connections: fresh input
+     * waits for at most that many read budgets of bulk senders, however many
+     * there are. The rest go back in front of what was deferred meanwhile
+     * (round robin).
+     */
+    for (int i = 0; bulk && i < WK_BULK_PER_TURN; i++) {
+        weft_conn *next = bulk->next_ready;
+        run_one(w, bulk);
+        bulk = next;
+    }
+    if (bulk) {
+        last->next_ready = w->deferred.head;
+        if (!w->deferred.head)
+            w->deferred.tail = last;
+        w->deferred.head = bulk;
     }
 }
 
@@ -230,7 +260,7 @@ static int min_timeout(int a, int b)
 
 static int wait_timeout(wk_worker *w)
 {
-    if (w->ready.head)
+    if (w->ready.head || w->deferred.head)
         return 0;
     w->now_ms = wk_now_ms();
     int t = min_timeout(conn_linger_expire(w, 0), to_wait_ms(w));
