@@ -121,6 +121,7 @@ typedef struct wk_worker {
     tw_wheel user_wheel;        /* handler timers */
     int64_t now_ms;             /* CLOCK_MONOTONIC ms, read once per turn */
     int timeouts;               /* any connection timeout is configured */
+    unsigned to_closes;         /* timeout closes this turn (bounded) */
     struct weft_timer *wtimers; /* the handler's worker timers */
 
     int inbox_woken;     /* the eventfd fired this turn */

@@ -52,10 +52,23 @@ void to_conn_open(wk_worker *w, weft_conn *c)
     tw_add(&w->conn_wheel, &c->tmr, w->now_ms + first);
 }
 
+/*
+ * Timeout closes per turn. Connections opened together (a flood of slow
+ * readers) time out together, and closing a socket that holds megabytes of
+ * unread input costs a few hundred microseconds; the rest are checked again
+ * a tick later, so the healthy connections of the worker wait for at most
+ * this many closes per turn.
+ */
+#define TO_CLOSES_PER_TURN 8
+
 static void conn_check(wk_worker *w, weft_conn *c)
 {
     const weft_config *cfg = cfg_of(w);
     int64_t now = w->now_ms, next = INT64_MAX;
+    if (w->to_closes >= TO_CLOSES_PER_TURN) {
+        tw_add(&w->conn_wheel, &c->tmr, now + 1);
+        return;
+    }
     int64_t in = unstamp(w, c->last_in), out = unstamp(w, c->last_out);
     if (cfg->output_stall_ms) {
         if (weft_ring_len(&c->out) > 0) {
@@ -63,6 +76,7 @@ static void conn_check(wk_worker *w, weft_conn *c)
             if (due <= now) {
                 /* The peer takes nothing: what is pending will never arrive. */
                 conn_close(w, c, WEFT_CLOSE_OUTPUT_STALL);
+                w->to_closes++;
                 return;
             }
             next = min64(next, due);
@@ -75,6 +89,7 @@ static void conn_check(wk_worker *w, weft_conn *c)
             int64_t due = unstamp(w, c->partial_since) + cfg->input_stall_ms;
             if (due <= now) {
                 conn_close(w, c, WEFT_CLOSE_INPUT_STALL);
+                w->to_closes++;
                 return;
             }
             next = min64(next, due);
@@ -86,6 +101,7 @@ static void conn_check(wk_worker *w, weft_conn *c)
         int64_t due = (in > out ? in : out) + cfg->idle_timeout_ms;
         if (due <= now) {
             conn_close_after_flush(w, c, WEFT_CLOSE_TIMEOUT);
+            w->to_closes++;
             /* Still flushing: the output-stall check keeps watching it. */
             if (!(c->flags & C_CLOSED) && cfg->output_stall_ms)
                 tw_add(&w->conn_wheel, &c->tmr, now + cfg->output_stall_ms);
@@ -204,6 +220,7 @@ void to_conn_close(wk_worker *w, weft_conn *c)
 
 void to_run(wk_worker *w)
 {
+    w->to_closes = 0;
     tw_expire(&w->conn_wheel, w->now_ms, conn_fire, w);
     tw_expire(&w->user_wheel, w->now_ms, user_fire, w);
 }
