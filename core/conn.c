@@ -356,17 +356,20 @@ static void close_on_error(wk_worker *w, weft_conn *c, int err)
 }
 
 /*
- * Ring memory past pool_max_bytes, kept for connections with no pending
- * output: when slow readers' output fills the pool, a healthy connection
- * (which returns its ring within the turn) can still be served. A hostile
- * flood still stops at the cap plus this reserve.
+ * At pool_max_bytes a worker stops reading the connections that hold ring
+ * memory (a partial message, pending output): they are what fills the pool.
+ * A connection that holds none (a healthy one, whose ring normally comes
+ * back within the turn: read, answered, flushed) still reads, up to twice
+ * pool_max_bytes. A fresh slow reader can take one ring this way before it
+ * too holds memory and pauses, so the excess is one ring and one answer per
+ * such connection, and never more than the cap again. Without this a few
+ * hundred readers that take nothing would stop every connection of the
+ * worker until output_stall_ms closed them.
  */
-#define POOL_RESERVE_RINGS 64
-
-static int may_use_reserve(const wk_worker *w, const weft_conn *c)
+static int may_read_past_cap(const wk_worker *w, const weft_conn *c)
 {
-    uint64_t reserve = (uint64_t)POOL_RESERVE_RINGS * cfg_of(w)->ring_size;
-    return weft_ring_len(&c->out) == 0 && w->pool.in_use < w->pool.max_bytes + reserve;
+    return c->in.buf == NULL && weft_ring_len(&c->out) == 0 &&
+           w->pool.in_use / 2 < w->pool.max_bytes;
 }
 
 /*
@@ -410,7 +413,7 @@ static int input_room(wk_worker *w, weft_conn *c)
         conn_close(w, c, WEFT_CLOSE_INPUT_CAP);
         return 0;
     }
-    if (pool_full(&w->pool) && !may_use_reserve(w, c)) {
+    if (pool_full(&w->pool) && !may_read_past_cap(w, c)) {
         starve(w, c);
         return -1;
     }

@@ -151,9 +151,12 @@ typedef struct weft_config {
     uint32_t output_cap;          /* pending output beyond which a send closes the
                                      connection; 4194304 */
     uint32_t pool_max_bytes;      /* ring memory one worker may hold; at the cap it
-                                     stops reading (connections resume as output
-                                     drains and memory returns) instead of
-                                     failing; 536870912. 0 = no cap */
+                                     stops reading the connections that hold
+                                     ring memory (they resume as output drains
+                                     and memory returns) instead of failing;
+                                     one that holds none (a healthy one) still
+                                     reads, up to twice the cap; 536870912.
+                                     0 = no cap */
     uint32_t sndbuf;              /* SO_SNDBUF for each connection; 0 = the kernel's
                                      autotuning (which can let several MiB of a
                                      slow reader's output sit in the kernel,
