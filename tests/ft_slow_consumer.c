@@ -32,17 +32,10 @@
 #define STALL_MS   1000
 #define GIVE_UP_MS 20000
 
-static const char *const args[] = {"--workers",
-                                   "2",
-                                   "--output-high-wm",
-                                   "64K",
-                                   "--output-low-wm",
-                                   "16K",
-                                   "--pool-max",
-                                   "4M",
-                                   "--output-stall",
-                                   "1000",
-                                   NULL};
+static const char *const args[] = {
+    "--workers",  "2",  "--output-high-wm", "64K",  "--output-low-wm", "16K",
+    "--pool-max", "4M", "--output-stall",   "1000", "--sndbuf",        "64K",
+    NULL};
 
 int main(int argc, char **argv)
 {
