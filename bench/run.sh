@@ -35,7 +35,7 @@ build-bench/ first. Bounded: every run stops by itself.
   --rounds N       rounds, interleaved across servers; tables show medians
                    (default 1; use 5 for comparison claims)
   --duration S     seconds per closed-/open-loop run (default 2; fractions ok)
-  --servers LIST   comma-separated, from: weft libuv2 libuv1 libevent epoll-et
+  --servers LIST   comma-separated, from: weft weft1 libuv2 libuv1 libevent epoll-et
                    epoll-lt poll select threads (default: all)
   --levels LIST    connection counts (default 10,100,1000,10000)
   --sizes LIST     message sizes in bytes (default 64,4096)
@@ -56,7 +56,7 @@ ROOT=$PWD
 . bench/lib.sh
 T_START=$SECONDS
 
-ALL_SERVERS="weft libuv2 libuv1 libevent epoll-et epoll-lt poll select threads"
+ALL_SERVERS="weft weft1 libuv2 libuv1 libevent epoll-et epoll-lt poll select threads"
 
 # ---- options ---------------------------------------------------------------
 QUICK=0 ROUNDS=1 DURATION="" SERVERS="" LEVELS="" SIZES="" OUT="" PLOTS=1
@@ -142,6 +142,7 @@ server_cmd() {
     shift 2
     case $id in
     weft) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 -q "$@") ;;
+    weft1) CMD=("$B/tools/weft-echo" --port "$port" --workers 1 -q "$@") ;;
     libuv2) CMD=("$B/bench/peers/peer-libuv" --port "$port" --threads 2) ;;
     libuv1) CMD=("$B/bench/peers/peer-libuv" --port "$port" --threads 1) ;;
     libevent) CMD=("$B/bench/peers/peer-libevent" --port "$port" --threads 2) ;;
@@ -153,6 +154,7 @@ server_cmd() {
 server_label() {
     case $1 in
     weft) echo "weft (2 workers)" ;;
+    weft1) echo "weft (1 worker)" ;;
     libuv2) echo "libuv (2 loops)" ;;
     libuv1) echo "libuv (1 loop)" ;;
     libevent) echo "libevent (2 workers)" ;;
@@ -350,7 +352,7 @@ run_syscalls() {
     fi
     next_port
     local extra=()
-    [ "$id" = weft ] && extra=(--stats-interval 100)
+    [[ $id == weft* ]] && extra=(--stats-interval 100)
     if ! start_server "$id" "$PORT" "${extra[@]}"; then
         sysrow "$id" FAILED "" "" "" "" "" "" "" "" "" "" "server did not start"
         stop_server
@@ -380,9 +382,9 @@ run_syscalls() {
     done
     t_att=$EPOCHREALTIME
     s0=$EPOCHREALTIME b0=$(bytes_sent_sum "$PORT") s0="$s0 $EPOCHREALTIME"
-    [ "$id" = weft ] && a0=$(weft_admin_stat "$PORT" "uptime_seconds bytes_out")
+    [[ $id == weft* ]] && a0=$(weft_admin_stat "$PORT" "uptime_seconds bytes_out")
     sleep "$SYSCALL_WINDOW"
-    [ "$id" = weft ] && a1=$(weft_admin_stat "$PORT" "uptime_seconds bytes_out")
+    [[ $id == weft* ]] && a1=$(weft_admin_stat "$PORT" "uptime_seconds bytes_out")
     s1=$EPOCHREALTIME b1=$(bytes_sent_sum "$PORT") s1="$s1 $EPOCHREALTIME"
     t_det=$EPOCHREALTIME
     kill -INT "$spid" 2>/dev/null || true
@@ -495,7 +497,7 @@ C_NOK=6 C_NTOT=7 C_ST=8 C_MSGS=9 C_P50=10 C_P99=11 C_P999=12 C_CPU=13 C_HWM=14 C
 # closed-loop messages/s there (ok or partial), or nothing.
 best_peer() {
     awk -F'\t' -v s="$1" -v n="$2" -v d="$3" '
-        $1 == "echo" && $2 != "weft" && $3 == n && $4 == s && $5 == d && $9 != "" &&
+        $1 == "echo" && $2 !~ /^weft/ && $3 == n && $4 == s && $5 == d && $9 != "" &&
         ($8 == "ok" || $8 == "partial") && $9 + 0 > best { best = $9 + 0; id = $2 }
         END { if (id != "") print id, best }' "$MED"
 }
@@ -506,7 +508,7 @@ if read -r bp bm < <(best_peer 64 "$OPEN_CONNS" 1); then
     OPEN_BASIS="$bp at $OPEN_CONNS connections"
 else
     # The level was not run: use the best peer at any level, 64 B.
-    read -r bp bm _ < <(awk -F'\t' '$1 == "echo" && $2 != "weft" && $4 == 64 && $5 == 1 &&
+    read -r bp bm _ < <(awk -F'\t' '$1 == "echo" && $2 !~ /^weft/ && $4 == 64 && $5 == 1 &&
         $9 != "" && $9 + 0 > b { b = $9 + 0; id = $2; n = $3 } END { if (id != "") print id, b, n }' "$MED") || true
     [ -n "${bp:-}" ] && OPEN_BASIS="$bp (no closed-loop run at $OPEN_CONNS connections)"
 fi
@@ -723,17 +725,19 @@ GEN=$TMPD/generated.md
     echo
     echo "### Ratios: weft to the others (messages/s, closed loop, depth 1)"
     echo
-    printf '| size | conns | weft msg/s | best peer | weft / best peer | weft / libevent | weft / libuv (2) | weft / libuv (1) | weft / epoll ET |\n'
-    printf '|--:|--:|--:|---|--:|--:|--:|--:|--:|\n'
+    printf '| size | conns | weft msg/s | best peer | weft / best peer | weft (1 worker) / best peer | weft / libevent | weft / libuv (2) | weft / libuv (1) | weft / epoll ET |\n'
+    printf '|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|\n'
     for size in $SIZES; do
         for conns in $LEVELS; do
             w=$(get echo weft "$conns" "$size" 1 $C_MSGS)
             [ "$(get echo weft "$conns" "$size" 1 $C_ST)" = FAILED ] && w=""
             bp="" bm=""
             read -r bp bm < <(best_peer "$size" "$conns" 1) || true
-            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$size" "$conns" "$(fmt_rate "$w")" \
+            w1=$(get echo weft1 "$conns" "$size" 1 $C_MSGS)
+            [ "$(get echo weft1 "$conns" "$size" 1 $C_ST)" = FAILED ] && w1=""
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$size" "$conns" "$(fmt_rate "$w")" \
                 "$([ -n "$bp" ] && echo "$(server_label "$bp") $(fmt_rate "$bm")" || echo –)" \
-                "$(fmt_ratio "$w" "$bm")" \
+                "$(fmt_ratio "$w" "$bm")" "$(fmt_ratio "$w1" "$bm")" \
                 "$(fmt_ratio "$w" "$(get echo libevent "$conns" "$size" 1 $C_MSGS)")" \
                 "$(fmt_ratio "$w" "$(get echo libuv2 "$conns" "$size" 1 $C_MSGS)")" \
                 "$(fmt_ratio "$w" "$(get echo libuv1 "$conns" "$size" 1 $C_MSGS)")" \
