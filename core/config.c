@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,4 +167,107 @@ int weft_parse_cpus(const char *s, weft_config *cfg)
             return -EINVAL;
     }
     return cfg->ncpus > 0 ? 0 : -EINVAL;
+}
+
+/* ---- command-line options ---------------------------------------------------- */
+
+/* How an option's argument is stored. */
+enum { K_STR, K_U16, K_U32, K_INT, K_CPUS, K_NOPIN };
+
+/* What each option sets; g_opt_names[i] names g_opts[i]. */
+typedef struct cfg_opt {
+    unsigned char kind;
+    size_t off; /* of the field in weft_config */
+    long long lo, hi;
+    const char *why; /* for a bad value */
+} cfg_opt;
+
+#define F(field)      offsetof(weft_config, field)
+#define RANGE(lo, hi) (lo), (hi), "expected a number from " #lo " to " #hi
+static const weft_option g_opt_names[] = {
+    {"bind", 1},           {"port", 1},
+    {"backlog", 1},        {"workers", 1},
+    {"cpus", 1},           {"no-pin", 0},
+    {"max-conns", 1},      {"max-conns-per-worker", 1},
+    {"ring-size", 1},      {"read-budget", 1},
+    {"output-high-wm", 1}, {"output-low-wm", 1},
+    {"input-cap", 1},      {"output-cap", 1},
+    {"pool-max", 1},       {"pool-cache", 1},
+    {"sndbuf", 1},         {"shutdown-timeout", 1},
+    {"idle-timeout", 1},   {"input-stall", 1},
+    {"output-stall", 1},   {"close-linger", 1},
+    {"stats-interval", 1}, {"stats-socket", 1},
+    {"metrics-port", 1},   {"metrics-bind", 1},
+};
+static const cfg_opt g_opts[] = {
+    {K_STR, F(bind_addr), 0, 0, NULL},
+    {K_U16, F(port), RANGE(0, 65535)},
+    {K_INT, F(backlog), RANGE(1, 2147483647)},
+    {K_INT, F(workers), RANGE(0, 1024)},
+    {K_CPUS, 0, 0, 0, "expected a CPU list such as 0-3,8"},
+    {K_NOPIN, 0, 0, 0, NULL},
+    {K_INT, F(max_conns), RANGE(0, 2147483647)},
+    {K_INT, F(max_conns_per_worker), RANGE(0, 2147483647)},
+    {K_U32, F(ring_size), RANGE(64, 1073741824)},
+    {K_U32, F(read_budget), RANGE(1, 1073741824)},
+    {K_U32, F(output_high_wm), RANGE(1, 1073741824)},
+    {K_U32, F(output_low_wm), RANGE(0, 1073741824)},
+    {K_U32, F(input_cap), RANGE(64, 1073741824)},
+    {K_U32, F(output_cap), RANGE(1, 1073741824)},
+    {K_U32, F(pool_max_bytes), RANGE(0, 4294967295)},
+    {K_U32, F(pool_cache_bytes), RANGE(0, 1073741824)},
+    {K_U32, F(sndbuf), RANGE(0, 1073741824)},
+    {K_U32, F(shutdown_timeout_ms), RANGE(0, 3600000)},
+    {K_U32, F(idle_timeout_ms), RANGE(0, 86400000)},
+    {K_U32, F(input_stall_ms), RANGE(0, 86400000)},
+    {K_U32, F(output_stall_ms), RANGE(0, 86400000)},
+    {K_U32, F(close_linger_ms), RANGE(0, 3600000)},
+    {K_U32, F(stats_interval_ms), RANGE(0, 3600000)},
+    {K_STR, F(admin_socket), 0, 0, NULL},
+    {K_U16, F(metrics_port), RANGE(0, 65535)},
+    {K_STR, F(metrics_bind), 0, 0, NULL},
+};
+#undef F
+#undef RANGE
+#define NOPTS (sizeof(g_opts) / sizeof(g_opts[0]))
+_Static_assert(sizeof(g_opt_names) / sizeof(g_opt_names[0]) == NOPTS, "one name per option");
+_Static_assert(WEFT_MAX_CPUS == 1024, "the workers range above says 1024");
+
+const weft_option *weft_config_options(size_t *n)
+{
+    *n = NOPTS;
+    return g_opt_names;
+}
+
+int weft_config_option(weft_config *cfg, const char *name, const char *arg, const char **why)
+{
+    const char *w = NULL;
+    size_t i = 0;
+    while (i < NOPTS && strcmp(g_opt_names[i].name, name) != 0)
+        i++;
+    if (i == NOPTS)
+        return -ENOENT;
+    const cfg_opt *o = &g_opts[i];
+    char *dst = (char *)cfg + o->off;
+    long long v = 0;
+    if (g_opt_names[i].has_arg && !arg)
+        w = "expected a value";
+    else if (o->kind == K_STR)
+        memcpy(dst, &arg, sizeof(arg));
+    else if (o->kind == K_NOPIN)
+        cfg->pin_cpus = false;
+    else if (o->kind == K_CPUS) {
+        if (weft_parse_cpus(arg, cfg) != 0)
+            w = o->why;
+    } else if (weft_parse_number(arg, o->lo, o->hi, &v) != 0)
+        w = o->why;
+    else if (o->kind == K_U16)
+        *(uint16_t *)(void *)dst = (uint16_t)v;
+    else if (o->kind == K_U32)
+        *(uint32_t *)(void *)dst = (uint32_t)v;
+    else
+        *(int *)(void *)dst = (int)v;
+    if (why)
+        *why = w;
+    return w ? -EINVAL : 0;
 }

@@ -88,6 +88,7 @@ static void usage(FILE *f)
             "  -v, --verbose           log debug lines too\n"
             "  -h, --help              this text\n"
             "  -V, --version           print the version\n"
+            "Every server option of weft-echo --help is accepted too (weft_config_options).\n"
             "\n"
             "BYTES accept a K, M or G suffix (powers of 1024).\n",
             d.bind_addr, CHAT_PORT, d.backlog, CHAT_MAX_LINE, CHAT_OUTPUT_CAP, d.output_high_wm,
@@ -102,153 +103,51 @@ static int fail_arg(const char *opt, const char *val, const char *why)
     return 2;
 }
 
-enum {
-    O_BIND = 256,
-    O_PORT,
-    O_BACKLOG,
-    O_WORKERS,
-    O_CPUS,
-    O_NOPIN,
-    O_MAXCONNS,
-    O_MAXLINE,
-    O_OUTCAP,
-    O_SNDBUF,
-    O_HWM,
-    O_LWM,
-    O_RING,
-    O_BUDGET,
-    O_POOL,
-    O_SHUTDOWN,
-    O_IDLE,
-    O_INSTALL,
-    O_OUTSTALL,
-    O_LINGER,
-    O_SINT,
-    O_SSOCK,
-    O_MPORT,
-    O_MBIND,
-};
+enum { O_MAXLINE = 1000, O_SNDBUF };
 
 static int parse_args(int argc, char **argv, weft_config *cfg, uint32_t *max_line, int *sndbuf)
 {
-    static const struct option opts[] = {
-        {"bind", required_argument, 0, O_BIND},
-        {"port", required_argument, 0, O_PORT},
-        {"backlog", required_argument, 0, O_BACKLOG},
-        {"workers", required_argument, 0, O_WORKERS},
-        {"cpus", required_argument, 0, O_CPUS},
-        {"no-pin", no_argument, 0, O_NOPIN},
-        {"max-conns", required_argument, 0, O_MAXCONNS},
+    /* Ours first (--sndbuf is the chat's own), then the library's server
+     * options (weft_config_options). */
+    static const struct option own[] = {
         {"max-line", required_argument, 0, O_MAXLINE},
-        {"output-cap", required_argument, 0, O_OUTCAP},
         {"sndbuf", required_argument, 0, O_SNDBUF},
-        {"output-high-wm", required_argument, 0, O_HWM},
-        {"output-low-wm", required_argument, 0, O_LWM},
-        {"ring-size", required_argument, 0, O_RING},
-        {"read-budget", required_argument, 0, O_BUDGET},
-        {"pool-cache", required_argument, 0, O_POOL},
-        {"shutdown-timeout", required_argument, 0, O_SHUTDOWN},
-        {"idle-timeout", required_argument, 0, O_IDLE},
-        {"input-stall", required_argument, 0, O_INSTALL},
-        {"output-stall", required_argument, 0, O_OUTSTALL},
-        {"close-linger", required_argument, 0, O_LINGER},
-        {"stats-interval", required_argument, 0, O_SINT},
-        {"stats-socket", required_argument, 0, O_SSOCK},
-        {"metrics-port", required_argument, 0, O_MPORT},
-        {"metrics-bind", required_argument, 0, O_MBIND},
         {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
     };
-    int o, idx = -1;
+    enum { NOWN = sizeof(own) / sizeof(own[0]) };
+    size_t n;
+    const weft_option *lib = weft_config_options(&n);
+    struct option opts[NOWN + n + 1];
+    memcpy(opts, own, sizeof(own));
+    for (size_t i = 0; i < n; i++)
+        opts[NOWN + i] = (struct option){lib[i].name, lib[i].has_arg, 0, 256 + (int)i};
+    opts[NOWN + n] = (struct option){0, 0, 0, 0};
+    int o;
     long long v;
+    const char *why;
     bool hwm_set = false, lwm_set = false;
-    while ((o = getopt_long(argc, argv, "qvhV", opts, &idx)) != -1) {
-        const char *name = idx >= 0 && o >= 256 ? opts[idx].name : "";
-        const char *a = optarg;
-#define NUM(lo, hi, dst)                                                                           \
-    do {                                                                                           \
-        if (weft_parse_number(a, (lo), (hi), &v) != 0)                                             \
-            return fail_arg(name, a, "expected a number from " #lo " to " #hi);                    \
-        dst = v;                                                                                   \
-    } while (0)
+    while ((o = getopt_long(argc, argv, "qvhV", opts, NULL)) != -1) {
+        if (o >= 256 && o < 256 + (int)n) {
+            const char *name = lib[o - 256].name;
+            if (weft_config_option(cfg, name, optarg, &why) != 0)
+                return fail_arg(name, optarg, why);
+            hwm_set |= strcmp(name, "output-high-wm") == 0;
+            lwm_set |= strcmp(name, "output-low-wm") == 0;
+            continue;
+        }
         switch (o) {
-        case O_BIND:
-            cfg->bind_addr = a;
-            break;
-        case O_PORT:
-            NUM(0, 65535, cfg->port);
-            break;
-        case O_BACKLOG:
-            NUM(1, INT_MAX, cfg->backlog);
-            break;
-        case O_WORKERS:
-            NUM(1, WEFT_MAX_CPUS, cfg->workers);
-            break;
-        case O_CPUS:
-            if (weft_parse_cpus(a, cfg) != 0)
-                return fail_arg(name, a, "expected a CPU list such as 0-3,8");
-            break;
-        case O_NOPIN:
-            cfg->pin_cpus = false;
-            break;
-        case O_MAXCONNS:
-            NUM(1, INT_MAX, cfg->max_conns);
-            break;
         case O_MAXLINE:
-            NUM(64, 1 << 24, *max_line);
-            break;
-        case O_OUTCAP:
-            NUM(1024, 1 << 30, cfg->output_cap);
+            if (weft_parse_number(optarg, 64, 1 << 24, &v) != 0)
+                return fail_arg("max-line", optarg, "expected a number from 64 to 16777216");
+            *max_line = (uint32_t)v;
             break;
         case O_SNDBUF:
-            NUM(0, 1 << 30, *sndbuf);
-            break;
-        case O_HWM:
-            NUM(1, 1 << 30, cfg->output_high_wm);
-            hwm_set = true;
-            break;
-        case O_LWM:
-            NUM(0, 1 << 30, cfg->output_low_wm);
-            lwm_set = true;
-            break;
-        case O_RING:
-            NUM(64, 1 << 30, cfg->ring_size);
-            break;
-        case O_BUDGET:
-            NUM(1, 1 << 30, cfg->read_budget);
-            break;
-        case O_POOL:
-            NUM(0, 1 << 30, cfg->pool_cache_bytes);
-            break;
-        case O_SHUTDOWN:
-            NUM(0, 3600000, cfg->shutdown_timeout_ms);
-            break;
-        case O_IDLE:
-            NUM(0, 86400000, cfg->idle_timeout_ms);
-            break;
-        case O_INSTALL:
-            NUM(0, 86400000, cfg->input_stall_ms);
-            break;
-        case O_OUTSTALL:
-            NUM(0, 86400000, cfg->output_stall_ms);
-            break;
-        case O_LINGER:
-            NUM(0, 3600000, cfg->close_linger_ms);
-            break;
-        case O_SINT:
-            NUM(0, 3600000, cfg->stats_interval_ms);
-            break;
-        case O_SSOCK:
-            cfg->admin_socket = a;
-            break;
-        case O_MPORT:
-            NUM(1, 65535, cfg->metrics_port);
-            break;
-        case O_MBIND:
-            cfg->metrics_bind = a;
+            if (weft_parse_number(optarg, 0, 1 << 30, &v) != 0)
+                return fail_arg("sndbuf", optarg, "expected a number from 0 to 1073741824");
+            *sndbuf = (int)v;
             break;
         case 'q':
             cfg->log_level = WEFT_LOG_WARN;
@@ -266,8 +165,6 @@ static int parse_args(int argc, char **argv, weft_config *cfg, uint32_t *max_lin
             usage(stderr);
             return 2;
         }
-#undef NUM
-        idx = -1;
     }
     if (optind < argc) {
         fprintf(stderr, "weft-chat: unexpected argument '%s' (see --help)\n", argv[optind]);
@@ -279,7 +176,6 @@ static int parse_args(int argc, char **argv, weft_config *cfg, uint32_t *max_lin
     if (!lwm_set && cfg->output_low_wm >= cfg->output_high_wm)
         cfg->output_low_wm = cfg->output_high_wm / 4;
     cfg->input_cap = *max_line;
-    const char *why;
     if (weft_config_validate(cfg, &why) != 0) {
         fprintf(stderr, "weft-chat: invalid configuration: %s\n", why);
         return 2;

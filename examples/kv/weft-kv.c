@@ -212,6 +212,7 @@ static void usage(FILE *f, const weft_config *d)
             "  -v, --verbose           log debug lines too\n"
             "  -h, --help              this text\n"
             "  -V, --version           print the version\n"
+            "Every server option of weft-echo --help is accepted too (weft_config_options).\n"
             "\n"
             "BYTES accept a K, M or G suffix (powers of 1024).\n",
             d->bind_addr, d->port, d->backlog, d->ring_size, d->read_budget, d->output_high_wm,
@@ -242,60 +243,12 @@ static int fail_arg(const char *opt, const char *val, const char *why)
     return 2;
 }
 
-enum {
-    O_BIND = 256,
-    O_PORT,
-    O_BACKLOG,
-    O_WORKERS,
-    O_CPUS,
-    O_NOPIN,
-    O_MAXCONNS,
-    O_RING,
-    O_BUDGET,
-    O_HWM,
-    O_LWM,
-    O_INCAP,
-    O_OUTCAP,
-    O_POOL,
-    O_SHUTDOWN,
-    O_IDLE,
-    O_INSTALL,
-    O_OUTSTALL,
-    O_LINGER,
-    O_SINT,
-    O_SSOCK,
-    O_MPORT,
-    O_MBIND,
-    O_SWEEPMS,
-    O_SWEEPKEYS,
-};
+enum { O_SWEEPMS = 1000, O_SWEEPKEYS };
 
 static int parse_args(int argc, char **argv, weft_config *cfg, kv_app *app)
 {
-    static const struct option opts[] = {
-        {"bind", required_argument, 0, O_BIND},
-        {"port", required_argument, 0, O_PORT},
-        {"backlog", required_argument, 0, O_BACKLOG},
-        {"workers", required_argument, 0, O_WORKERS},
-        {"cpus", required_argument, 0, O_CPUS},
-        {"no-pin", no_argument, 0, O_NOPIN},
-        {"max-conns", required_argument, 0, O_MAXCONNS},
-        {"ring-size", required_argument, 0, O_RING},
-        {"read-budget", required_argument, 0, O_BUDGET},
-        {"output-high-wm", required_argument, 0, O_HWM},
-        {"output-low-wm", required_argument, 0, O_LWM},
-        {"input-cap", required_argument, 0, O_INCAP},
-        {"output-cap", required_argument, 0, O_OUTCAP},
-        {"pool-cache", required_argument, 0, O_POOL},
-        {"shutdown-timeout", required_argument, 0, O_SHUTDOWN},
-        {"idle-timeout", required_argument, 0, O_IDLE},
-        {"input-stall", required_argument, 0, O_INSTALL},
-        {"output-stall", required_argument, 0, O_OUTSTALL},
-        {"close-linger", required_argument, 0, O_LINGER},
-        {"stats-interval", required_argument, 0, O_SINT},
-        {"stats-socket", required_argument, 0, O_SSOCK},
-        {"metrics-port", required_argument, 0, O_MPORT},
-        {"metrics-bind", required_argument, 0, O_MBIND},
+    /* The server options come from the library (weft_config_options), then ours. */
+    static const struct option own[] = {
         {"sweep-interval", required_argument, 0, O_SWEEPMS},
         {"sweep-keys", required_argument, 0, O_SWEEPKEYS},
         {"quiet", no_argument, 0, 'q'},
@@ -304,12 +257,25 @@ static int parse_args(int argc, char **argv, weft_config *cfg, kv_app *app)
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
+    size_t n;
+    const weft_option *lib = weft_config_options(&n);
+    struct option opts[n + sizeof(own) / sizeof(own[0])];
+    for (size_t i = 0; i < n; i++)
+        opts[i] = (struct option){lib[i].name, lib[i].has_arg, 0, 256 + (int)i};
+    memcpy(opts + n, own, sizeof(own));
     weft_config defaults = *cfg;
     int o, idx = -1;
     long long v;
+    const char *why;
     while ((o = getopt_long(argc, argv, "qvhV", opts, &idx)) != -1) {
         const char *name = idx >= 0 && o >= 256 ? opts[idx].name : "";
         const char *a = optarg;
+        if (o >= 256 && o < 256 + (int)n) {
+            if (weft_config_option(cfg, lib[o - 256].name, a, &why) != 0)
+                return fail_arg(lib[o - 256].name, a, why);
+            idx = -1;
+            continue;
+        }
 #define NUM(lo, hi, dst)                                                                           \
     do {                                                                                           \
         if (weft_parse_number(a, (lo), (hi), &v) != 0)                                             \
@@ -317,76 +283,6 @@ static int parse_args(int argc, char **argv, weft_config *cfg, kv_app *app)
         dst = v;                                                                                   \
     } while (0)
         switch (o) {
-        case O_BIND:
-            cfg->bind_addr = a;
-            break;
-        case O_PORT:
-            NUM(0, 65535, cfg->port);
-            break;
-        case O_BACKLOG:
-            NUM(1, INT_MAX, cfg->backlog);
-            break;
-        case O_WORKERS:
-            NUM(1, WEFT_MAX_CPUS, cfg->workers);
-            break;
-        case O_CPUS:
-            if (weft_parse_cpus(a, cfg) != 0)
-                return fail_arg(name, a, "expected a CPU list such as 0-3,8");
-            break;
-        case O_NOPIN:
-            cfg->pin_cpus = false;
-            break;
-        case O_MAXCONNS:
-            NUM(1, INT_MAX, cfg->max_conns);
-            break;
-        case O_RING:
-            NUM(64, 1 << 30, cfg->ring_size);
-            break;
-        case O_BUDGET:
-            NUM(1, 1 << 30, cfg->read_budget);
-            break;
-        case O_HWM:
-            NUM(1, 1 << 30, cfg->output_high_wm);
-            break;
-        case O_LWM:
-            NUM(0, 1 << 30, cfg->output_low_wm);
-            break;
-        case O_INCAP:
-            NUM(1024, 1 << 30, cfg->input_cap);
-            break;
-        case O_OUTCAP:
-            NUM(1, 1 << 30, cfg->output_cap);
-            break;
-        case O_POOL:
-            NUM(0, 1 << 30, cfg->pool_cache_bytes);
-            break;
-        case O_SHUTDOWN:
-            NUM(0, 3600000, cfg->shutdown_timeout_ms);
-            break;
-        case O_IDLE:
-            NUM(0, 86400000, cfg->idle_timeout_ms);
-            break;
-        case O_INSTALL:
-            NUM(0, 86400000, cfg->input_stall_ms);
-            break;
-        case O_OUTSTALL:
-            NUM(0, 86400000, cfg->output_stall_ms);
-            break;
-        case O_LINGER:
-            NUM(0, 3600000, cfg->close_linger_ms);
-            break;
-        case O_SINT:
-            NUM(0, 3600000, cfg->stats_interval_ms);
-            break;
-        case O_SSOCK:
-            cfg->admin_socket = a;
-            break;
-        case O_MPORT:
-            NUM(1, 65535, cfg->metrics_port);
-            break;
-        case O_MBIND:
-            cfg->metrics_bind = a;
-            break;
         case O_SWEEPMS:
             NUM(0, 3600000, app->sweep_ms);
             break;
@@ -422,7 +318,6 @@ static int parse_args(int argc, char **argv, weft_config *cfg, kv_app *app)
         if (cfg->output_cap < cfg->output_high_wm)
             cfg->output_cap = cfg->output_high_wm;
     }
-    const char *why;
     if (weft_config_validate(cfg, &why) != 0) {
         fprintf(stderr, "weft-kv: invalid configuration: %s\n", why);
         return 2;

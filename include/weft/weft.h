@@ -208,6 +208,30 @@ int weft_parse_number(const char *s, long long lo, long long hi, long long *out)
 int weft_parse_cpus(const char *s, weft_config *cfg);
 
 /*
+ * The server options every weft program takes, one per weft_config field,
+ * by long-option name: bind, port, backlog, workers, cpus, no-pin,
+ * max-conns, max-conns-per-worker, ring-size, read-budget, output-high-wm,
+ * output-low-wm, input-cap, output-cap, pool-max, pool-cache, sndbuf,
+ * shutdown-timeout, idle-timeout, input-stall, output-stall, close-linger,
+ * stats-interval, stats-socket, metrics-port, metrics-bind.
+ *
+ * weft_config_options returns the table (n entries; has_arg 0 or 1, as
+ * getopt_long's) for a program to build its option list from.
+ * weft_config_option sets the field `name` names from `arg` (NULL for an
+ * option without argument; a string argument is kept, not copied): 0;
+ * -ENOENT when name is none of them; -EINVAL when arg is not a valid value,
+ * with *why (when why is not NULL) pointing at a static phrase such as
+ * "expected a number from 0 to 65535". Any thread; no allocation.
+ */
+typedef struct weft_option {
+    const char *name;
+    int has_arg;
+} weft_option;
+
+const weft_option *weft_config_options(size_t *n);
+int weft_config_option(weft_config *cfg, const char *name, const char *arg, const char **why);
+
+/*
  * Check a configuration without creating anything. Returns 0 or -EINVAL and,
  * when why is not NULL, points it at a static sentence naming the bad field.
  */

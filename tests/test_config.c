@@ -1,0 +1,95 @@
+/*
+ * tests/test_config.c — the command-line helpers every weft program uses:
+ * weft_parse_number, weft_parse_cpus and the server-option table
+ * (weft_config_options / weft_config_option).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "weft/weft.h"
+
+static void test_number(void **state)
+{
+    (void)state;
+    long long v = -1;
+    assert_int_equal(weft_parse_number("64K", 0, 1 << 20, &v), 0);
+    assert_int_equal(v, 65536);
+    assert_int_equal(weft_parse_number("2M", 0, 1LL << 30, &v), 0);
+    assert_int_equal(v, 2 << 20);
+    assert_int_equal(weft_parse_number("1G", 0, 1LL << 30, &v), 0);
+    assert_int_equal(v, 1LL << 30);
+    assert_int_equal(weft_parse_number("2G", 0, 1LL << 30, &v), -EINVAL); /* above hi */
+    assert_int_equal(weft_parse_number("-1", -5, 5, &v), -EINVAL);        /* negative */
+    assert_int_equal(weft_parse_number("12x", 0, 100, &v), -EINVAL);
+    assert_int_equal(weft_parse_number("", 0, 100, &v), -EINVAL);
+}
+
+static void test_cpus(void **state)
+{
+    (void)state;
+    weft_config c = weft_config_default();
+    assert_int_equal(weft_parse_cpus("0-3,8", &c), 0);
+    assert_int_equal(c.ncpus, 5);
+    assert_int_equal(c.cpus[3], 3);
+    assert_int_equal(c.cpus[4], 8);
+    assert_int_equal(weft_parse_cpus("3-1", &c), -EINVAL);
+    assert_int_equal(weft_parse_cpus("1024", &c), -EINVAL);
+    assert_int_equal(weft_parse_cpus("", &c), -EINVAL);
+}
+
+static void test_options(void **state)
+{
+    (void)state;
+    size_t n = 0;
+    const weft_option *o = weft_config_options(&n);
+    assert_true(n >= 26);
+    int seen_port = 0, seen_nopin = 0;
+    for (size_t i = 0; i < n; i++) {
+        seen_port += strcmp(o[i].name, "port") == 0 && o[i].has_arg == 1;
+        seen_nopin += strcmp(o[i].name, "no-pin") == 0 && o[i].has_arg == 0;
+    }
+    assert_int_equal(seen_port, 1);
+    assert_int_equal(seen_nopin, 1);
+
+    weft_config c = weft_config_default();
+    const char *why = "unset";
+    assert_int_equal(weft_config_option(&c, "port", "8080", &why), 0);
+    assert_null(why);
+    assert_int_equal(c.port, 8080);
+    assert_int_equal(weft_config_option(&c, "pool-max", "4M", NULL), 0);
+    assert_int_equal(c.pool_max_bytes, 4u << 20);
+    assert_int_equal(weft_config_option(&c, "workers", "3", NULL), 0);
+    assert_int_equal(c.workers, 3);
+    const char *path = "/tmp/x.sock";
+    assert_int_equal(weft_config_option(&c, "stats-socket", path, NULL), 0);
+    assert_ptr_equal(c.admin_socket, path); /* kept, not copied */
+    assert_int_equal(weft_config_option(&c, "no-pin", NULL, NULL), 0);
+    assert_false(c.pin_cpus);
+    assert_int_equal(weft_config_option(&c, "cpus", "1,2", NULL), 0);
+    assert_int_equal(c.ncpus, 2);
+
+    /* Bad values leave the field alone and say why. */
+    assert_int_equal(weft_config_option(&c, "port", "70000", &why), -EINVAL);
+    assert_string_equal(why, "expected a number from 0 to 65535");
+    assert_int_equal(c.port, 8080);
+    assert_int_equal(weft_config_option(&c, "cpus", "x", &why), -EINVAL);
+    assert_non_null(why);
+    assert_int_equal(weft_config_option(&c, "port", NULL, &why), -EINVAL);
+    assert_int_equal(weft_config_option(&c, "lines", "1", &why), -ENOENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_number),
+        cmocka_unit_test(test_cpus),
+        cmocka_unit_test(test_options),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
