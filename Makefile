@@ -45,6 +45,16 @@ define configure
 	$(CMAKE) -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(3) $(CMAKE_ARGS)
 endef
 
+# run_ctest DIR: every test, once per I/O backend (WEFT_IO picks the backend
+# of every server a test starts: workers/io.h). The first failing pass stops.
+IO_BACKENDS ?= epoll poll
+define run_ctest
+	@set -e; for io in $(IO_BACKENDS); do \
+	    echo "== ctest, I/O backend $$io ($(1))"; \
+	    WEFT_IO=$$io $(CTEST) --test-dir $(1) --output-on-failure --no-tests=error -j $(TEST_JOBS) $(CTEST_ARGS); \
+	done
+endef
+
 # cmake --build runs make too; keep its output free of "Entering directory".
 MAKEFLAGS += --no-print-directory
 
@@ -55,7 +65,7 @@ MAKEFLAGS += --no-print-directory
 help:
 	@echo 'weft make targets:'
 	@echo '  make run           deps + build, then weft-echo on 127.0.0.1:$$PORT (foreground)'
-	@echo '  make test          deps + build with -Werror + ctest (-j$$TEST_JOBS)'
+	@echo '  make test          deps + build with -Werror + ctest (-j$$TEST_JOBS), once per I/O backend'
 	@echo '  make build         configure ($$BUILD_TYPE) in $$BUILD_DIR and build (default)'
 	@echo '  make deps          install the missing Debian packages (apt-get; sudo if not root)'
 	@echo '  make asan          ASan+UBSan build in $$ASAN_DIR, then ctest'
@@ -67,7 +77,7 @@ help:
 	@echo '  make bench         deps (incl. libuv, libevent) + bench/run.sh'
 	@echo '  make clean         remove the build trees'
 	@echo 'variables: BUILD_DIR=$(BUILD_DIR) BUILD_TYPE=$(BUILD_TYPE) JOBS=$(JOBS)' \
-	      'TEST_JOBS=$(TEST_JOBS) PORT=$(PORT) PREFIX=$(PREFIX) ARGS= CMAKE_ARGS= CTEST_ARGS= SKIP_DEPS='
+	      'TEST_JOBS=$(TEST_JOBS) IO_BACKENDS="$(IO_BACKENDS)" PORT=$(PORT) PREFIX=$(PREFIX) ARGS= CMAKE_ARGS= CTEST_ARGS= SKIP_DEPS='
 
 deps:
 ifeq ($(SKIP_DEPS),)
@@ -97,18 +107,18 @@ run: deps
 test: deps
 	$(call configure,$(BUILD_DIR),$(BUILD_TYPE),-DWEFT_WERROR=ON -DWEFT_SANITIZE=)
 	$(CMAKE) --build $(BUILD_DIR) -j $(JOBS)
-	$(CTEST) --test-dir $(BUILD_DIR) --output-on-failure --no-tests=error -j $(TEST_JOBS) $(CTEST_ARGS)
+	$(call run_ctest,$(BUILD_DIR))
 
 # ASan + UBSan (WEFT_SANITIZE=address): no jemalloc, pools on the system allocator.
 asan: deps
 	$(call configure,$(ASAN_DIR),$(SAN_BUILD_TYPE),-DWEFT_WERROR=ON -DWEFT_SANITIZE=address)
 	$(CMAKE) --build $(ASAN_DIR) -j $(JOBS)
-	$(CTEST) --test-dir $(ASAN_DIR) --output-on-failure --no-tests=error -j $(TEST_JOBS) $(CTEST_ARGS)
+	$(call run_ctest,$(ASAN_DIR))
 
 tsan: deps
 	$(call configure,$(TSAN_DIR),$(SAN_BUILD_TYPE),-DWEFT_WERROR=ON -DWEFT_SANITIZE=thread)
 	$(CMAKE) --build $(TSAN_DIR) -j $(JOBS)
-	$(CTEST) --test-dir $(TSAN_DIR) --output-on-failure --no-tests=error -j $(TEST_JOBS) $(CTEST_ARGS)
+	$(call run_ctest,$(TSAN_DIR))
 
 # Man pages of the tools, from their --help (help2man; docs/man/*.1 are committed).
 man: build

@@ -3,10 +3,7 @@
  */
 #include "buffers/ring.h"
 
-#include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "weft/weft.h"
 
@@ -133,35 +130,4 @@ void ring_swap(weft_ring *a, weft_ring *b)
     weft_ring t = *a;
     *a = *b;
     *b = t;
-}
-
-ssize_t ring_read_fd(weft_ring *r, int fd, size_t max)
-{
-    struct iovec iov[2];
-    int k = ring_free_segs(r, iov, max);
-    if (k == 0) {
-        errno = ENOBUFS;
-        return -1;
-    }
-    if (k == 1)
-        return read(fd, iov[0].iov_base, iov[0].iov_len);
-    return readv(fd, iov, k);
-}
-
-ssize_t ring_send_fd(weft_ring *r, int fd)
-{
-    struct iovec iov[2];
-    int k = weft_ring_peek(r, iov);
-    ssize_t n;
-    if (k == 0)
-        return 0;
-    if (k == 1) {
-        n = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
-    } else {
-        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)k};
-        n = sendmsg(fd, &m, MSG_NOSIGNAL);
-    }
-    if (n > 0)
-        weft_ring_consume(r, (size_t)n);
-    return n;
 }

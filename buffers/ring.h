@@ -50,21 +50,4 @@ char *ring_relocate(weft_ring *r, char *newbuf, uint32_t newcap);
 /* Swap the storage and contents of two rings. */
 void ring_swap(weft_ring *a, weft_ring *b);
 
-/*
- * Read from fd into the free space, at most max bytes, with one read(2) or
- * readv(2). Returns what the call returned (bytes, 0 at EOF, -1 with errno);
- * the caller marks the bytes as held with ring_produce(n). With no free
- * space or max 0 it makes no call and returns -1 with errno ENOBUFS (never a
- * 0 that would read as EOF).
- */
-ssize_t ring_read_fd(weft_ring *r, int fd, size_t max);
-
-/*
- * Write the held bytes to socket fd with one send(2)/sendmsg(2)
- * (MSG_NOSIGNAL: a closed peer gives EPIPE, never SIGPIPE) and consume what
- * was written. Returns what the call returned; an empty ring makes no call
- * and returns 0.
- */
-ssize_t ring_send_fd(weft_ring *r, int fd);
-
 #endif

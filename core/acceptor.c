@@ -3,7 +3,7 @@
  *
  * The acceptor owns the listening socket and the server's stop eventfd. It
  * sleeps in poll(2) on both, then accepts a batch of connections and hands
- * each, round-robin, to a worker's inbox (workers/inbox.h): the worker that
+ * each, round-robin, to a worker (wk_adopt, workers/worker.h): the worker that
  * receives a connection owns it for good.
  *
  * Open connections are counted without shared writes: the acceptor counts
@@ -29,6 +29,7 @@
 
 #include "core/log.h"
 #include "core/server-t.h"
+#include "workers/worker.h"
 
 /* Connections accepted per wake-up before re-checking the stop flag. */
 #define ACC_BATCH 64
@@ -39,7 +40,7 @@ static uint64_t open_conns(const struct weft_server *s)
 {
     uint64_t closed = 0;
     for (int i = 0; i < s->nworkers; i++)
-        closed += ST_GET(&s->workers[i]->st, closed);
+        closed += wk_closed(s->workers[i]);
     return ST_GET(&s->ast, accepted) - closed;
 }
 
@@ -69,7 +70,7 @@ static int pick_worker(struct weft_server *s, unsigned *rr)
     int n = s->nworkers, cap = s->cfg.max_conns_per_worker;
     for (int k = 0; k < n; k++) {
         int i = (int)((*rr + (unsigned)k) % (unsigned)n);
-        if (cap <= 0 || s->handed[i] - ST_GET(&s->workers[i]->st, closed) < (uint64_t)cap) {
+        if (cap <= 0 || s->handed[i] - wk_closed(s->workers[i]) < (uint64_t)cap) {
             *rr = (unsigned)i + 1;
             return i;
         }
@@ -80,23 +81,21 @@ static int pick_worker(struct weft_server *s, unsigned *rr)
 static int hand_off(struct weft_server *s, int fd, struct sockaddr_storage *ss, socklen_t len,
                     unsigned *rr)
 {
-    inbox_msg *m = malloc(sizeof(*m));
-    if (!m)
-        return -ENOMEM;
-    m->kind = INBOX_CONN;
-    m->fd = fd;
-    memset(&m->addr, 0, sizeof(m->addr));
-    memcpy(&m->addr, ss, len < sizeof(m->addr) ? len : sizeof(m->addr));
     int i = pick_worker(s, rr);
-    if (i < 0) {
-        free(m);
+    if (i < 0)
         return -EBUSY;
-    }
-    wk_worker *w = s->workers[i];
+    /*
+     * Counted before the handoff: the worker may close the connection
+     * before wk_adopt returns, and open = accepted - closed must not dip.
+     */
     s->handed[i]++;
     ST_ADD(&s->ast, accepted, 1);
-    inbox_push(&w->inbox, m);
-    return 0;
+    int rc = wk_adopt(s->workers[i], fd, (const struct sockaddr *)ss, len);
+    if (rc != 0) {
+        s->handed[i]--;
+        ST_ADD(&s->ast, accepted, (uint64_t)-1);
+    }
+    return rc;
 }
 
 /* One batch of accept4 calls. Returns a poll timeout: -1, or a pause. */
@@ -175,8 +174,8 @@ void *acc_main(void *arg)
     /* Stop accepting first, then let every worker drain (design: shutdown). */
     close(s->lfd);
     s->lfd = -1;
-    __atomic_store_n(&s->workers_stop, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->grp.drain, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < s->nworkers; i++)
-        inbox_kick(&s->workers[i]->inbox);
+        wk_wake(s->workers[i]);
     return NULL;
 }

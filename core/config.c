@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "weft/weft.h"
+#include "workers/io.h"
 
 weft_config weft_config_default(void)
 {
@@ -59,6 +60,7 @@ weft_config weft_config_default(void)
     c.admin_socket = NULL;
     c.metrics_port = 0;
     c.metrics_bind = "127.0.0.1";
+    c.io = NULL; /* epoll */
     c.log = NULL;
     c.log_ud = NULL;
     c.log_level = WEFT_LOG_INFO;
@@ -107,6 +109,8 @@ int weft_config_validate(const weft_config *c, const char **why)
         w = "admin_socket path must be shorter than 108 bytes";
     else if (c->metrics_port && (!c->metrics_bind || !*c->metrics_bind))
         w = "metrics_bind is empty";
+    else if (!wk_io_find(c->io))
+        w = "io must name an I/O backend: epoll or poll";
     else if (c->log_level < WEFT_LOG_ERROR || c->log_level > WEFT_LOG_DEBUG)
         w = "log_level must be one of WEFT_LOG_ERROR..WEFT_LOG_DEBUG";
     for (int i = 0; !w && i < c->ncpus; i++)
@@ -185,19 +189,33 @@ typedef struct cfg_opt {
 #define F(field)      offsetof(weft_config, field)
 #define RANGE(lo, hi) (lo), (hi), "expected a number from " #lo " to " #hi
 static const weft_option g_opt_names[] = {
-    {"bind", 1},           {"port", 1},
-    {"backlog", 1},        {"workers", 1},
-    {"cpus", 1},           {"no-pin", 0},
-    {"max-conns", 1},      {"max-conns-per-worker", 1},
-    {"ring-size", 1},      {"read-budget", 1},
-    {"output-high-wm", 1}, {"output-low-wm", 1},
-    {"input-cap", 1},      {"output-cap", 1},
-    {"pool-max", 1},       {"pool-cache", 1},
-    {"sndbuf", 1},         {"shutdown-timeout", 1},
-    {"idle-timeout", 1},   {"input-stall", 1},
-    {"output-stall", 1},   {"close-linger", 1},
-    {"stats-interval", 1}, {"stats-socket", 1},
-    {"metrics-port", 1},   {"metrics-bind", 1},
+    {"bind", 1},
+    {"port", 1},
+    {"backlog", 1},
+    {"workers", 1},
+    {"cpus", 1},
+    {"no-pin", 0},
+    {"max-conns", 1},
+    {"max-conns-per-worker", 1},
+    {"ring-size", 1},
+    {"read-budget", 1},
+    {"output-high-wm", 1},
+    {"output-low-wm", 1},
+    {"input-cap", 1},
+    {"output-cap", 1},
+    {"pool-max", 1},
+    {"pool-cache", 1},
+    {"sndbuf", 1},
+    {"shutdown-timeout", 1},
+    {"idle-timeout", 1},
+    {"input-stall", 1},
+    {"output-stall", 1},
+    {"close-linger", 1},
+    {"stats-interval", 1},
+    {"stats-socket", 1},
+    {"metrics-port", 1},
+    {"metrics-bind", 1},
+    {"io", 1},
 };
 static const cfg_opt g_opts[] = {
     {K_STR, F(bind_addr), 0, 0, NULL},
@@ -226,6 +244,7 @@ static const cfg_opt g_opts[] = {
     {K_STR, F(admin_socket), 0, 0, NULL},
     {K_U16, F(metrics_port), RANGE(0, 65535)},
     {K_STR, F(metrics_bind), 0, 0, NULL},
+    {K_STR, F(io), 0, 0, NULL},
 };
 #undef F
 #undef RANGE

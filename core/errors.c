@@ -42,7 +42,8 @@ const char *weft_close_reason_name(weft_close_reason r)
     return reason_names[r];
 }
 
-void wlog_limit(struct weft_server *s, lim_kind k, const char *fmt, ...)
+/* Emit a formatted line, or count it when its kind spoke this second. */
+static void emit_limited(struct weft_server *s, wk_limit k, const char *line)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -55,16 +56,30 @@ void wlog_limit(struct weft_server *s, lim_kind k, const char *fmt, ...)
         return;
     }
     uint64_t quiet = __atomic_exchange_n(&s->lim_quiet[k], 0, __ATOMIC_RELAXED);
-    char line[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
     if (quiet)
         wlog(s, WEFT_LOG_WARN, "%s (and %llu more like it since the last report)", line,
              (unsigned long long)quiet);
     else
         wlog(s, WEFT_LOG_WARN, "%s", line);
+}
+
+void wlog_limit(struct weft_server *s, wk_limit k, const char *fmt, ...)
+{
+    char line[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    emit_limited(s, k, line);
+}
+
+void wlog_sink(void *ctx, int level, int limit, const char *line)
+{
+    struct weft_server *s = ctx;
+    if (limit >= 0 && limit < LIM_KINDS)
+        emit_limited(s, (wk_limit)limit, line);
+    else
+        wlog(s, level, "%s", line);
 }
 
 void wlog(const struct weft_server *s, int level, const char *fmt, ...)

@@ -1,38 +1,34 @@
 /*
  * core/log.h — the library's log lines, through config.log.
+ *
+ * The control plane logs with wlog and wlog_limit; the data plane hands its
+ * lines to wlog_sink through its group (workers/wlog.h), so every line,
+ * whichever thread wrote it, meets the same level, destination and limits.
  */
 #ifndef WEFT_CORE_LOG_H
 #define WEFT_CORE_LOG_H
 
 #include "weft/weft.h"
+#include "workers/wlog.h"
 
 struct weft_server;
-
-/* Kinds of limit hits, each logged at most once a second (wlog_limit). */
-typedef enum lim_kind {
-    LIM_MAX_CONNS,
-    LIM_WORKER_CAP,
-    LIM_EMFILE,
-    LIM_ACCEPT,
-    LIM_POOL,
-    LIM_INPUT_CAP,
-    LIM_OUTPUT_CAP,
-    LIM_IDLE,
-    LIM_INPUT_STALL,
-    LIM_OUTPUT_STALL,
-    LIM_KINDS
-} lim_kind;
 
 /*
  * A warning about a limit hit: emitted at most once a second per kind (from
  * any thread), with the number of hits not logged since the last line. The
  * counters count every hit; this only keeps the log readable under attack.
  */
-void wlog_limit(struct weft_server *s, lim_kind k, const char *fmt, ...)
+void wlog_limit(struct weft_server *s, wk_limit k, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Format and emit one line at `level` if the config's log_level allows. */
 void wlog(const struct weft_server *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * The workers' sink (wk_log_fn; ctx is the server): `limit` is a wk_limit
+ * kind or -1 for a line that is always emitted.
+ */
+void wlog_sink(void *ctx, int level, int limit, const char *line);
 
 #endif

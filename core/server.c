@@ -23,6 +23,7 @@
 #include "stats/service.h"
 #include "stats/snapshot.h"
 #include "workers/cpu.h"
+#include "workers/io.h"
 #include "workers/worker.h"
 
 /*
@@ -45,6 +46,25 @@ static int resolve_cpus(struct weft_server *s)
         s->ncpus = n;
     }
     s->nworkers = c->workers > 0 ? c->workers : s->ncpus;
+    return 0;
+}
+
+/*
+ * The backend: config.io, else the WEFT_IO environment variable (so a whole
+ * test suite, or any program, can run on another backend unchanged, as
+ * libevent's EVENT_NOEPOLL does), else epoll.
+ */
+static int resolve_io(struct weft_server *s)
+{
+    const char *name = s->cfg.io;
+    if (!name || !*name)
+        name = getenv("WEFT_IO");
+    s->grp.io = wk_io_find(name);
+    if (!s->grp.io) {
+        wlog(s, WEFT_LOG_ERROR, "WEFT_IO=%s: not an I/O backend (%s)", name, wk_io_names());
+        return -EINVAL;
+    }
+    s->cfg.io = s->grp.io->name;
     return 0;
 }
 
@@ -81,10 +101,15 @@ int weft_server_new(const weft_config *cfg, const weft_handler *h, void *ud, wef
     s->h = *h;
     s->ud = ud;
     s->lfd = s->stop_efd = s->reserve_fd = -1;
+    s->grp = (wk_group){.cfg = &s->cfg, .h = &s->h, .srv = s, .log = wlog_sink, .log_ctx = s};
+    if ((rc = resolve_io(s)) != 0)
+        goto fail;
 
     if ((rc = resolve_cpus(s)) != 0 || (rc = resolve_max_conns(s)) != 0)
         goto fail;
     s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers));
+    s->grp.workers = s->workers;
+    s->grp.nworkers = s->nworkers;
     s->handed = calloc((size_t)s->nworkers, sizeof(*s->handed));
     if (!s->workers || !s->handed) {
         rc = -ENOMEM;
@@ -92,8 +117,11 @@ int weft_server_new(const weft_config *cfg, const weft_handler *h, void *ud, wef
     }
     for (int i = 0; i < s->nworkers; i++) {
         int cpu = cfg->pin_cpus ? s->cpus[i % s->ncpus] : -1;
-        if ((rc = wk_create(s, i, cpu, &s->workers[i])) != 0)
+        if ((rc = wk_create(&s->grp, i, cpu, &s->workers[i])) != 0) {
+            wlog(s, WEFT_LOG_ERROR, "worker %d: %s backend: %s", i, s->grp.io->name,
+                 weft_strerror(rc));
             goto fail;
+        }
     }
     s->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->stop_efd < 0) {
@@ -151,10 +179,9 @@ int weft_server_start(weft_server *s)
             goto fail_workers;
     /* Wait until every worker is placed and has its arena (or failed). */
     for (int k = 0; k < s->nworkers; k++) {
-        while (!__atomic_load_n(&s->workers[k]->started, __ATOMIC_ACQUIRE))
-            usleep(100);
-        if (s->workers[k]->err && rc == 0)
-            rc = s->workers[k]->err;
+        int e = wk_wait_started(s->workers[k]);
+        if (e && rc == 0)
+            rc = e;
     }
     if (rc != 0)
         goto fail_workers;
@@ -181,9 +208,9 @@ int weft_server_start(weft_server *s)
     return 0;
 fail_workers:
     /* Started workers wait for the drain signal: give it, then join them. */
-    __atomic_store_n(&s->workers_stop, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->grp.drain, 1, __ATOMIC_RELEASE);
     for (int k = 0; k < i; k++) {
-        inbox_kick(&s->workers[k]->inbox);
+        wk_wake(s->workers[k]);
         wk_join(s->workers[k]);
     }
     s->joined = 1;
@@ -250,6 +277,7 @@ void weft_server_free(weft_server *s)
 }
 
 uint16_t weft_server_port(const weft_server *s) { return s->port; }
+const char *weft_server_io(const weft_server *s) { return s->grp.io->name; }
 int weft_server_workers(const weft_server *s) { return s->nworkers; }
 void *weft_server_userdata(const weft_server *s) { return s->ud; }
 int weft_server_max_conns(const weft_server *s) { return s->max_conns; }
@@ -276,29 +304,4 @@ void weft_server_stats(const weft_server *s, weft_stats *st)
         snap_sum_worker(st, &s->workers[i]->st);
     st->rings_in_use = st->rings_borrowed - st->rings_returned;
     st->open = st->accepted > st->closed ? st->accepted - st->closed : 0;
-}
-
-int weft_post(weft_server *s, int worker, weft_post_fn fn, void *arg)
-{
-    if (worker < 0 || worker >= s->nworkers || !fn)
-        return -EINVAL;
-    wk_worker *w = s->workers[worker];
-    inbox_msg *m = malloc(sizeof(*m));
-    if (!m)
-        return -ENOMEM;
-    m->kind = INBOX_CALL;
-    m->fd = -1;
-    m->fn = fn;
-    m->arg = arg;
-    /* Pairs with the end of wk_main: counted, or we see `exited`. */
-    __atomic_add_fetch(&w->posting, 1, __ATOMIC_SEQ_CST);
-    int rc = 0;
-    if (__atomic_load_n(&w->exited, __ATOMIC_SEQ_CST)) {
-        free(m);
-        rc = -ESHUTDOWN;
-    } else {
-        inbox_push(&w->inbox, m);
-    }
-    __atomic_sub_fetch(&w->posting, 1, __ATOMIC_SEQ_CST);
-    return rc;
 }

@@ -52,20 +52,6 @@ int weft_server_add_counter(weft_server *s, const char *name, const char *help)
     return s->ncounters++;
 }
 
-void weft_counter_add(weft_conn *c, int id, uint64_t n)
-{
-    if ((unsigned)id < WEFT_MAX_COUNTERS)
-        ST_ADD(&c->w->st, user[id], n);
-}
-
-void weft_worker_counter_add(weft_server *s, int worker, int id, uint64_t n)
-{
-    if (worker >= 0 && worker < s->nworkers && (unsigned)id < WEFT_MAX_COUNTERS)
-        ST_ADD(&s->workers[worker]->st, user[id], n);
-}
-
-void weft_record_latency(weft_conn *c, uint64_t ns) { hist_record(&c->w->st.handler, ns); }
-
 const char *weft_server_admin_path(const weft_server *s) { return stsvc_admin_path(s->stats); }
 
 uint16_t weft_server_metrics_port(const weft_server *s) { return stsvc_metrics_port(s->stats); }

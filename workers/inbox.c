@@ -3,11 +3,6 @@
  */
 #include "workers/inbox.h"
 
-#include <errno.h>
-#include <stdint.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 /*
  * liburcu's queue orders the handoff with its own barriers (inline asm and
  * code in liburcu-cds.so) that ThreadSanitizer cannot see. Tell it what they
@@ -31,52 +26,20 @@ void __tsan_release(void *addr);
 #define HANDOFF_ACQUIRE(m) ((void)(m))
 #endif
 
-int inbox_init(inbox *q)
-{
-    cds_wfcq_init(&q->head, &q->tail);
-    q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (q->efd < 0)
-        return -errno;
-    return 0;
-}
+void inbox_init(inbox *q) { cds_wfcq_init(&q->head, &q->tail); }
 
-void inbox_destroy(inbox *q)
-{
-    if (q->efd >= 0)
-        close(q->efd);
-    q->efd = -1;
-    cds_wfcq_destroy(&q->head, &q->tail);
-}
-
-void inbox_kick(inbox *q)
-{
-    uint64_t one = 1;
-    /*
-     * EAGAIN means the counter is at its maximum, so a wake-up is pending
-     * anyway; EINTR cannot happen on a non-blocking eventfd write.
-     */
-    ssize_t n = write(q->efd, &one, sizeof(one));
-    (void)n;
-}
+void inbox_destroy(inbox *q) { cds_wfcq_destroy(&q->head, &q->tail); }
 
 bool inbox_push(inbox *q, inbox_msg *m)
 {
     cds_wfcq_node_init(&m->node);
     HANDOFF_RELEASE(m);
     /* cds_wfcq_enqueue returns false when the queue was empty before. */
-    if (cds_wfcq_enqueue(&q->head, &q->tail, &m->node))
-        return false;
-    inbox_kick(q);
-    return true;
+    return !cds_wfcq_enqueue(&q->head, &q->tail, &m->node);
 }
 
 unsigned inbox_drain(inbox *q, void (*fn)(inbox_msg *m, void *ctx), void *ctx)
 {
-    uint64_t v;
-    /* EAGAIN: a producer's write raced with an earlier drain; harmless. */
-    ssize_t r = read(q->efd, &v, sizeof(v));
-    (void)r;
-
     struct cds_wfcq_head lh;
     struct cds_wfcq_tail lt;
     cds_wfcq_init(&lh, &lt);

@@ -3,12 +3,16 @@
  *
  * Any thread (the acceptor, another worker, the application) hands a worker
  * a message by enqueueing it on the worker's inbox, a liburcu wait-free
- * concurrent queue: producers never block or take a lock. The worker is
- * woken through an eventfd in its epoll set, written only when the inbox was
- * empty before the enqueue: while the worker has not yet drained the queue,
- * further producers skip the write(2).
+ * concurrent queue: producers never block or take a lock. inbox_push says
+ * whether the queue was empty before; only then does the producer wake the
+ * worker (its I/O backend's wake, workers/worker.c): while the worker has
+ * not yet drained the queue, further producers skip the system call.
  *
- * Exactly one thread (the owning worker) consumes.
+ * Lost wake-ups: the backend clears its wake channel when it reports the
+ * wake-up, before the loop drains the queue. A producer that finds the
+ * queue empty after our splice wakes again, which the next wait sees.
+ *
+ * Exactly one thread (the owning worker) consumes. No system call here.
  */
 #ifndef WEFT_WORKERS_INBOX_H
 #define WEFT_WORKERS_INBOX_H
@@ -45,31 +49,22 @@ typedef struct inbox {
     /* Producers touch tail, the consumer head: keep them on separate lines. */
     struct cds_wfcq_head head __attribute__((aligned(64)));
     struct cds_wfcq_tail tail __attribute__((aligned(64)));
-    int efd; /* eventfd, EFD_NONBLOCK | EFD_CLOEXEC */
 } inbox;
 
-/* Create the queue and its eventfd. Returns 0 or a negative errno. */
-int inbox_init(inbox *q);
-/* Close the eventfd; the queue must be empty (see inbox_drain). */
+/* Set up an empty queue. */
+void inbox_init(inbox *q);
+/* Tear the queue down; it must be empty (see inbox_drain). */
 void inbox_destroy(inbox *q);
 
 /*
- * Enqueue m (from any thread) and wake the consumer if the queue was empty.
- * Returns true when this call wrote the eventfd.
+ * Enqueue m (from any thread). Returns true when the queue was empty
+ * before: the caller then wakes the consumer.
  */
 bool inbox_push(inbox *q, inbox_msg *m);
 
 /*
- * Wake the consumer unconditionally (async-signal-safe: one write(2)).
- */
-void inbox_kick(inbox *q);
-
-/*
- * Consumer side: clear the eventfd, then take every queued message and call
- * fn(m, ctx) for each in FIFO order; fn owns m from then on. Returns the
- * number of messages. Clearing before taking closes the lost-wake-up race: a
- * producer that finds the queue empty after our splice writes the eventfd
- * again, which raises a new edge.
+ * Consumer side: take every queued message and call fn(m, ctx) for each in
+ * FIFO order; fn owns m from then on. Returns the number of messages.
  */
 unsigned inbox_drain(inbox *q, void (*fn)(inbox_msg *m, void *ctx), void *ctx);
 

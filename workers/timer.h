@@ -20,6 +20,7 @@
 #define WEFT_WORKERS_TIMER_H
 
 #include <stdint.h>
+#include <time.h>
 
 #define TW_TICK_MS 10
 #define TW_SLOTS   4096 /* a power of two */
@@ -44,6 +45,14 @@ void tw_add(tw_wheel *w, tw_node *n, int64_t when_ms);
 
 /* Unschedule n; a no-op when it is not scheduled. */
 void tw_del(tw_wheel *w, tw_node *n);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static inline int64_t tw_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static inline int tw_pending(const tw_node *n) { return n->pprev != 0; }
 

@@ -189,6 +189,10 @@ typedef struct weft_config {
                                      "/tmp/weft-PORT.sock" (the bound port);
                                      "" = none. Created with mode 0600 */
     uint16_t metrics_port;        /* HTTP GET /metrics (Prometheus); 0 = off */
+    const char *io;               /* the workers' I/O backend: "epoll" or "poll" (the
+                                     portable fallback: O(connections) per wait).
+                                     NULL = the WEFT_IO environment variable if
+                                     set, else "epoll" */
     const char *metrics_bind;     /* address of the metrics listener; "127.0.0.1" */
     weft_log_fn log;              /* NULL = lines on stderr, prefixed "weft: " */
     void *log_ud;                 /* passed to log */
@@ -275,6 +279,8 @@ void weft_server_free(weft_server *s);
 uint16_t weft_server_port(const weft_server *s);
 /* The number of workers. */
 int weft_server_workers(const weft_server *s);
+/* The I/O backend the workers use ("epoll", "poll"). */
+const char *weft_server_io(const weft_server *s);
 /* The user data given to weft_server_new. */
 void *weft_server_userdata(const weft_server *s);
 /* The effective max_conns (after deriving it from RLIMIT_NOFILE). */

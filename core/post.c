@@ -1,0 +1,54 @@
+/*
+ * core/post.c — the public calls that reach a worker from any thread:
+ * weft_post, weft_broadcast, weft_send_to, and the worker-side timer and
+ * counter calls that name a worker by index. Each checks the index against
+ * the server and hands the work to workers/ (worker.h, remote.h).
+ */
+#include <errno.h>
+
+#include "core/server-t.h"
+#include "workers/remote.h"
+#include "workers/user_timers.h"
+#include "workers/worker.h"
+
+int weft_post(weft_server *s, int worker, weft_post_fn fn, void *arg)
+{
+    if (worker < 0 || worker >= s->nworkers || !fn)
+        return -EINVAL;
+    return wk_post(s->workers[worker], fn, arg);
+}
+
+int weft_broadcast(weft_server *s, weft_post_fn fn, void *arg)
+{
+    int posted = 0, err = 0;
+    for (int i = 0; i < s->nworkers; i++) {
+        int rc = weft_post(s, i, fn, arg);
+        if (rc == 0)
+            posted++;
+        else if (!err)
+            err = rc;
+    }
+    return posted ? posted : err;
+}
+
+int weft_send_to(weft_server *s, uint64_t id, const void *data, size_t len)
+{
+    int worker = wk_id_worker(id);
+    if (worker < 0 || worker >= s->nworkers)
+        return -EINVAL;
+    return wk_send_to(s->workers[worker], id, data, len);
+}
+
+weft_timer *weft_worker_timer(weft_server *s, int worker, uint32_t after_ms, uint32_t every_ms,
+                              weft_timer_fn fn, void *arg)
+{
+    if (!fn || worker < 0 || worker >= s->nworkers)
+        return NULL;
+    return ut_new(s->workers[worker], NULL, after_ms, every_ms, fn, arg);
+}
+
+void weft_worker_counter_add(weft_server *s, int worker, int id, uint64_t n)
+{
+    if (worker >= 0 && worker < s->nworkers && (unsigned)id < WEFT_MAX_COUNTERS)
+        ST_ADD(&s->workers[worker]->st, user[id], n);
+}

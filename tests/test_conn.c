@@ -1,0 +1,572 @@
+/*
+ * tests/test_conn.c — workers/conn.c, the connection state machine, driven
+ * through the loop by the scripted backend (tests/io_script.h): no socket,
+ * no thread, every system call counted.
+ *
+ * Each test builds one worker, adopts scripted peers, queues the events a
+ * kernel would report and runs turns, then asserts what the handler saw,
+ * what reached the peer, how many reads and writes it took, and how the
+ * connection closed (reason, reset or FIN, linger).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "io_script.h"
+#include "workers/conn.h"
+#include "workers/worker.h"
+
+/* ---- handlers ------------------------------------------------------------ */
+
+static struct {
+    int opens, closes, datas, drains;
+    weft_close_reason reason;
+    size_t last_len;   /* ring length at the last on_data */
+    int consume;       /* on_data consumes what it echoes (1) or leaves it (0) */
+    int send_rc;       /* last weft_send/weft_send_from result */
+    size_t extra_send; /* bytes on_data sends besides the echo */
+} hs;
+
+static char big[1u << 20];
+
+static void h_open(weft_conn *c)
+{
+    (void)c;
+    hs.opens++;
+}
+
+static void h_close(weft_conn *c, weft_close_reason why)
+{
+    (void)c;
+    hs.closes++;
+    hs.reason = why;
+}
+
+static void h_data(weft_conn *c, weft_ring *in)
+{
+    hs.datas++;
+    hs.last_len = weft_ring_len(in);
+    if (hs.extra_send)
+        hs.send_rc = weft_send(c, big, hs.extra_send);
+    if (hs.consume && hs.send_rc >= 0)
+        hs.send_rc = weft_send_from(c, in, weft_ring_len(in));
+}
+
+static void h_drain(weft_conn *c)
+{
+    (void)c;
+    hs.drains++;
+}
+
+static const weft_handler echo_h = {
+    .on_open = h_open, .on_data = h_data, .on_drain = h_drain, .on_close = h_close};
+
+static int setup(void **state)
+{
+    (void)state;
+    sc_reset_all();
+    memset(&hs, 0, sizeof(hs));
+    hs.consume = 1;
+    return 0;
+}
+
+static weft_config base_cfg(void)
+{
+    weft_config cfg = weft_config_default();
+    cfg.stats_interval_ms = 0;
+    return cfg;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+/* Bytes in, the same bytes out: one read (short: drained), one write. */
+static void test_echo_one_read_one_write(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    sc_world_init(&x, &cfg, &echo_h);
+    int fd = sc_peer_new(SIZE_MAX);
+    weft_conn *c = sc_adopt(&x, fd);
+    assert_non_null(c);
+    assert_int_equal(hs.opens, 1);
+    assert_int_equal(x.w->nconns, 1);
+
+    sc_give(fd, "hello", 5);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    assert_string_equal(sc_output(fd), "hello");
+    sc_peer *p = sc_peer_of(fd);
+    assert_int_equal(p->recvs, 1); /* a short read means drained: no EAGAIN read */
+    assert_int_equal(p->sends, 1);
+    assert_int_equal(hs.datas, 1);
+    /* Idle again: both rings gave their storage back (invariant 4). */
+    assert_null(c->in.buf);
+    assert_null(c->out.buf);
+
+    /* No event, no call: the connection is not polled. */
+    sc_turn(&x);
+    assert_int_equal(p->recvs, 1);
+    assert_int_equal(p->sends, 1);
+    sc_world_free(&x);
+    assert_true(p->closed);
+    assert_int_equal(hs.closes, 1);
+    assert_int_equal(hs.reason, WEFT_CLOSE_SHUTDOWN);
+}
+
+/* A peer's FIN with output pending: flush first, then close (reason peer),
+ * at once (no linger after EOF). */
+static void test_eof_flushes_then_closes(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    sc_world_init(&x, &cfg, &echo_h);
+    int fd = sc_peer_new(0); /* takes nothing yet */
+    sc_adopt(&x, fd);
+    sc_give(fd, "bye", 3);
+    sc_eof(fd);
+    sc_event(fd, WK_IO_IN | WK_IO_HUP);
+    sc_turn(&x);
+    sc_peer *p = sc_peer_of(fd);
+    assert_false(p->closed); /* output waits */
+    assert_int_equal(hs.closes, 0);
+    assert_int_equal(p->recvs, 2); /* HUP pending: read on to the EOF */
+    /* The peer takes the output: the close follows the flush. */
+    p->window = SIZE_MAX;
+    sc_event(fd, WK_IO_OUT);
+    sc_turn(&x);
+    assert_string_equal(sc_output(fd), "bye");
+    assert_true(p->closed);
+    assert_false(p->reset);
+    assert_false(p->shut_wr); /* after EOF nothing unread remains: no linger */
+    assert_int_equal(hs.reason, WEFT_CLOSE_PEER);
+    assert_int_equal(x.w->nconns, 0);
+    sc_world_free(&x);
+}
+
+/* The read budget: a bulk sender is deferred, and fresh input on another
+ * connection runs before its next slice (invariant 3). */
+static void test_budget_defers_bulk(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    cfg.read_budget = 4096;
+    sc_world_init(&x, &cfg, &echo_h);
+    int bulk = sc_peer_new(SIZE_MAX), light = sc_peer_new(SIZE_MAX);
+    sc_adopt(&x, bulk);
+    sc_adopt(&x, light);
+    memset(big, 'b', 20000);
+    sc_give(bulk, big, 20000);
+    sc_event(bulk, WK_IO_IN);
+    sc_turn(&x);
+    sc_peer *pb = sc_peer_of(bulk), *pl = sc_peer_of(light);
+    assert_int_equal(pb->out_len, 4096); /* one budget this turn */
+    assert_int_equal(x.w->st.deferrals, 1);
+    /* Work is queued: the next wait does not block. */
+    sc_give(light, "ping", 4);
+    sc_event(light, WK_IO_IN);
+    sc_turn(&x);
+    assert_int_equal(sc.last_timeout, 0);
+    assert_string_equal(sc_output(light), "ping");
+    assert_int_equal(pb->out_len, 8192);
+    while (pb->out_len < 20000)
+        sc_turn(&x);
+    assert_int_equal(pb->out_len, 20000);
+    assert_int_equal(pl->recvs, 1);
+    /* Drained: the queue is empty and the wait may block again. */
+    sc_turn(&x);
+    sc_turn(&x);
+    assert_int_not_equal(sc.last_timeout, 0);
+    sc_world_free(&x);
+}
+
+/* Backpressure: over the high watermark reading stops; below the low one
+ * it resumes, on_drain runs, and input that waited is delivered. */
+static void test_backpressure_pause_resume(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    cfg.output_high_wm = 8192;
+    cfg.output_low_wm = 1024;
+    sc_world_init(&x, &cfg, &echo_h);
+    int fd = sc_peer_new(0);
+    weft_conn *c = sc_adopt(&x, fd);
+    hs.consume = 1;
+    hs.extra_send = 10000; /* each message makes 10 KB of answer */
+    sc_give(fd, "a", 1);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    assert_int_equal(hs.send_rc, 1); /* weft_send reported the high watermark */
+    assert_true(c->flags & C_PAUSED);
+    assert_true(c->flags & C_WANT_OUT);
+    sc_peer *p = sc_peer_of(fd);
+    unsigned recvs = p->recvs;
+    /* Input arrives while paused: not read. */
+    sc_give(fd, "b", 1);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    assert_int_equal(p->recvs, recvs);
+    assert_int_equal(hs.datas, 1);
+    assert_int_equal(wk_io_wants(c) & WK_IO_IN, 0);
+    /* The peer takes most of it: below the low watermark, resume. */
+    hs.extra_send = 0;
+    p->window = 10001 - 512;
+    sc_event(fd, WK_IO_OUT);
+    sc_turn(&x);
+    assert_int_equal(hs.drains, 1);
+    assert_false(c->flags & C_PAUSED);
+    /* The input that waited is read in the next turn, which does not block. */
+    sc_turn(&x);
+    assert_int_equal(sc.last_timeout, 0);
+    assert_int_equal(hs.datas, 2); /* "b" delivered after the pause */
+    p->window = SIZE_MAX;
+    sc_event(fd, WK_IO_OUT);
+    sc_turn(&x);
+    assert_int_equal(p->out_len, 10002);
+    assert_int_equal(p->out[10001], 'b');
+    sc_world_free(&x);
+}
+
+/* A partial message that fills input_cap closes the connection, counted. */
+static void test_input_cap(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    cfg.input_cap = 4096;
+    cfg.ring_size = 1024;
+    sc_world_init(&x, &cfg, &echo_h);
+    hs.consume = 0; /* never a complete message */
+    int fd = sc_peer_new(SIZE_MAX);
+    sc_adopt(&x, fd);
+    memset(big, 'x', 10000);
+    sc_give(fd, big, 10000);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    assert_true(sc_peer_of(fd)->closed);
+    assert_int_equal(hs.reason, WEFT_CLOSE_INPUT_CAP);
+    assert_true(hs.last_len <= 4096); /* the handler never saw more than the cap */
+    assert_int_equal(x.w->st.closed_by[WEFT_CLOSE_INPUT_CAP], 1);
+    sc_world_free(&x);
+}
+
+/* Output beyond output_cap: weft_send fails and the connection closes. */
+static void test_output_cap(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    cfg.output_high_wm = 8192;
+    cfg.output_low_wm = 1024;
+    cfg.output_cap = 16384;
+    sc_world_init(&x, &cfg, &echo_h);
+    hs.extra_send = 20000;
+    int fd = sc_peer_new(0);
+    sc_adopt(&x, fd);
+    sc_give(fd, "a", 1);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    assert_int_equal(hs.send_rc, -ENOBUFS);
+    assert_int_equal(hs.reason, WEFT_CLOSE_OUTPUT_CAP);
+    assert_true(sc_peer_of(fd)->closed);
+    sc_world_free(&x);
+}
+
+/* weft_close with nothing pending: on_close now, FIN, then input is read
+ * and dropped until the peer's EOF, and only then the fd closes. */
+static void close_on_data(weft_conn *c, weft_ring *in)
+{
+    weft_ring_consume(in, weft_ring_len(in));
+    weft_close(c);
+}
+
+static void test_lingering_close(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    weft_handler h = echo_h;
+    h.on_data = close_on_data;
+    sc_world_init(&x, &cfg, &h);
+    int fd = sc_peer_new(SIZE_MAX);
+    sc_adopt(&x, fd);
+    sc_give(fd, "quit", 4);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    sc_peer *p = sc_peer_of(fd);
+    assert_int_equal(hs.closes, 1);
+    assert_int_equal(hs.reason, WEFT_CLOSE_HANDLER);
+    assert_true(p->shut_wr);
+    assert_false(p->closed);          /* lingering */
+    assert_int_equal(x.w->nconns, 1); /* still holds its fd */
+    sc_give(fd, "late bytes", 10);
+    sc_eof(fd);
+    sc_event(fd, WK_IO_IN | WK_IO_HUP);
+    sc_turn(&x);
+    assert_true(p->closed);
+    assert_false(p->reset);
+    assert_int_equal(x.w->nconns, 0);
+    assert_int_equal(hs.closes, 1); /* on_close exactly once */
+    assert_int_equal(x.w->st.closed_by[WEFT_CLOSE_HANDLER], 1);
+    sc_world_free(&x);
+}
+
+/* weft_abort: reset, pending output dropped, on_close once. */
+static void abort_on_data(weft_conn *c, weft_ring *in)
+{
+    weft_send_from(c, in, weft_ring_len(in));
+    weft_abort(c);
+}
+
+static void test_abort_resets(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    weft_handler h = echo_h;
+    h.on_data = abort_on_data;
+    sc_world_init(&x, &cfg, &h);
+    int fd = sc_peer_new(SIZE_MAX);
+    sc_adopt(&x, fd);
+    sc_give(fd, "x", 1);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    sc_peer *p = sc_peer_of(fd);
+    assert_true(p->closed);
+    assert_true(p->reset);
+    assert_int_equal(p->out_len, 0);
+    assert_int_equal(hs.closes, 1);
+    sc_world_free(&x);
+}
+
+/* A read error closes with reason error; one after the peer's FIN that is a
+ * reset is the peer's doing. */
+static void test_errors(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    sc_world_init(&x, &cfg, &echo_h);
+    int fd = sc_peer_new(SIZE_MAX);
+    sc_adopt(&x, fd);
+    sc_set_error(fd, ECONNRESET);
+    sc_event(fd, WK_IO_IN | WK_IO_ERR);
+    sc_turn(&x);
+    assert_true(sc_peer_of(fd)->closed);
+    assert_int_equal(hs.reason, WEFT_CLOSE_ERROR);
+    sc_world_free(&x);
+}
+
+/* An event for a slot that was freed and reused is dropped (stale). */
+static void test_stale_event_dropped(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    weft_handler h = echo_h;
+    h.on_data = abort_on_data;
+    sc_world_init(&x, &cfg, &h);
+    int a = sc_peer_new(SIZE_MAX);
+    weft_conn *ca = sc_adopt(&x, a);
+    uint32_t slot = ca->slot, gen = ca->gen;
+    sc_give(a, "x", 1);
+    sc_event(a, WK_IO_IN);
+    sc_turn(&x); /* aborted and reaped */
+    h.on_data = h_data;
+    int b = sc_peer_new(SIZE_MAX);
+    weft_conn *cb = sc_adopt(&x, b);
+    assert_int_equal(cb->slot, slot);   /* the slot came back ... */
+    assert_int_not_equal(cb->gen, gen); /* ... with a new generation */
+    /* An event queued for the old connection: a's key, not b's. */
+    int datas = hs.datas;
+    sc_give(b, "y", 1);
+    sc_event(a, WK_IO_IN);
+    sc_turn(&x);
+    assert_int_equal(hs.datas, datas);
+    assert_int_equal(sc_peer_of(b)->recvs, 0);
+    sc_world_free(&x);
+}
+
+/* weft_conn_resume: a handler that left whole messages waits for something
+ * else, then asks for its ring again without new input. */
+static int g_hold;
+static void hold_data(weft_conn *c, weft_ring *in)
+{
+    hs.datas++;
+    if (!g_hold)
+        weft_send_from(c, in, weft_ring_len(in));
+}
+
+static void test_resume_redelivers(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    weft_handler h = echo_h;
+    h.on_data = hold_data;
+    sc_world_init(&x, &cfg, &h);
+    int fd = sc_peer_new(SIZE_MAX);
+    weft_conn *c = sc_adopt(&x, fd);
+    g_hold = 1;
+    sc_give(fd, "held", 4);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    assert_int_equal(hs.datas, 1);
+    assert_int_equal(sc_peer_of(fd)->out_len, 0);
+    sc_turn(&x);
+    assert_int_equal(hs.datas, 1); /* no input, no call */
+    g_hold = 0;
+    weft_conn_resume(c);
+    sc_turn(&x);
+    assert_int_equal(hs.datas, 2);
+    assert_string_equal(sc_output(fd), "held");
+    assert_int_equal(sc_peer_of(fd)->recvs, 1); /* no new read was needed */
+    g_hold = 0;
+    sc_world_free(&x);
+}
+
+/* The pool cap: a connection holding ring memory is parked, not failed,
+ * and resumes once memory comes back. */
+static void test_pool_cap_starves_then_resumes(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    cfg.ring_size = 1024;
+    cfg.pool_max_bytes = 2048;
+    cfg.pool_cache_bytes = 0;
+    cfg.output_high_wm = 1u << 20;
+    cfg.output_low_wm = 1024;
+    sc_world_init(&x, &cfg, &echo_h);
+    /* a holds output (its peer takes nothing): 2 KB of rings. */
+    int a = sc_peer_new(0), b = sc_peer_new(SIZE_MAX);
+    sc_adopt(&x, a);
+    weft_conn *cb = sc_adopt(&x, b);
+    memset(big, 'a', 2048);
+    sc_give(a, big, 2048);
+    sc_event(a, WK_IO_IN);
+    sc_turn(&x);
+    assert_true(x.w->pool.in_use >= 2048);
+    /* b holds a partial message already (it keeps input): it must wait. */
+    hs.consume = 0;
+    sc_give(b, "partial", 7);
+    sc_event(b, WK_IO_IN);
+    sc_turn(&x);
+    hs.consume = 1;
+    /* The first read of b got memory (b held none); give it more. */
+    sc_give(b, big, 2048);
+    sc_event(b, WK_IO_IN);
+    sc_turn(&x);
+    assert_true(cb->flags & C_STARVED);
+    assert_true(x.w->st.pool_pauses >= 1);
+    /* a's peer reads: memory returns, b resumes and is served. */
+    sc_peer_of(a)->window = SIZE_MAX;
+    sc_event(a, WK_IO_OUT);
+    for (int i = 0; i < 4; i++)
+        sc_turn(&x);
+    assert_false(cb->flags & C_STARVED);
+    assert_int_equal(sc_peer_of(b)->out_len, 7 + 2048);
+    sc_world_free(&x);
+}
+
+/* Shutdown: with output pending a connection is flushed before it closes;
+ * an idle one closes at once; the loop ends when none is left. */
+static void test_drain(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    cfg.close_linger_ms = 0;
+    sc_world_init(&x, &cfg, &echo_h);
+    int idle = sc_peer_new(SIZE_MAX), busy = sc_peer_new(0);
+    sc_adopt(&x, idle);
+    sc_adopt(&x, busy);
+    sc_give(busy, "pending", 7);
+    sc_event(busy, WK_IO_IN);
+    sc_turn(&x);
+    __atomic_store_n(&x.g.drain, 1, __ATOMIC_RELEASE);
+    wk_wake(x.w);
+    assert_int_equal(sc_turn(&x), 1);
+    assert_true(sc_peer_of(idle)->closed);
+    assert_false(sc_peer_of(busy)->closed);
+    assert_int_equal(x.w->nconns, 1);
+    sc_peer_of(busy)->window = SIZE_MAX;
+    sc_event(busy, WK_IO_OUT);
+    assert_int_equal(sc_turn(&x), 0); /* nothing left: the worker is done */
+    assert_string_equal(sc_output(busy), "pending");
+    assert_true(sc_peer_of(busy)->closed);
+    assert_int_equal(hs.reason, WEFT_CLOSE_SHUTDOWN);
+    sc_world_free(&x);
+}
+
+/* At the shutdown deadline what cannot flush is closed anyway. */
+static void test_drain_deadline(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    cfg.shutdown_timeout_ms = 0;
+    sc_world_init(&x, &cfg, &echo_h);
+    int fd = sc_peer_new(0);
+    sc_adopt(&x, fd);
+    sc_give(fd, "stuck", 5);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    __atomic_store_n(&x.g.drain, 1, __ATOMIC_RELEASE);
+    assert_int_equal(sc_turn(&x), 0);
+    assert_true(sc_peer_of(fd)->closed);
+    assert_int_equal(sc_peer_of(fd)->out_len, 0);
+    assert_true(sc.nlogs >= 1); /* the forced close is logged */
+    sc_world_free(&x);
+}
+
+/* What a level-triggered backend watches follows the state. */
+static void test_wants(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    cfg.output_high_wm = 8192;
+    cfg.output_low_wm = 1024;
+    sc_world_init(&x, &cfg, &echo_h);
+    int fd = sc_peer_new(0);
+    weft_conn *c = sc_adopt(&x, fd);
+    assert_int_equal(wk_io_wants(c), WK_IO_IN);
+    hs.extra_send = 9000;
+    sc_give(fd, "a", 1);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    assert_int_equal(wk_io_wants(c), WK_IO_OUT); /* paused, waiting for output */
+    sc_world_free(&x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_echo_one_read_one_write, setup),
+        cmocka_unit_test_setup(test_eof_flushes_then_closes, setup),
+        cmocka_unit_test_setup(test_budget_defers_bulk, setup),
+        cmocka_unit_test_setup(test_backpressure_pause_resume, setup),
+        cmocka_unit_test_setup(test_input_cap, setup),
+        cmocka_unit_test_setup(test_output_cap, setup),
+        cmocka_unit_test_setup(test_lingering_close, setup),
+        cmocka_unit_test_setup(test_abort_resets, setup),
+        cmocka_unit_test_setup(test_errors, setup),
+        cmocka_unit_test_setup(test_stale_event_dropped, setup),
+        cmocka_unit_test_setup(test_resume_redelivers, setup),
+        cmocka_unit_test_setup(test_pool_cap_starves_then_resumes, setup),
+        cmocka_unit_test_setup(test_drain, setup),
+        cmocka_unit_test_setup(test_drain_deadline, setup),
+        cmocka_unit_test_setup(test_wants, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,81 @@
+/*
+ * workers/conn.h — a connection's life on its worker: the state machine.
+ *
+ * The diagram and the rules of each state are at the top of
+ * workers/conn.c. Every function here runs on the owning worker's thread
+ * (invariant 1) and makes its system calls through the worker's I/O
+ * backend (workers/io.h).
+ */
+#ifndef WEFT_WORKERS_CONN_H
+#define WEFT_WORKERS_CONN_H
+
+#include <sys/socket.h>
+
+#include "workers/worker-t.h"
+
+/*
+ * Adopt fd (a connected, non-blocking socket from peer): take a slot,
+ * attach it to the backend, call on_open. On failure the fd is closed and
+ * the close counted; NULL is returned.
+ */
+weft_conn *conn_open(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+
+/* Note what the backend reported (WK_IO_*) in c's flags and queue it. */
+void conn_event(wk_worker *w, weft_conn *c, unsigned events);
+
+/*
+ * Read from c, at most read_budget bytes this turn, and feed on_data; a
+ * connection that uses the whole budget is deferred (wk_defer_push).
+ */
+void conn_read(wk_worker *w, weft_conn *c);
+
+/* Hand c's pending output to the backend once; finish a pending close. */
+void conn_flush(wk_worker *w, weft_conn *c);
+
+/*
+ * Close c now: on_close, the fd closed, rings back to the pool, counted by
+ * reason. Idempotent. The slot is freed at the end of the turn.
+ */
+void conn_close(wk_worker *w, weft_conn *c, weft_close_reason why);
+
+/* Close now with a TCP reset, discarding pending output. */
+void conn_abort(wk_worker *w, weft_conn *c, weft_close_reason why);
+
+/*
+ * Close after pending output is flushed (at once when there is none); stop
+ * reading meanwhile.
+ */
+void conn_close_after_flush(wk_worker *w, weft_conn *c, weft_close_reason why);
+
+/*
+ * Carry out a timeout verdict (workers/timeouts.h): an idle connection is
+ * closed after its output flushes; a stalled one at once.
+ */
+void conn_expire(wk_worker *w, weft_conn *c, weft_close_reason why);
+
+/* Put connections that wait for ring memory back in line (as bulk
+ * readers), if the pool is under its cap again. */
+void conn_unstarve(wk_worker *w);
+
+/* Read and discard a lingering connection's input; end it at EOF. */
+void conn_linger_read(wk_worker *w, weft_conn *c);
+
+/*
+ * End the lingers whose time is up (all of them when force is set) and
+ * return the milliseconds until the next one ends, or -1 when none lingers.
+ */
+int conn_linger_expire(wk_worker *w, int force);
+
+/*
+ * For the handler-facing calls (workers/conn_api.c): make room for `need`
+ * bytes of output in all (0 or -ENOMEM); after output grew from `before`
+ * bytes, queue the flush and apply the high watermark (returns 1 when over
+ * it, as weft_send does, else 0).
+ */
+int conn_reserve_out(wk_worker *w, weft_conn *c, size_t need);
+int conn_after_send(wk_worker *w, weft_conn *c, size_t before);
+
+/* Pending output: bytes queued and not yet taken by the backend. */
+static inline size_t conn_pending_out(const weft_conn *c) { return weft_ring_len(&c->out); }
+
+#endif

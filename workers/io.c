@@ -1,0 +1,24 @@
+/*
+ * workers/io.c — the registry of I/O backends (io.h).
+ */
+#include "workers/io.h"
+
+#include <string.h>
+
+extern const wk_io_ops wk_io_epoll;
+extern const wk_io_ops wk_io_poll;
+
+/* The first is the default. */
+static const wk_io_ops *const backends[] = {&wk_io_epoll, &wk_io_poll};
+
+const wk_io_ops *wk_io_find(const char *name)
+{
+    if (!name || !*name)
+        return backends[0];
+    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+        if (strcmp(backends[i]->name, name) == 0)
+            return backends[i];
+    return NULL;
+}
+
+const char *wk_io_names(void) { return "epoll|poll"; }

@@ -1,0 +1,122 @@
+/*
+ * workers/io_sock.c — socket calls shared by the readiness backends
+ * (io_sock.h).
+ */
+#include "workers/io_sock.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "buffers/ring.h"
+
+ssize_t io_sock_recv(int fd, weft_ring *r, size_t max)
+{
+    struct iovec iov[2];
+    int k = ring_free_segs(r, iov, max);
+    if (k == 0)
+        return -ENOBUFS;
+    ssize_t n;
+    do
+        n = k == 1 ? read(fd, iov[0].iov_base, iov[0].iov_len) : readv(fd, iov, k);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    ring_produce(r, (size_t)n);
+    return n;
+}
+
+ssize_t io_sock_send(int fd, weft_ring *r)
+{
+    struct iovec iov[2];
+    int k = weft_ring_peek(r, iov);
+    if (k == 0)
+        return 0;
+    ssize_t n;
+    do {
+        if (k == 1) {
+            n = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        } else {
+            struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)k};
+            n = sendmsg(fd, &m, MSG_NOSIGNAL);
+        }
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    weft_ring_consume(r, (size_t)n);
+    return n;
+}
+
+int io_sock_shutdown_wr(int fd) { return shutdown(fd, SHUT_WR) == 0 ? 0 : -errno; }
+
+void io_sock_close(int fd, bool reset)
+{
+    if (reset) {
+        /* Linger {1, 0}: close(2) sends RST and discards unsent data. */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    /* Closing the only reference to the socket also drops it from epoll. */
+    close(fd);
+}
+
+void io_sock_setup(int fd, const weft_config *cfg)
+{
+    if (cfg->sndbuf > 0) {
+        /* Failure only leaves the kernel's own sizing: not worth a close. */
+        int sz = (int)cfg->sndbuf;
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    }
+}
+
+ssize_t io_sock_op_recv(wk_worker *w, weft_conn *c, weft_ring *in, size_t max)
+{
+    (void)w;
+    return io_sock_recv(c->fd, in, max);
+}
+
+ssize_t io_sock_op_send(wk_worker *w, weft_conn *c, weft_ring *out)
+{
+    (void)w;
+    return io_sock_send(c->fd, out);
+}
+
+int io_sock_op_shutdown_wr(wk_worker *w, weft_conn *c)
+{
+    (void)w;
+    return io_sock_shutdown_wr(c->fd);
+}
+
+void io_sock_op_discard(wk_worker *w, int fd)
+{
+    (void)w;
+    io_sock_close(fd, false);
+}
+
+int io_wake_fd_open(void)
+{
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return fd >= 0 ? fd : -errno;
+}
+
+void io_wake_fd_signal(int fd)
+{
+    uint64_t one = 1;
+    /*
+     * EAGAIN means the counter is at its maximum, so a wake-up is pending
+     * anyway; EINTR cannot happen on a non-blocking eventfd write.
+     */
+    ssize_t n = write(fd, &one, sizeof(one));
+    (void)n;
+}
+
+void io_wake_fd_clear(int fd)
+{
+    uint64_t v;
+    /* EAGAIN: already clear (a write raced with an earlier read); harmless. */
+    ssize_t n = read(fd, &v, sizeof(v));
+    (void)n;
+}

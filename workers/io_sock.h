@@ -1,0 +1,60 @@
+/*
+ * workers/io_sock.h — the socket system calls the readiness backends share.
+ *
+ * epoll and poll differ only in how they wait; reading into a ring, writing
+ * from one, half-closing and closing are the same calls for both, made
+ * here once. A completion backend has its own.
+ */
+#ifndef WEFT_WORKERS_IO_SOCK_H
+#define WEFT_WORKERS_IO_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "weft/weft.h"
+#include "workers/worker-t.h"
+
+/*
+ * One read(2) or readv(2) of at most max bytes into r's free space, marked
+ * held. Returns bytes, 0 at EOF, or a negative errno (-EAGAIN; EINTR is
+ * retried). With no free space or max 0 makes no call and returns -ENOBUFS
+ * (never a 0 that would read as EOF).
+ */
+ssize_t io_sock_recv(int fd, weft_ring *r, size_t max);
+
+/*
+ * One send(2) or sendmsg(2) (MSG_NOSIGNAL) of r's held bytes, consuming
+ * what was written. Returns bytes, 0 for an empty ring (no call), or a
+ * negative errno (-EAGAIN, -EPIPE, ...; EINTR is retried).
+ */
+ssize_t io_sock_send(int fd, weft_ring *r);
+
+/* shutdown(fd, SHUT_WR): 0 or a negative errno. */
+int io_sock_shutdown_wr(int fd);
+
+/* close(fd), first setting SO_LINGER {1, 0} when reset (close sends RST). */
+void io_sock_close(int fd, bool reset);
+
+/* Per-connection socket options from the config (SO_SNDBUF); best effort. */
+void io_sock_setup(int fd, const weft_config *cfg);
+
+/*
+ * The wk_io_ops entries every readiness backend shares, on c->fd: recv,
+ * send, shutdown_wr and discard as workers/io.h specifies them.
+ */
+ssize_t io_sock_op_recv(wk_worker *w, weft_conn *c, weft_ring *in, size_t max);
+ssize_t io_sock_op_send(wk_worker *w, weft_conn *c, weft_ring *out);
+int io_sock_op_shutdown_wr(wk_worker *w, weft_conn *c);
+void io_sock_op_discard(wk_worker *w, int fd);
+
+/*
+ * A non-blocking eventfd for wake-ups: returns the fd or a negative errno.
+ * io_wake_fd_signal writes it (any thread, signal-safe); io_wake_fd_clear
+ * reads it back to zero.
+ */
+int io_wake_fd_open(void);
+void io_wake_fd_signal(int fd);
+void io_wake_fd_clear(int fd);
+
+#endif
