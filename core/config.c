@@ -4,10 +4,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "weft/weft.h"
+#include "workers/cpu.h"
 #include "workers/io.h"
 
 weft_config weft_config_default(void)
@@ -69,6 +72,23 @@ weft_config weft_config_default(void)
 
 static int is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
+/* Every CPU of c->cpus is one this process may run on. */
+static int cpus_allowed(const weft_config *c)
+{
+    int mask[WEFT_MAX_CPUS];
+    int n = cpu_affinity_list(mask, WEFT_MAX_CPUS);
+    if (n < 0)
+        return 1; /* unknown: pinning will say so */
+    for (int i = 0; i < c->ncpus; i++) {
+        int found = 0;
+        for (int k = 0; k < n && !found; k++)
+            found = mask[k] == c->cpus[i];
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+
 int weft_config_validate(const weft_config *c, const char **why)
 {
     const char *w = NULL;
@@ -109,13 +129,15 @@ int weft_config_validate(const weft_config *c, const char **why)
         w = "admin_socket path must be shorter than 108 bytes";
     else if (c->metrics_port && (!c->metrics_bind || !*c->metrics_bind))
         w = "metrics_bind is empty";
-    else if (!wk_io_find(c->io))
-        w = "io must name an I/O backend: epoll or poll";
+    else if (!wk_io_find(c->io ? c->io : getenv("WEFT_IO")))
+        w = "io (or the WEFT_IO environment variable) must name an I/O backend: epoll or poll";
     else if (c->log_level < WEFT_LOG_ERROR || c->log_level > WEFT_LOG_DEBUG)
         w = "log_level must be one of WEFT_LOG_ERROR..WEFT_LOG_DEBUG";
     for (int i = 0; !w && i < c->ncpus; i++)
         if (c->cpus[i] < 0 || c->cpus[i] >= WEFT_MAX_CPUS)
             w = "cpus[] entries must be between 0 and 1023";
+    if (!w && c->ncpus > 0 && !cpus_allowed(c))
+        w = "cpus names a CPU outside this process's affinity mask (see taskset -p)";
     if (why)
         *why = w;
     return w ? -EINVAL : 0;
@@ -163,6 +185,9 @@ int weft_parse_cpus(const char *s, weft_config *cfg)
         for (long c = a; c <= b; c++) {
             if (cfg->ncpus >= WEFT_MAX_CPUS)
                 return -EINVAL;
+            for (int k = 0; k < cfg->ncpus; k++)
+                if (cfg->cpus[k] == (int)c)
+                    return -EINVAL; /* listed twice: two workers on one CPU */
             cfg->cpus[cfg->ncpus++] = (int)c;
         }
         if (*s == ',')
@@ -176,7 +201,7 @@ int weft_parse_cpus(const char *s, weft_config *cfg)
 /* ---- command-line options ---------------------------------------------------- */
 
 /* How an option's argument is stored. */
-enum { K_STR, K_U16, K_U32, K_INT, K_CPUS, K_NOPIN };
+enum { K_STR, K_U16, K_U32, K_INT, K_CPUS, K_NOPIN, K_IO };
 
 /* What each option sets; g_opt_names[i] names g_opts[i]. */
 typedef struct cfg_opt {
@@ -188,41 +213,68 @@ typedef struct cfg_opt {
 
 #define F(field)      offsetof(weft_config, field)
 #define RANGE(lo, hi) (lo), (hi), "expected a number from " #lo " to " #hi
+/*
+ * The help text says what the option does; "(default ...)" is added from
+ * the program's own defaults for numbers and strings (see core/program.c),
+ * except where the default is a rule rather than a value (then the text
+ * says it, and g_nodef lists the option).
+ */
 static const weft_option g_opt_names[] = {
-    {"bind", 1},
-    {"port", 1},
-    {"backlog", 1},
-    {"workers", 1},
-    {"cpus", 1},
-    {"no-pin", 0},
-    {"max-conns", 1},
-    {"max-conns-per-worker", 1},
-    {"ring-size", 1},
-    {"read-budget", 1},
-    {"output-high-wm", 1},
-    {"output-low-wm", 1},
-    {"input-cap", 1},
-    {"output-cap", 1},
-    {"pool-max", 1},
-    {"pool-cache", 1},
-    {"sndbuf", 1},
-    {"shutdown-timeout", 1},
-    {"idle-timeout", 1},
-    {"input-stall", 1},
-    {"output-stall", 1},
-    {"close-linger", 1},
-    {"stats-interval", 1},
-    {"stats-socket", 1},
-    {"metrics-port", 1},
-    {"metrics-bind", 1},
-    {"io", 1},
+    {"bind", 1, "ADDR", "IPv4 or IPv6 address to listen on ('::' for both families)"},
+    {"port", 1, "N", "TCP port (0 picks a free one)"},
+    {"backlog", 1, "N", "listen(2) backlog"},
+    {"workers", 1, "N", "worker threads (default: one per CPU of the affinity mask)"},
+    {"cpus", 1, "LIST",
+     "CPUs to pin workers to, each once, e.g. 0-3,8 (default: the\n"
+     "affinity mask); worker i gets the i-th CPU"},
+    {"no-pin", 0, NULL, "do not pin workers to CPUs"},
+    {"max-conns", 1, "N",
+     "connections open at once (default: from the fd limit);\n"
+     "more are closed at accept"},
+    {"max-conns-per-worker", 1, "N", "connections one worker holds (0: no cap)"},
+    {"ring-size", 1, "BYTES", "initial ring capacity, a power of two"},
+    {"read-budget", 1, "BYTES", "bytes read from one connection per turn"},
+    {"output-high-wm", 1, "BYTES", "pause reading above this much pending output"},
+    {"output-low-wm", 1, "BYTES", "resume reading below this much"},
+    {"input-cap", 1, "BYTES", "close when unconsumed input reaches this"},
+    {"output-cap", 1, "BYTES", "close when pending output would pass this"},
+    {"pool-max", 1, "BYTES",
+     "ring memory one worker may hold; reading pauses at it\n"
+     "(0: no cap)"},
+    {"pool-cache", 1, "BYTES", "ring memory kept per worker for reuse"},
+    {"sndbuf", 1, "BYTES", "SO_SNDBUF per connection (0: the kernel's autotuning)"},
+    {"shutdown-timeout", 1, "MS", "how long a stop waits for pending output"},
+    {"idle-timeout", 1, "MS",
+     "close after this long with no input and no output\n"
+     "(0: never)"},
+    {"input-stall", 1, "MS",
+     "close when a partial message is still incomplete this\n"
+     "long after it began (0: never)"},
+    {"output-stall", 1, "MS",
+     "close when output waits and the peer takes no byte for\n"
+     "this long (0: never)"},
+    {"close-linger", 1, "MS",
+     "after a graceful close, discard input for up to this\n"
+     "long before close(2) (0: off)"},
+    {"stats-interval", 1, "MS",
+     "how often stats are sampled (0: stats, admin socket\n"
+     "and latency timing off)"},
+    {"stats-socket", 1, "PATH",
+     "admin Unix socket, queried by weft-stat (default\n"
+     "/tmp/weft-PORT.sock; '' for none)"},
+    {"metrics-port", 1, "N", "serve Prometheus GET /metrics on this port (0: off)"},
+    {"metrics-bind", 1, "ADDR", "address of the metrics listener"},
+    {"io", 1, "NAME", "I/O backend: epoll or poll (default: $WEFT_IO, else epoll)"},
 };
+/* Options whose default the help text states itself. */
+static const char *const g_nodef[] = {"workers",   "cpus",         "no-pin",
+                                      "max-conns", "stats-socket", "io"};
 static const cfg_opt g_opts[] = {
     {K_STR, F(bind_addr), 0, 0, NULL},
     {K_U16, F(port), RANGE(0, 65535)},
     {K_INT, F(backlog), RANGE(1, 2147483647)},
     {K_INT, F(workers), RANGE(0, 1024)},
-    {K_CPUS, 0, 0, 0, "expected a CPU list such as 0-3,8"},
+    {K_CPUS, 0, 0, 0, "expected a CPU list such as 0-3,8, each CPU once"},
     {K_NOPIN, 0, 0, 0, NULL},
     {K_INT, F(max_conns), RANGE(0, 2147483647)},
     {K_INT, F(max_conns_per_worker), RANGE(0, 2147483647)},
@@ -244,7 +296,7 @@ static const cfg_opt g_opts[] = {
     {K_STR, F(admin_socket), 0, 0, NULL},
     {K_U16, F(metrics_port), RANGE(0, 65535)},
     {K_STR, F(metrics_bind), 0, 0, NULL},
-    {K_STR, F(io), 0, 0, NULL},
+    {K_IO, F(io), 0, 0, "expected an I/O backend: epoll or poll"},
 };
 #undef F
 #undef RANGE
@@ -273,7 +325,12 @@ int weft_config_option(weft_config *cfg, const char *name, const char *arg, cons
         w = "expected a value";
     else if (o->kind == K_STR)
         memcpy(dst, &arg, sizeof(arg));
-    else if (o->kind == K_NOPIN)
+    else if (o->kind == K_IO) {
+        if (wk_io_find(arg) && *arg)
+            memcpy(dst, &arg, sizeof(arg));
+        else
+            w = o->why;
+    } else if (o->kind == K_NOPIN)
         cfg->pin_cpus = false;
     else if (o->kind == K_CPUS) {
         if (weft_parse_cpus(arg, cfg) != 0)
@@ -289,4 +346,29 @@ int weft_config_option(weft_config *cfg, const char *name, const char *arg, cons
     if (why)
         *why = w;
     return w ? -EINVAL : 0;
+}
+
+int cfg_option_default(const weft_config *cfg, size_t i, char *buf, size_t len)
+{
+    if (i >= NOPTS)
+        return -ENOENT;
+    for (size_t k = 0; k < sizeof(g_nodef) / sizeof(g_nodef[0]); k++)
+        if (strcmp(g_nodef[k], g_opt_names[i].name) == 0)
+            return -ENOENT;
+    const cfg_opt *o = &g_opts[i];
+    const char *src = (const char *)cfg + o->off;
+    if (o->kind == K_STR) {
+        const char *v;
+        memcpy(&v, src, sizeof(v));
+        snprintf(buf, len, "%s", v ? v : "");
+    } else if (o->kind == K_U16) {
+        snprintf(buf, len, "%u", *(const uint16_t *)(const void *)src);
+    } else if (o->kind == K_U32) {
+        snprintf(buf, len, "%u", *(const uint32_t *)(const void *)src);
+    } else if (o->kind == K_INT) {
+        snprintf(buf, len, "%d", *(const int *)(const void *)src);
+    } else {
+        return -ENOENT;
+    }
+    return 0;
 }

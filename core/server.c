@@ -60,10 +60,8 @@ static int resolve_io(struct weft_server *s)
     if (!name || !*name)
         name = getenv("WEFT_IO");
     s->grp.io = wk_io_find(name);
-    if (!s->grp.io) {
-        wlog(s, WEFT_LOG_ERROR, "WEFT_IO=%s: not an I/O backend (%s)", name, wk_io_names());
-        return -EINVAL;
-    }
+    if (!s->grp.io)
+        return -EINVAL; /* weft_config_validate says why */
     s->cfg.io = s->grp.io->name;
     return 0;
 }
@@ -129,12 +127,10 @@ int weft_server_new(const weft_config *cfg, const weft_handler *h, void *ud, wef
         goto fail;
     }
     s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* The caller reports a failure here (it has the context): no log line. */
     rc = lsn_open(cfg->bind_addr, cfg->port, cfg->backlog, &s->port);
-    if (rc < 0) {
-        wlog(s, WEFT_LOG_ERROR, "listen on %s port %u: %s", cfg->bind_addr, cfg->port,
-             rc == -EINVAL ? "not an IPv4 or IPv6 address" : weft_strerror(rc));
+    if (rc < 0)
         goto fail;
-    }
     s->lfd = rc;
     *out = s;
     return 0;

@@ -10,7 +10,7 @@
  * Asserts, for every connection: what came back is exactly a prefix of
  * what was sent (every byte checked), and it ended with a clean EOF, never
  * a reset. Over all connections: the bytes received equal the bytes the
- * server says it echoed (its last line "weft-echo: stopped: ... N bytes
+ * server says it echoed (its last line "weft-echo: stopped: ... N bytes out
  * echoed"), so nothing the server sent was lost; the server exits 0.
  */
 #include <errno.h>
@@ -161,8 +161,8 @@ int main(int argc, char **argv)
     const char *st = strstr(out, "stopped:");
     unsigned long long acc = 0, closed = 0, echoed = 0;
     int parsed = st && sscanf(st,
-                              "stopped: %llu connections accepted, %llu closed, %llu bytes "
-                              "echoed",
+                              "stopped: %llu connections accepted, %llu closed, %*u bytes in, "
+                              "%llu bytes out",
                               &acc, &closed, &echoed) == 3;
     fprintf(stderr,
             "sigterm: %d conns, %llu bytes sent, %llu echoed before the SIGTERM, %llu "

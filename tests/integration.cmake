@@ -71,3 +71,16 @@ set_tests_properties(it_redeliver PROPERTIES LABELS integration TIMEOUT 60)
 weft_it_exe(it_remote it_remote.c LIBS weft_static weft_internal Threads::Threads)
 add_test(NAME it_remote COMMAND it_remote)
 set_tests_properties(it_remote PROPERTIES LABELS integration TIMEOUT 60)
+
+# Every server program's command line through weft_main: help, version,
+# usage errors, a port in use, the I/O backend (tests/it_cli.sh).
+set(_weft_programs $<TARGET_FILE:weft-echo>)
+foreach(p weft-http weft-kv weft-chat)
+  if(TARGET ${p})
+    list(APPEND _weft_programs $<TARGET_FILE:${p}>)
+  endif()
+endforeach()
+add_test(NAME it_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_cli.sh ${_weft_programs})
+set_tests_properties(it_cli PROPERTIES LABELS integration TIMEOUT 180)
+unset(_weft_programs)
+

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -41,6 +42,48 @@ static void test_cpus(void **state)
     assert_int_equal(weft_parse_cpus("3-1", &c), -EINVAL);
     assert_int_equal(weft_parse_cpus("1024", &c), -EINVAL);
     assert_int_equal(weft_parse_cpus("", &c), -EINVAL);
+    /* A CPU listed twice would put two workers on it: refused. */
+    assert_int_equal(weft_parse_cpus("0-1,1", &c), -EINVAL);
+    assert_int_equal(weft_parse_cpus("2,2", &c), -EINVAL);
+}
+
+/* Validation checks the CPUs against this process's affinity mask. */
+static void test_cpus_allowed(void **state)
+{
+    (void)state;
+    weft_config c = weft_config_default();
+    const char *why = NULL;
+    assert_int_equal(weft_parse_cpus("1023", &c), 0);
+    assert_int_equal(weft_config_validate(&c, &why), -EINVAL);
+    assert_non_null(strstr(why, "affinity mask"));
+    c = weft_config_default();
+    assert_int_equal(weft_config_validate(&c, &why), 0);
+}
+
+/* The backend: a known name, the environment's default, or an error. */
+static void test_io(void **state)
+{
+    (void)state;
+    weft_config c = weft_config_default();
+    const char *why = NULL;
+    assert_int_equal(weft_config_option(&c, "io", "poll", &why), 0);
+    assert_string_equal(c.io, "poll");
+    assert_int_equal(weft_config_option(&c, "io", "kqueue", &why), -EINVAL);
+    assert_string_equal(c.io, "poll");
+    assert_int_equal(weft_config_option(&c, "io", "", &why), -EINVAL);
+    c.io = "select";
+    assert_int_equal(weft_config_validate(&c, &why), -EINVAL);
+    c.io = NULL;
+    const char *old = getenv("WEFT_IO");
+    setenv("WEFT_IO", "nonsense", 1);
+    assert_int_equal(weft_config_validate(&c, &why), -EINVAL);
+    assert_non_null(strstr(why, "WEFT_IO"));
+    setenv("WEFT_IO", "epoll", 1);
+    assert_int_equal(weft_config_validate(&c, &why), 0);
+    if (old)
+        setenv("WEFT_IO", old, 1);
+    else
+        unsetenv("WEFT_IO");
 }
 
 static void test_options(void **state)
@@ -56,6 +99,12 @@ static void test_options(void **state)
     }
     assert_int_equal(seen_port, 1);
     assert_int_equal(seen_nopin, 1);
+    /* Every option documents itself for --help; flags have no value name. */
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(o[i].help);
+        assert_true(strlen(o[i].help) > 10);
+        assert_true((o[i].arg != NULL) == (o[i].has_arg == 1));
+    }
 
     weft_config c = weft_config_default();
     const char *why = "unset";
@@ -87,8 +136,8 @@ static void test_options(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_number),
-        cmocka_unit_test(test_cpus),
+        cmocka_unit_test(test_number),       cmocka_unit_test(test_cpus),
+        cmocka_unit_test(test_cpus_allowed), cmocka_unit_test(test_io),
         cmocka_unit_test(test_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

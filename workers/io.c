@@ -20,5 +20,3 @@ const wk_io_ops *wk_io_find(const char *name)
             return backends[i];
     return NULL;
 }
-
-const char *wk_io_names(void) { return "epoll|poll"; }

@@ -112,9 +112,6 @@ typedef struct wk_io_ops {
 /* The backend called `name` ("epoll", "poll"), or NULL. */
 const wk_io_ops *wk_io_find(const char *name);
 
-/* The names of every backend, for --help: "epoll|poll". */
-const char *wk_io_names(void);
-
 /* Report an event for the connection whose key is `key` (see above). */
 void wk_io_event(wk_worker *w, uint64_t key, unsigned events);
 

@@ -251,7 +251,6 @@ typedef struct chat_worker {
 struct chat_server {
     weft_server *srv;
     uint32_t max_line;
-    int sndbuf; /* SO_SNDBUF for each connection; 0 = the kernel's autotuning */
     int nworkers;
     chat_worker **w;
     int ctr_messages, ctr_deliveries, ctr_private, ctr_nick_taken;
@@ -1077,14 +1076,6 @@ static void on_open(weft_conn *c)
     cl->conn = c;
     cl->w = w;
     weft_conn_set_userdata(c, cl);
-    /*
-     * The output cap counts only what weft holds; the kernel's send buffer
-     * (autotuned up to net.ipv4.tcp_wmem's maximum, 4 MiB on Debian) comes
-     * before it. A fixed SO_SNDBUF bounds how far a member may fall behind
-     * in total: roughly sndbuf * 2 (the kernel doubles it) + output_cap.
-     */
-    if (cs->sndbuf > 0)
-        (void)setsockopt(weft_conn_fd(c), SOL_SOCKET, SO_SNDBUF, &cs->sndbuf, sizeof(cs->sndbuf));
     client_sendf(cl, "* welcome to weft-chat (worker %d): /help lists the commands\n", w->index);
 }
 
@@ -1165,56 +1156,44 @@ static void worker_free(chat_worker *w)
     free(w);
 }
 
-int chat_server_new(const weft_config *cfg_in, uint32_t max_line, int sndbuf, chat_server **out)
+chat_server *chat_server_create(void) { return calloc(1, sizeof(chat_server)); }
+
+static const weft_handler chat_h = {.on_open = on_open, .on_data = on_data, .on_close = on_close};
+
+const weft_handler *chat_handler(void) { return &chat_h; }
+
+int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line)
 {
-    weft_config cfg = *cfg_in;
-    cfg.input_cap = max_line;
-    chat_server *cs = calloc(1, sizeof(*cs));
-    if (!cs)
-        return -ENOMEM;
+    cs->srv = s;
     cs->max_line = max_line;
-    cs->sndbuf = sndbuf;
-    weft_handler h = {.on_open = on_open, .on_data = on_data, .on_close = on_close};
-    int rc = weft_server_new(&cfg, &h, cs, &cs->srv);
-    if (rc != 0) {
-        free(cs);
-        return rc;
-    }
-    cs->nworkers = weft_server_workers(cs->srv);
+    cs->nworkers = weft_server_workers(s);
     cs->w = calloc((size_t)cs->nworkers, sizeof(*cs->w));
     if (!cs->w)
-        goto fail;
+        return -ENOMEM;
     for (int i = 0; i < cs->nworkers; i++) {
         /* One allocation per worker, cache-line aligned: no false sharing. */
         size_t sz = (sizeof(chat_worker) + 63) & ~(size_t)63;
         chat_worker *w = aligned_alloc(64, sz);
         if (!w)
-            goto fail;
+            return -ENOMEM;
         memset(w, 0, sz);
         cs->w[i] = w;
         w->cs = cs;
         w->index = i;
         w->free_head = NO_SLOT;
-        w->line = malloc(max_line);
-        w->out = malloc((size_t)max_line + OUT_EXTRA);
+        w->line = malloc(cs->max_line);
+        w->out = malloc((size_t)cs->max_line + OUT_EXTRA);
         if (!w->line || !w->out)
-            goto fail;
+            return -ENOMEM;
     }
-    cs->ctr_messages = weft_server_add_counter(cs->srv, "chat_messages", "room messages sent");
+    cs->ctr_messages = weft_server_add_counter(s, "chat_messages", "room messages sent");
     cs->ctr_deliveries =
-        weft_server_add_counter(cs->srv, "chat_deliveries", "lines written to room members");
-    cs->ctr_private =
-        weft_server_add_counter(cs->srv, "chat_private", "private messages delivered");
+        weft_server_add_counter(s, "chat_deliveries", "lines written to room members");
+    cs->ctr_private = weft_server_add_counter(s, "chat_private", "private messages delivered");
     cs->ctr_nick_taken =
-        weft_server_add_counter(cs->srv, "chat_nick_taken", "/nick refused: nick in use");
-    *out = cs;
+        weft_server_add_counter(s, "chat_nick_taken", "/nick refused: nick in use");
     return 0;
-fail:
-    chat_server_free(cs);
-    return -ENOMEM;
 }
-
-weft_server *chat_weft(chat_server *cs) { return cs->srv; }
 
 void chat_server_free(chat_server *cs)
 {
@@ -1223,6 +1202,5 @@ void chat_server_free(chat_server *cs)
     for (int i = 0; cs->w && i < cs->nworkers; i++)
         worker_free(cs->w[i]);
     free(cs->w);
-    weft_server_free(cs->srv);
     free(cs);
 }

@@ -12,18 +12,23 @@
 typedef struct chat_server chat_server;
 
 /*
- * Create the weft server for cfg (input_cap is set to max_line, so a line
- * longer than max_line bytes, '\n' included, is refused) with the chat
- * handler and per-worker state. sndbuf > 0 sets SO_SNDBUF on every
- * connection (0 leaves the kernel's autotuning). Returns 0 or a negative errno (weft's, e.g.
- * -EADDRINUSE). Start it with weft_server_start(chat_weft(cs)).
+ * The chat's state, empty until attached: it must be the weft server's
+ * user data (weft_server_userdata). NULL on ENOMEM.
  */
-int chat_server_new(const weft_config *cfg, uint32_t max_line, int sndbuf, chat_server **out);
+chat_server *chat_server_create(void);
 
-/* The underlying weft server (start, stop, wait, stats). */
-weft_server *chat_weft(chat_server *cs);
+/* The chat handler: the callbacks of a weft server whose user data is cs. */
+const weft_handler *chat_handler(void);
 
-/* Free everything; the server must not have started or must have finished weft_server_wait. */
+/*
+ * Prepare cs for the (not yet started) weft server s, for lines of at most
+ * max_line bytes, '\n' included (s's input_cap must be max_line, so a
+ * longer line is refused): per-worker state and the chat's counters. 0 or
+ * -ENOMEM.
+ */
+int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line);
+
+/* Free the chat's state; the weft server must have stopped (or never run). */
 void chat_server_free(chat_server *cs);
 
 #endif

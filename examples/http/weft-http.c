@@ -33,9 +33,6 @@
  * closed (WEFT_CLOSE_OUTPUT_CAP).
  */
 #include <errno.h>
-#include <getopt.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +41,6 @@
 #include "http_parse.h"
 #include "weft/weft.h"
 
-static weft_server *g_server;
-static weft_config g_cfg;
 static uint32_t g_max_head = 8192;
 static uint32_t g_max_body = 1048576;
 
@@ -290,229 +285,67 @@ static void on_data(weft_conn *c, weft_ring *in)
     }
 }
 
-/* ---- options -------------------------------------------------------------- */
+/* ---- the program ------------------------------------------------------------ */
 
-/* An option setting a numeric or string field; the table drives getopt and --help. */
-typedef struct opt {
-    const char *name, *arg; /* the option and its argument's name in --help */
-    char kind;              /* 'h' uint16_t, 'u' uint32_t, 'i' int, 's' string */
-    void *dst;
-    long long lo, hi;
-    const char *help;
-} opt;
-
-static const opt g_opts[] = {
-    {"bind", "ADDR", 's', &g_cfg.bind_addr, 0, 0, "IPv4 or IPv6 address to listen on"},
-    {"port", "N", 'h', &g_cfg.port, 0, 65535, "TCP port (0 picks a free one)"},
-    {"backlog", "N", 'i', &g_cfg.backlog, 1, INT_MAX, "listen backlog"},
-    {"workers", "N", 'i', &g_cfg.workers, 0, WEFT_MAX_CPUS, "worker threads (0: one per CPU)"},
-    {"max-conns", "N", 'i', &g_cfg.max_conns, 0, INT_MAX, "connections open at once (0: fd limit)"},
-    {"ring-size", "BYTES", 'u', &g_cfg.ring_size, 64, 1 << 30,
-     "initial ring capacity, a power of two"},
-    {"read-budget", "BYTES", 'u', &g_cfg.read_budget, 1, 1 << 30,
-     "bytes read per connection per turn"},
-    {"output-high-wm", "BYTES", 'u', &g_cfg.output_high_wm, 1, 1 << 30,
-     "pause reading above this output"},
-    {"output-low-wm", "BYTES", 'u', &g_cfg.output_low_wm, 0, 1 << 30, "resume reading below this"},
-    {"input-cap", "BYTES", 'u', &g_cfg.input_cap, 64, 1 << 30,
-     "close when unread input reaches this"},
-    {"output-cap", "BYTES", 'u', &g_cfg.output_cap, 1, 1 << 30,
-     "close when output would pass this"},
-    {"pool-cache", "BYTES", 'u', &g_cfg.pool_cache_bytes, 0, 1 << 30,
-     "ring memory kept per worker"},
-    {"shutdown-timeout", "MS", 'u', &g_cfg.shutdown_timeout_ms, 0, 3600000,
-     "ms a stop waits for output"},
-    {"idle-timeout", "MS", 'u', &g_cfg.idle_timeout_ms, 0, 86400000,
-     "ms idle before closing (0: never)"},
-    {"input-stall", "MS", 'u', &g_cfg.input_stall_ms, 0, 86400000,
-     "ms a partial head may wait (0: never)"},
-    {"output-stall", "MS", 'u', &g_cfg.output_stall_ms, 0, 86400000,
-     "ms a peer may take no output"},
-    {"close-linger", "MS", 'u', &g_cfg.close_linger_ms, 0, 3600000,
-     "ms to discard input after a close"},
-    {"stats-interval", "MS", 'u', &g_cfg.stats_interval_ms, 0, 3600000,
-     "ms between stats samples (0: off)"},
-    {"stats-socket", "PATH", 's', &g_cfg.admin_socket, 0, 0, "admin socket ('' for none)"},
-    {"metrics-port", "N", 'h', &g_cfg.metrics_port, 0, 65535, "Prometheus /metrics port (0: off)"},
-    {"metrics-bind", "ADDR", 's', &g_cfg.metrics_bind, 0, 0, "address of the metrics listener"},
-    {"max-head", "BYTES", 'u', &g_max_head, 64, 1 << 20, "longest request head (else 431)"},
-    {"max-body", "BYTES", 'u', &g_max_body, 0, 0xffffffffLL,
-     "longest request body, discarded (else 413)"},
-};
-#define NOPTS (sizeof(g_opts) / sizeof(g_opts[0]))
-enum { O_CPUS = 1000, O_NOPIN };
-
-static void usage(FILE *f)
+static void http_defaults(weft_config *cfg, void *ud)
 {
-    fprintf(f, "usage: weft-http [options]\n\n"
-               "A small HTTP/1.1 server on weft: GET / says hello, GET /stats is the\n"
-               "server's statistics as JSON. Stops on SIGINT or SIGTERM.\n\n");
-    for (size_t i = 0; i < NOPTS; i++) {
-        const opt *o = &g_opts[i];
-        char def[64];
-        if (o->kind == 's')
-            snprintf(def, sizeof(def), "%s", *(const char **)o->dst ? *(const char **)o->dst : "");
-        else if (o->kind == 'h')
-            snprintf(def, sizeof(def), "%u", *(uint16_t *)o->dst);
-        else if (o->kind == 'u')
-            snprintf(def, sizeof(def), "%u", *(uint32_t *)o->dst);
-        else
-            snprintf(def, sizeof(def), "%d", *(int *)o->dst);
-        char name[40];
-        snprintf(name, sizeof(name), "%s %s", o->name, o->arg);
-        fprintf(f, "  --%-22s %s (default %s)\n", name, o->help,
-                o->kind == 's' && !*def ? "/tmp/weft-PORT.sock" : def);
-    }
-    fprintf(f,
-            "  --%-22s CPUs to pin workers to, e.g. 0-3,8\n"
-            "  --%-22s do not pin workers to CPUs\n"
-            "  -q, --quiet              log errors and warnings only\n"
-            "  -v, --verbose            log debug lines too\n"
-            "  -h, --help               this text\n"
-            "  -V, --version            print the version\n\n"
-            "BYTES accept a K or M suffix (powers of 1024).\n",
-            "cpus LIST", "no-pin");
+    (void)ud;
+    cfg->port = 8080;
 }
 
-/* 0 to run, 1 to exit 0 (--help), 2 on a usage error. */
-static int parse_args(int argc, char **argv)
+static int http_option(weft_config *cfg, const char *name, const char *arg, const char **why,
+                       void *ud)
 {
-    struct option lo[NOPTS + 7];
-    for (size_t i = 0; i < NOPTS; i++)
-        lo[i] = (struct option){g_opts[i].name, required_argument, 0, (int)i + 256};
-    lo[NOPTS + 0] = (struct option){"cpus", required_argument, 0, O_CPUS};
-    lo[NOPTS + 1] = (struct option){"no-pin", no_argument, 0, O_NOPIN};
-    lo[NOPTS + 2] = (struct option){"quiet", no_argument, 0, 'q'};
-    lo[NOPTS + 3] = (struct option){"verbose", no_argument, 0, 'v'};
-    lo[NOPTS + 4] = (struct option){"help", no_argument, 0, 'h'};
-    lo[NOPTS + 5] = (struct option){"version", no_argument, 0, 'V'};
-    lo[NOPTS + 6] = (struct option){0, 0, 0, 0};
-    int o;
-    while ((o = getopt_long(argc, argv, "qvhV", lo, NULL)) != -1) {
-        if (o >= 256 && o < 256 + (int)NOPTS) {
-            const opt *d = &g_opts[o - 256];
-            long long v;
-            if (d->kind == 's') {
-                *(const char **)d->dst = optarg;
-            } else if (weft_parse_number(optarg, d->lo, d->hi, &v) != 0) {
-                fprintf(stderr, "weft-http: --%s '%s': expected a number from %lld to %lld\n",
-                        d->name, optarg, d->lo, d->hi);
-                return 2;
-            } else if (d->kind == 'h') {
-                *(uint16_t *)d->dst = (uint16_t)v;
-            } else if (d->kind == 'u') {
-                *(uint32_t *)d->dst = (uint32_t)v;
-            } else {
-                *(int *)d->dst = (int)v;
-            }
-            continue;
-        }
-        switch (o) {
-        case O_CPUS:
-            if (weft_parse_cpus(optarg, &g_cfg) != 0) {
-                fprintf(stderr, "weft-http: --cpus '%s': expected a list such as 0-3,8\n", optarg);
-                return 2;
-            }
-            break;
-        case O_NOPIN:
-            g_cfg.pin_cpus = false;
-            break;
-        case 'q':
-            g_cfg.log_level = WEFT_LOG_WARN;
-            break;
-        case 'v':
-            g_cfg.log_level = WEFT_LOG_DEBUG;
-            break;
-        case 'h':
-            usage(stdout);
-            return 1;
-        case 'V':
-            printf("weft-http %s\n", WEFT_VERSION);
-            return 1;
-        default:
-            fprintf(stderr, "weft-http: see --help\n");
-            return 2;
-        }
+    (void)cfg;
+    (void)ud;
+    long long v;
+    int head = strcmp(name, "max-head") == 0;
+    if (weft_parse_number(arg, head ? 64 : 0, head ? 1 << 20 : 0xffffffffLL, &v) != 0) {
+        *why = head ? "expected a number from 64 to 1048576" : "expected a number from 0 to 4G-1";
+        return -EINVAL;
     }
-    if (optind < argc) {
-        fprintf(stderr, "weft-http: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return 2;
-    }
-    const char *why;
-    if (weft_config_validate(&g_cfg, &why) != 0) {
-        fprintf(stderr, "weft-http: invalid configuration: %s\n", why);
-        return 2;
-    }
+    *(head ? &g_max_head : &g_max_body) = (uint32_t)v;
     return 0;
 }
 
-/* ---- main ----------------------------------------------------------------- */
-
-static void on_signal(int sig)
+/* The answers, and the counters of answers by status class. */
+static int http_setup(weft_server *s, void *ud)
 {
-    (void)sig;
-    if (g_server)
-        weft_server_stop(g_server);
-}
-
-int main(int argc, char **argv)
-{
-    g_cfg = weft_config_default();
-    g_cfg.port = 8080;
-    int rc = parse_args(argc, argv);
-    if (rc != 0)
-        return rc == 1 ? 0 : rc;
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    build_responses();
-
-    weft_handler h = {.on_open = on_open, .on_data = on_data, .on_close = on_close};
-    weft_server *s;
-    rc = weft_server_new(&g_cfg, &h, NULL, &s);
-    if (rc != 0) {
-        fprintf(stderr, "weft-http: cannot listen on %s port %u: %s\n", g_cfg.bind_addr, g_cfg.port,
-                weft_strerror(rc));
-        return 1;
-    }
+    (void)ud;
     static const char *const cname[K_COUNT][2] = {
         {"http_2xx", "HTTP answers with a 2xx status"},
         {"http_4xx", "HTTP answers with a 4xx status"},
         {"http_5xx", "HTTP answers with a 5xx status"},
     };
+    build_responses();
     for (int i = 0; i < K_COUNT; i++)
-        if ((g_counter[i] = weft_server_add_counter(s, cname[i][0], cname[i][1])) < 0) {
-            fprintf(stderr, "weft-http: counter %s: %s\n", cname[i][0],
-                    weft_strerror(g_counter[i]));
-            weft_server_free(s);
-            return 1;
-        }
-    g_server = s;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    rc = weft_server_start(s);
-    if (rc != 0) {
-        fprintf(stderr, "weft-http: cannot start: %s\n", weft_strerror(rc));
-        weft_server_free(s);
-        return 1;
-    }
-    int v6 = strchr(g_cfg.bind_addr, ':') != NULL;
-    printf("weft-http %s: listening on http://%s%s%s:%u/, %d workers\n", WEFT_VERSION,
-           v6 ? "[" : "", g_cfg.bind_addr, v6 ? "]" : "", weft_server_port(s),
-           weft_server_workers(s));
-    rc = weft_server_wait(s);
-    weft_stats st;
-    weft_server_stats(s, &st);
-    printf("weft-http: stopped: %llu connections, %llu bytes in, %llu bytes out\n",
-           (unsigned long long)st.accepted, (unsigned long long)st.bytes_in,
-           (unsigned long long)st.bytes_out);
-    weft_server_free(s);
-    if (rc != 0) {
-        fprintf(stderr, "weft-http: %s\n", weft_strerror(rc));
-        return 1;
-    }
+        if ((g_counter[i] = weft_server_add_counter(s, cname[i][0], cname[i][1])) < 0)
+            return g_counter[i];
     return 0;
+}
+
+static const weft_program_option http_options[] = {
+    {"max-head", "BYTES", "longest request head; a longer one gets 431 (default 8192)"},
+    {"max-body", "BYTES",
+     "longest request body, read and discarded; a longer one\n"
+     "gets 413 (default 1048576)"},
+    {NULL, NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    static const weft_handler h = {.on_open = on_open, .on_data = on_data, .on_close = on_close};
+    const weft_program prog = {
+        .name = "weft-http",
+        .summary = "A small HTTP/1.1 server on weft: GET / says hello, GET /stats is the\n"
+                   "server's statistics as JSON. Keep-alive and pipelining; the head a\n"
+                   "client is sending counts against --input-stall from its first byte.",
+        .try_hint = "curl http://%s:%u/",
+        .handler = &h,
+        .options = http_options,
+        .defaults = http_defaults,
+        .option = http_option,
+        .setup = http_setup,
+    };
+    return weft_main(argc, argv, &prog);
 }

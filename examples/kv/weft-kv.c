@@ -11,26 +11,12 @@
  * sweep. resp.c parses requests; commands.c runs them.
  */
 #include <errno.h>
-#include <getopt.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "kv.h"
-
-static weft_server *g_server;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (g_server)
-        weft_server_stop(g_server);
-}
 
 /* ---- connections --------------------------------------------------------- */
 
@@ -163,179 +149,60 @@ static void kv_worker_start(weft_server *s, int worker, void *arg)
                 worker);
 }
 
-/* ---- options --------------------------------------------------------------- */
-
-static void usage(FILE *f, const weft_config *d)
-{
-    fprintf(f,
-            "usage: weft-kv [options]\n"
-            "\n"
-            "A Redis-protocol (RESP2) key-value server built on weft: GET, SET (NX, XX, EX,\n"
-            "PX, EXAT, PXAT, KEEPTTL), MGET, MSET, DEL, EXISTS, INCR, DECR, INCRBY, DECRBY,\n"
-            "TTL, PTTL, PING, ECHO and the connection commands redis-cli and redis-benchmark\n"
-            "use. One keyspace, shared by every worker. Nothing is persisted. Stops cleanly\n"
-            "on SIGINT or SIGTERM.\n"
-            "\n"
-            "  --bind ADDR             IPv4 or IPv6 address to listen on (default %s)\n"
-            "  --port N                TCP port (default %u; 0 picks a free one)\n"
-            "  --backlog N             listen backlog (default %d)\n"
-            "  --workers N             worker threads (default: one per CPU)\n"
-            "  --cpus LIST             CPUs to pin workers to, e.g. 0-3,8\n"
-            "  --no-pin                do not pin workers to CPUs\n"
-            "  --max-conns N           connections open at once (default: from the fd\n"
-            "                          limit)\n"
-            "  --ring-size BYTES       initial ring capacity, power of two (default %u)\n"
-            "  --read-budget BYTES     bytes read per connection per turn (default %u)\n"
-            "  --output-high-wm BYTES  pause reading above this much output (default %u)\n"
-            "  --output-low-wm BYTES   resume reading below this (default %u)\n"
-            "  --input-cap BYTES       the largest command, in bytes, plus one (default %u);\n"
-            "                          a larger one gets an error reply and a close\n"
-            "  --output-cap BYTES      pending replies beyond this close the connection\n"
-            "                          (default: twice --input-cap)\n"
-            "  --pool-cache BYTES      ring memory kept per worker for reuse (default %u)\n"
-            "  --shutdown-timeout MS   how long a stop waits for output (default %u)\n"
-            "  --idle-timeout MS       close a connection idle this long (default %u:\n"
-            "                          never, like Redis's 'timeout 0')\n"
-            "  --input-stall MS        close when a partial command got no byte for this\n"
-            "                          long (default %u; 0 = never)\n"
-            "  --output-stall MS       close when the peer took no reply byte for this\n"
-            "                          long (default %u; 0 = never)\n"
-            "  --close-linger MS       after a close, discard input this long (default %u)\n"
-            "  --stats-interval MS     stats sampling period (default %u; 0 = off)\n"
-            "  --stats-socket PATH     admin Unix socket (default /tmp/weft-PORT.sock)\n"
-            "  --metrics-port N        serve Prometheus GET /metrics on this port (off)\n"
-            "  --metrics-bind ADDR     address of the metrics listener (default %s)\n"
-            "  --sweep-interval MS     how often each worker looks for expired keys\n"
-            "                          (default 100; 0 = only when read)\n"
-            "  --sweep-keys N          keys each worker looks at per sweep (default 200)\n"
-            "  -q, --quiet             log errors and warnings only\n"
-            "  -v, --verbose           log debug lines too\n"
-            "  -h, --help              this text\n"
-            "  -V, --version           print the version\n"
-            "Every server option of weft-echo --help is accepted too (weft_config_options).\n"
-            "\n"
-            "BYTES accept a K, M or G suffix (powers of 1024).\n",
-            d->bind_addr, d->port, d->backlog, d->ring_size, d->read_budget, d->output_high_wm,
-            d->output_low_wm, d->input_cap, d->pool_cache_bytes, d->shutdown_timeout_ms,
-            d->idle_timeout_ms, d->input_stall_ms, d->output_stall_ms, d->close_linger_ms,
-            d->stats_interval_ms, d->metrics_bind);
-}
+/* ---- the program ------------------------------------------------------------ */
 
 /* weft-kv's defaults: weft's, with Redis's port neighbour and limits. */
-static weft_config kv_config_default(void)
+static void kv_defaults(weft_config *c, void *ud)
 {
-    weft_config c = weft_config_default();
-    c.port = 6380;
+    (void)ud;
+    c->port = 6380;
     /*
      * Values up to tens of MiB must fit in one command: 64 MiB of input per
      * connection (weft's default of 1 MiB would refuse a 1 MiB SET). The
      * ring only grows that far for a connection that sends such a command.
      */
-    c.input_cap = 64u << 20;
-    c.output_cap = 0; /* 0 here: twice input_cap, decided after the options */
-    c.idle_timeout_ms = 0;
-    return c;
+    c->input_cap = 64u << 20;
+    c->output_cap = 0; /* 0 here: twice input_cap, decided in kv_configure */
+    c->output_high_wm = 262144;
+    c->idle_timeout_ms = 0; /* like Redis's "timeout 0" */
 }
 
-static int fail_arg(const char *opt, const char *val, const char *why)
+static int kv_option(weft_config *cfg, const char *name, const char *arg, const char **why,
+                     void *ud)
 {
-    fprintf(stderr, "weft-kv: --%s '%s': %s (see --help)\n", opt, val, why);
-    return 2;
-}
-
-enum { O_SWEEPMS = 1000, O_SWEEPKEYS };
-
-static int parse_args(int argc, char **argv, weft_config *cfg, kv_app *app)
-{
-    /* The server options come from the library (weft_config_options), then ours. */
-    static const struct option own[] = {
-        {"sweep-interval", required_argument, 0, O_SWEEPMS},
-        {"sweep-keys", required_argument, 0, O_SWEEPKEYS},
-        {"quiet", no_argument, 0, 'q'},
-        {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
-    };
-    size_t n;
-    const weft_option *lib = weft_config_options(&n);
-    struct option opts[n + sizeof(own) / sizeof(own[0])];
-    for (size_t i = 0; i < n; i++)
-        opts[i] = (struct option){lib[i].name, lib[i].has_arg, 0, 256 + (int)i};
-    memcpy(opts + n, own, sizeof(own));
-    weft_config defaults = *cfg;
-    int o, idx = -1;
+    (void)cfg;
+    kv_app *app = ud;
     long long v;
-    const char *why;
-    while ((o = getopt_long(argc, argv, "qvhV", opts, &idx)) != -1) {
-        const char *name = idx >= 0 && o >= 256 ? opts[idx].name : "";
-        const char *a = optarg;
-        if (o >= 256 && o < 256 + (int)n) {
-            if (weft_config_option(cfg, lib[o - 256].name, a, &why) != 0)
-                return fail_arg(lib[o - 256].name, a, why);
-            idx = -1;
-            continue;
-        }
-#define NUM(lo, hi, dst)                                                                           \
-    do {                                                                                           \
-        if (weft_parse_number(a, (lo), (hi), &v) != 0)                                             \
-            return fail_arg(name, a, "expected a number from " #lo " to " #hi);                    \
-        dst = v;                                                                                   \
-    } while (0)
-        switch (o) {
-        case O_SWEEPMS:
-            NUM(0, 3600000, app->sweep_ms);
-            break;
-        case O_SWEEPKEYS:
-            NUM(1, 1000000, app->sweep_keys);
-            break;
-        case 'q':
-            cfg->log_level = WEFT_LOG_WARN;
-            break;
-        case 'v':
-            cfg->log_level = WEFT_LOG_DEBUG;
-            break;
-        case 'h':
-            usage(stdout, &defaults);
-            return 1;
-        case 'V':
-            printf("weft-kv %s (weft %s)\n", KV_VERSION, WEFT_VERSION);
-            return 1;
-        default:
-            usage(stderr, &defaults);
-            return 2;
-        }
-#undef NUM
-        idx = -1;
+    int sweep_ms = strcmp(name, "sweep-interval") == 0;
+    if (weft_parse_number(arg, sweep_ms ? 0 : 1, sweep_ms ? 3600000 : 1000000, &v) != 0) {
+        *why = sweep_ms ? "expected a number from 0 to 3600000"
+                        : "expected a number from 1 to 1000000";
+        return -EINVAL;
     }
-    if (optind < argc) {
-        fprintf(stderr, "weft-kv: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return 2;
-    }
+    if (sweep_ms)
+        app->sweep_ms = (uint32_t)v;
+    else
+        app->sweep_keys = (uint32_t)v;
+    return 0;
+}
+
+/* Replies may be twice the largest command unless --output-cap says otherwise. */
+static int kv_configure(weft_config *cfg, const char **why, void *ud)
+{
+    (void)why;
+    kv_app *app = ud;
     if (cfg->output_cap == 0) {
         uint64_t oc = 2ull * cfg->input_cap;
         cfg->output_cap = oc > (1u << 30) ? (1u << 30) : (uint32_t)oc;
         if (cfg->output_cap < cfg->output_high_wm)
             cfg->output_cap = cfg->output_high_wm;
     }
-    if (weft_config_validate(cfg, &why) != 0) {
-        fprintf(stderr, "weft-kv: invalid configuration: %s\n", why);
-        return 2;
-    }
+    app->input_cap = cfg->input_cap;
     return 0;
 }
 
-/* Raise the soft fd limit to the hard one: many clients need many fds. */
-static void raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
-static void add_counters(kv_app *app)
+/* The keyspace, the per-worker state, the counters and each worker's sweep. */
+static int kv_setup(weft_server *s, void *ud)
 {
     static const char *const names[KV_NCTR][2] = {
         [KV_CTR_COMMANDS] = {"commands", "Commands processed"},
@@ -343,94 +210,77 @@ static void add_counters(kv_app *app)
         [KV_CTR_MISSES] = {"keyspace_misses", "Reads that did not find their key"},
         [KV_CTR_EXPIRED] = {"expired_keys", "Keys removed by the expiry sweep"},
     };
+    kv_app *app = ud;
+    app->srv = s;
+    int rc = kvs_new(&app->ks);
+    if (rc != 0)
+        return rc;
+    int n = weft_server_workers(s);
+    app->workers = calloc((size_t)n, sizeof(*app->workers));
+    if (!app->workers)
+        return -ENOMEM;
     for (int i = 0; i < KV_NCTR; i++) {
-        int id = weft_server_add_counter(app->srv, names[i][0], names[i][1]);
+        int id = weft_server_add_counter(s, names[i][0], names[i][1]);
         app->ctr[i] = id >= 0 ? id : -1;
     }
+    app->start_ns = weft_now_ns();
+    for (int i = 0; i < n; i++) {
+        app->workers[i].app = app;
+        app->workers[i].index = i;
+        /* Runs once the worker starts. */
+        if (weft_post(s, i, kv_worker_start, &app->workers[i]) != 0)
+            fprintf(stderr, "weft-kv: worker %d: no expiry sweep\n", i);
+    }
+    return 0;
 }
+
+static void kv_teardown(weft_server *s, void *ud)
+{
+    (void)s;
+    kv_app *app = ud;
+    if (app->ks) {
+        /* Every worker has exited (and left RCU): free every node, then the table. */
+        kvs_thread_online();
+        uint64_t keys = kvs_count(app->ks);
+        kvs_free(app->ks);
+        kvs_thread_offline();
+        printf("weft-kv: keyspace freed: %llu keys freed\n", (unsigned long long)keys);
+    }
+    free(app->workers);
+}
+
+static const weft_program_option kv_options[] = {
+    {"sweep-interval", "MS",
+     "how often each worker looks for expired keys\n"
+     "(default 100; 0: only when read)"},
+    {"sweep-keys", "N", "keys each worker looks at per sweep (default 200)"},
+    {NULL, NULL, NULL},
+};
 
 int main(int argc, char **argv)
 {
-    weft_config cfg = kv_config_default();
-    kv_app app = {.sweep_ms = 100, .sweep_keys = 200};
-    int rc = parse_args(argc, argv, &cfg, &app);
-    if (rc != 0)
-        return rc == 1 ? 0 : rc;
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    raise_nofile();
-    app.input_cap = cfg.input_cap;
-
-    rc = kvs_new(&app.ks);
-    if (rc != 0) {
-        fprintf(stderr, "weft-kv: cannot create the keyspace: %s\n", weft_strerror(rc));
-        return 1;
-    }
-    weft_handler h = {.on_open = kv_open, .on_data = kv_data, .on_close = kv_close};
-    rc = weft_server_new(&cfg, &h, &app, &app.srv);
-    if (rc != 0) {
-        fprintf(stderr, "weft-kv: cannot start on %s port %u: %s\n", cfg.bind_addr, cfg.port,
-                weft_strerror(rc));
-        kvs_free(app.ks);
-        return 1;
-    }
-    weft_server *s = app.srv;
-    int n = weft_server_workers(s);
-    app.workers = calloc((size_t)n, sizeof(*app.workers));
-    if (!app.workers) {
-        fprintf(stderr, "weft-kv: out of memory\n");
-        weft_server_free(s);
-        kvs_free(app.ks);
-        return 1;
-    }
-    for (int i = 0; i < n; i++) {
-        app.workers[i].app = &app;
-        app.workers[i].index = i;
-    }
-    add_counters(&app);
-    app.start_ns = weft_now_ns();
-
-    g_server = s;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    rc = weft_server_start(s);
-    if (rc != 0) {
-        fprintf(stderr, "weft-kv: cannot start: %s\n", weft_strerror(rc));
-        weft_server_free(s);
-        kvs_free(app.ks);
-        free(app.workers);
-        return 1;
-    }
-    for (int i = 0; i < n; i++)
-        if (weft_post(s, i, kv_worker_start, &app.workers[i]) != 0)
-            fprintf(stderr, "weft-kv: worker %d: no expiry sweep\n", i);
-
-    const char *b = cfg.bind_addr;
-    int v6 = strchr(b, ':') != NULL;
-    printf("weft-kv %s: listening on %s%s%s:%u, %d worker%s, input cap %u bytes\n", KV_VERSION,
-           v6 ? "[" : "", b, v6 ? "]" : "", weft_server_port(s), n, n == 1 ? "" : "s",
-           cfg.input_cap);
-    printf("weft-kv: try: redis-cli -p %u ping   (Ctrl-C or SIGTERM stops)\n", weft_server_port(s));
-
-    rc = weft_server_wait(s);
-    weft_stats st;
-    weft_server_stats(s, &st);
-    /* Every worker has exited (and left RCU): free every node, then the table. */
-    kvs_thread_online();
-    uint64_t keys = kvs_count(app.ks);
-    kvs_free(app.ks);
-    kvs_thread_offline();
-    printf("weft-kv: stopped: %llu connections, %llu keys freed\n", (unsigned long long)st.accepted,
-           (unsigned long long)keys);
-    weft_server_free(s);
-    free(app.workers);
-    if (rc != 0) {
-        fprintf(stderr, "weft-kv: %s\n", weft_strerror(rc));
-        return 1;
-    }
-    return 0;
+    static kv_app app = {.sweep_ms = 100, .sweep_keys = 200};
+    static const weft_handler h = {.on_open = kv_open, .on_data = kv_data, .on_close = kv_close};
+    const weft_program prog = {
+        .name = "weft-kv",
+        .version = KV_VERSION,
+        .summary =
+            "A Redis-protocol (RESP2) key-value server built on weft: GET, SET (NX, XX, EX,\n"
+            "PX, EXAT, PXAT, KEEPTTL), MGET, MSET, DEL, EXISTS, INCR, DECR, INCRBY, DECRBY,\n"
+            "TTL, PTTL, PING, ECHO and the connection commands redis-cli and\n"
+            "redis-benchmark use. One keyspace, shared by every worker; nothing is\n"
+            "persisted. --input-cap is the largest command plus one (default 64M here): a\n"
+            "larger one gets an error reply and a close; replies may take twice that\n"
+            "unless --output-cap says otherwise.",
+        .try_hint = "redis-cli -h %s -p %u ping",
+        .handler = &h,
+        .options = kv_options,
+        .ud = &app,
+        .defaults = kv_defaults,
+        .option = kv_option,
+        .configure = kv_configure,
+        .setup = kv_setup,
+        .teardown = kv_teardown,
+    };
+    return weft_main(argc, argv, &prog);
 }

@@ -217,10 +217,12 @@ int weft_parse_cpus(const char *s, weft_config *cfg);
  * max-conns, max-conns-per-worker, ring-size, read-budget, output-high-wm,
  * output-low-wm, input-cap, output-cap, pool-max, pool-cache, sndbuf,
  * shutdown-timeout, idle-timeout, input-stall, output-stall, close-linger,
- * stats-interval, stats-socket, metrics-port, metrics-bind.
+ * stats-interval, stats-socket, metrics-port, metrics-bind, io.
  *
  * weft_config_options returns the table (n entries; has_arg 0 or 1, as
- * getopt_long's) for a program to build its option list from.
+ * getopt_long's; arg names the value for --help, NULL for a flag; help is
+ * one or more lines, separated by '\n') for a program to build its option
+ * list and help from (weft_main does both).
  * weft_config_option sets the field `name` names from `arg` (NULL for an
  * option without argument; a string argument is kept, not copied): 0;
  * -ENOENT when name is none of them; -EINVAL when arg is not a valid value,
@@ -230,6 +232,8 @@ int weft_parse_cpus(const char *s, weft_config *cfg);
 typedef struct weft_option {
     const char *name;
     int has_arg;
+    const char *arg;
+    const char *help;
 } weft_option;
 
 const weft_option *weft_config_options(size_t *n);
@@ -557,6 +561,60 @@ static inline unsigned char weft_ring_byte(const weft_ring *r, size_t off)
 {
     return (unsigned char)r->buf[(r->head + (uint32_t)off) & (r->cap - 1)];
 }
+
+/* --- programs ------------------------------------------------------------- */
+
+/* An option of a program's own, beside the server options. */
+typedef struct weft_program_option {
+    const char *name; /* long option, without "--" */
+    const char *arg;  /* its value's name for --help ("BYTES"); NULL: a flag */
+    const char *help; /* what it does; '\n' separates lines */
+} weft_program_option;
+
+/*
+ * A server program: its handler and its own options. weft_main does the
+ * rest. Every hook is optional; each gets `ud`, which is also the server's
+ * user data (weft_server_userdata).
+ */
+typedef struct weft_program {
+    const char *name;                   /* "weft-echo": usage, messages, --version */
+    const char *version;                /* for --version; NULL: WEFT_VERSION */
+    const char *summary;                /* --help's paragraph under the usage line */
+    const char *epilog;                 /* more --help text at the end, or NULL */
+    const char *try_hint;               /* printed once listening; a printf format with the
+                                           address (%s) and port (%u): "nc %s %u" */
+    const weft_handler *handler;        /* read after the options are parsed */
+    const weft_program_option *options; /* ended by an entry whose name is NULL */
+    void *ud;
+    /* Change the defaults before parsing (e.g. another port); --help shows them. */
+    void (*defaults)(weft_config *cfg, void *ud);
+    /* One of the program's options was given (arg NULL for a flag): 0, or
+     * -EINVAL with *why set to a short phrase. */
+    int (*option)(weft_config *cfg, const char *name, const char *arg, const char **why, void *ud);
+    /* Every option is parsed, nothing validated yet: settle what depends on
+     * several options. 0, or -EINVAL with *why set. */
+    int (*configure)(weft_config *cfg, const char **why, void *ud);
+    /* The server exists, not started: add counters, prepare state, post to
+     * the workers (weft_post: the calls run once they start). 0 or -errno. */
+    int (*setup)(weft_server *s, void *ud);
+    /* The server stopped (or failed to start); it is freed after this. */
+    void (*teardown)(weft_server *s, void *ud);
+} weft_program;
+
+/*
+ * Run a server program, and return main's exit status: parse the server
+ * options (weft_config_options) and the program's own, with --help (the
+ * text generated from both, showing the program's defaults), --version,
+ * -q and -v; validate; raise the soft RLIMIT_NOFILE to the hard limit;
+ * create the server; call setup; install SIGINT and SIGTERM handlers that
+ * call weft_server_stop (the one place the library sets a signal
+ * disposition, because this is the program's main); start; print the
+ * startup lines (address, workers, I/O backend, CPUs, admin socket) on
+ * stdout; wait; print the counts; teardown; free. Returns 0, 1 when the
+ * server could not start or stopped on an error (one line on stderr says
+ * why), or 2 for a usage error. One call per process, from main.
+ */
+int weft_main(int argc, char **argv, const weft_program *p);
 
 /* --- errors -------------------------------------------------------------- */
 

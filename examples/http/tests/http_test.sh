@@ -56,7 +56,7 @@ PID=$!
 PORT=
 i=0
 while [ $i -lt 100 ]; do
-    PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$DIR/server.out")
+    PORT=$(sed -n 's|.*listening on 127.0.0.1:\([0-9]*\),.*|\1|p' "$DIR/server.out")
     [ -n "$PORT" ] && break
     alive "$PID" || fail "weft-http exited at start"
     sleep 0.1

@@ -1,0 +1,17 @@
+/*
+ * core/config.h — what the program skeleton needs from the option table.
+ */
+#ifndef WEFT_CORE_CONFIG_H
+#define WEFT_CORE_CONFIG_H
+
+#include <stddef.h>
+
+#include "weft/weft.h"
+
+/*
+ * The value option i of weft_config_options has in cfg, as --help shows it,
+ * into buf: 0, or -ENOENT when the option's help states its default itself.
+ */
+int cfg_option_default(const weft_config *cfg, size_t i, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,290 @@
+/*
+ * core/program.c — weft_main: the one skeleton every weft program runs.
+ *
+ * A server program is its handler and its own options; everything else is
+ * here, once: the shared option table (core/config.c) and the program's
+ * options parsed together, --help generated from both with the program's
+ * own defaults, --version, validation with one clear line per mistake, the
+ * fd limit raised to the hard one, SIGINT/SIGTERM wired to
+ * weft_server_stop, the startup lines, the wait, the closing line and the
+ * exit status (0; 1 when the server could not start or failed; 2 for a
+ * usage error).
+ *
+ * Unlike the rest of the library this file touches the process: it is a
+ * program's main, called from main, and says so in weft.h.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "core/config.h"
+#include "weft/weft.h"
+
+/* The server the signal handler stops (one weft_main per process). */
+static weft_server *volatile g_server;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    weft_server *s = g_server;
+    if (s)
+        weft_server_stop(s); /* async-signal-safe */
+}
+
+/* ---- --help --------------------------------------------------------------- */
+
+/* One option's lines: "  --name ARG" padded, then the help, then the default. */
+static void help_entry(FILE *f, const char *name, const char *arg, const char *help,
+                       const char *def)
+{
+    char head[64];
+    snprintf(head, sizeof(head), "--%s%s%s", name, arg ? " " : "", arg ? arg : "");
+    const char *line = help;
+    int first = 1;
+    for (;;) {
+        const char *nl = strchr(line, '\n');
+        int n = nl ? (int)(nl - line) : (int)strlen(line);
+        fprintf(f, "  %-26s %.*s", first ? head : "", n, line);
+        if (!nl) {
+            if (def)
+                fprintf(f, " (default %s)", *def ? def : "''");
+            fputc('\n', f);
+            return;
+        }
+        fputc('\n', f);
+        line = nl + 1;
+        first = 0;
+    }
+}
+
+static void usage(FILE *f, const weft_program *p, const weft_config *defaults)
+{
+    fprintf(f, "usage: %s [options]\n\n%s\n\n", p->name, p->summary ? p->summary : "");
+    size_t n;
+    const weft_option *lib = weft_config_options(&n);
+    fprintf(f, "Server options (every weft program takes them):\n");
+    for (size_t i = 0; i < n; i++) {
+        char def[128];
+        int has = cfg_option_default(defaults, i, def, sizeof(def)) == 0;
+        help_entry(f, lib[i].name, lib[i].arg, lib[i].help, has ? def : NULL);
+    }
+    if (p->options && p->options[0].name) {
+        fprintf(f, "\n%s options:\n", p->name);
+        for (const weft_program_option *o = p->options; o->name; o++)
+            help_entry(f, o->name, o->arg, o->help, NULL);
+    }
+    fprintf(f, "\n  -q, --quiet                log errors and warnings only\n"
+               "  -v, --verbose              log debug lines too\n"
+               "  -h, --help                 this text\n"
+               "  -V, --version              print the version\n");
+    fprintf(f, "\nBYTES accept a K, M or G suffix (powers of 1024). SIGINT or SIGTERM stops the\n"
+               "server cleanly: pending output is flushed first (up to --shutdown-timeout).\n");
+    if (p->epilog)
+        fprintf(f, "%s\n", p->epilog);
+}
+
+/* ---- parsing -------------------------------------------------------------------- */
+
+enum { OPT_LIB = 256, OPT_PROG = 1024 };
+
+/* 0 to run, 1 to exit 0 (--help, --version), 2 on a usage error. */
+static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
+{
+    size_t nlib, nprog = 0;
+    const weft_option *lib = weft_config_options(&nlib);
+    while (p->options && p->options[nprog].name)
+        nprog++;
+    struct option *lo = calloc(nlib + nprog + 5, sizeof(*lo));
+    if (!lo) {
+        fprintf(stderr, "%s: out of memory\n", p->name);
+        return 2;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nlib; i++)
+        lo[k++] = (struct option){lib[i].name, lib[i].has_arg, 0, OPT_LIB + (int)i};
+    for (size_t i = 0; i < nprog; i++)
+        lo[k++] =
+            (struct option){p->options[i].name, p->options[i].arg ? required_argument : no_argument,
+                            0, OPT_PROG + (int)i};
+    lo[k++] = (struct option){"quiet", no_argument, 0, 'q'};
+    lo[k++] = (struct option){"verbose", no_argument, 0, 'v'};
+    lo[k++] = (struct option){"help", no_argument, 0, 'h'};
+    lo[k++] = (struct option){"version", no_argument, 0, 'V'};
+    weft_config defaults = *cfg;
+    int rc = 0, o;
+    const char *why = NULL;
+    optind = 1;
+    while (rc == 0 && (o = getopt_long(argc, argv, "qvhV", lo, NULL)) != -1) {
+        const char *name = NULL;
+        if (o >= OPT_LIB && o < OPT_LIB + (int)nlib) {
+            name = lib[o - OPT_LIB].name;
+            if (weft_config_option(cfg, name, optarg, &why) != 0)
+                rc = 2;
+        } else if (o >= OPT_PROG && o < OPT_PROG + (int)nprog) {
+            name = p->options[o - OPT_PROG].name;
+            if (!p->option || p->option(cfg, name, optarg, &why, p->ud) != 0)
+                rc = 2;
+        } else if (o == 'q') {
+            cfg->log_level = WEFT_LOG_WARN;
+        } else if (o == 'v') {
+            cfg->log_level = WEFT_LOG_DEBUG;
+        } else if (o == 'h') {
+            usage(stdout, p, &defaults);
+            rc = 1;
+        } else if (o == 'V') {
+            if (p->version)
+                printf("%s %s (weft %s)\n", p->name, p->version, WEFT_VERSION);
+            else
+                printf("%s %s\n", p->name, WEFT_VERSION);
+            rc = 1;
+        } else {
+            /* getopt named the problem already. */
+            fprintf(stderr, "%s: see %s --help\n", p->name, p->name);
+            rc = 2;
+        }
+        if (rc == 2 && name)
+            fprintf(stderr, "%s: --%s%s%s%s: %s (see --help)\n", p->name, name, optarg ? " '" : "",
+                    optarg ? optarg : "", optarg ? "'" : "", why ? why : "not accepted");
+    }
+    free(lo);
+    if (rc != 0)
+        return rc;
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", p->name, argv[optind]);
+        return 2;
+    }
+    if (p->configure && p->configure(cfg, &why, p->ud) != 0) {
+        fprintf(stderr, "%s: invalid configuration: %s\n", p->name, why ? why : "refused");
+        return 2;
+    }
+    if (weft_config_validate(cfg, &why) != 0) {
+        fprintf(stderr, "%s: invalid configuration: %s\n", p->name, why);
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- running ---------------------------------------------------------------------- */
+
+/*
+ * Raise the soft fd limit to the hard one (10K connections need 10K fds;
+ * the usual soft default is 1024) and say when even that cannot reach
+ * --max-conns.
+ */
+static void raise_nofile(const char *name, const weft_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            printf("%s: raised the open-file limit from %llu to %llu\n", name,
+                   (unsigned long long)old, (unsigned long long)rl.rlim_cur);
+    }
+    if (cfg->max_conns > 0 && rl.rlim_max != RLIM_INFINITY &&
+        (rlim_t)cfg->max_conns + 64 > rl.rlim_max)
+        fprintf(stderr,
+                "%s: warning: --max-conns %d needs about %d fds but the hard RLIMIT_NOFILE is "
+                "%llu; connections beyond the limit will fail at accept (raise the hard "
+                "limit: ulimit -Hn, /etc/security/limits.conf or systemd LimitNOFILE)\n",
+                name, cfg->max_conns, cfg->max_conns + 64, (unsigned long long)rl.rlim_max);
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void banner(const weft_program *p, const weft_config *cfg, weft_server *s)
+{
+    int n = weft_server_workers(s);
+    const char *b = cfg->bind_addr;
+    int v6 = strchr(b, ':') != NULL;
+    printf("%s %s: listening on %s%s%s:%u, %d worker%s (io %s), max %d connections\n", p->name,
+           WEFT_VERSION, v6 ? "[" : "", b, v6 ? "]" : "", weft_server_port(s), n, n == 1 ? "" : "s",
+           weft_server_io(s), weft_server_max_conns(s));
+    for (int i = 0; i < n; i++) {
+        int cpu, node;
+        weft_server_worker_cpu(s, i, &cpu, &node);
+        char cs[16] = "unpinned", ns[16] = "unknown";
+        if (cpu >= 0)
+            snprintf(cs, sizeof(cs), "%d", cpu);
+        if (node >= 0)
+            snprintf(ns, sizeof(ns), "%d", node);
+        printf("%s: worker %d on cpu %s, numa node %s\n", p->name, i, cs, ns);
+    }
+    const char *admin = weft_server_admin_path(s);
+    if (admin)
+        printf("%s: admin socket %s (weft-stat --socket %s)\n", p->name, admin, admin);
+    if (weft_server_metrics_port(s))
+        printf("%s: metrics on http://%s:%u/metrics\n", p->name, cfg->metrics_bind,
+               weft_server_metrics_port(s));
+    if (p->try_hint) {
+        char hint[256];
+        snprintf(hint, sizeof(hint), p->try_hint, v6 ? "::1" : "127.0.0.1", weft_server_port(s));
+        printf("%s: try: %s   (Ctrl-C or SIGTERM stops)\n", p->name, hint);
+    }
+}
+
+int weft_main(int argc, char **argv, const weft_program *p)
+{
+    weft_config cfg = weft_config_default();
+    if (p->defaults)
+        p->defaults(&cfg, p->ud);
+    int rc = parse(argc, argv, p, &cfg);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    raise_nofile(p->name, &cfg);
+
+    weft_server *s;
+    rc = weft_server_new(&cfg, p->handler, p->ud, &s);
+    if (rc != 0) {
+        fprintf(stderr, "%s: cannot listen on %s port %u: %s\n", p->name, cfg.bind_addr, cfg.port,
+                rc == -EINVAL ? "not an IPv4 or IPv6 address" : weft_strerror(rc));
+        return 1;
+    }
+    if (p->setup && (rc = p->setup(s, p->ud)) != 0) {
+        fprintf(stderr, "%s: cannot set up: %s\n", p->name, weft_strerror(rc));
+        weft_server_free(s);
+        return 1;
+    }
+    g_server = s;
+    install_signals();
+    rc = weft_server_start(s);
+    if (rc != 0) {
+        fprintf(stderr, "%s: cannot start: %s\n", p->name, weft_strerror(rc));
+        g_server = NULL;
+        if (p->teardown)
+            p->teardown(s, p->ud);
+        weft_server_free(s);
+        return 1;
+    }
+    banner(p, &cfg, s);
+    rc = weft_server_wait(s);
+    weft_stats st;
+    weft_server_stats(s, &st);
+    printf("%s: stopped: %llu connections accepted, %llu closed, %llu bytes in, %llu bytes out\n",
+           p->name, (unsigned long long)st.accepted, (unsigned long long)st.closed,
+           (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out);
+    g_server = NULL;
+    if (p->teardown)
+        p->teardown(s, p->ud);
+    weft_server_free(s);
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s\n", p->name, weft_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
