@@ -161,6 +161,7 @@ static int start_stats(struct weft_server *s)
     reg->ncounters = s->ncounters;
     reg->names = (const char *const *)s->counter_names;
     reg->help = (const char *const *)s->counter_help;
+    reg->io = s->grp.io->name;
     return stsvc_start(s, reg, &s->stats);
 }
 

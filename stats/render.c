@@ -95,8 +95,8 @@ static uint64_t val(const weft_stats *st, const field *f)
 
 static void text(sbuf *b, const weft_snapshot *s)
 {
-    put(b, "seq %llu\nuptime_seconds %.3f\nworkers %d\n", (unsigned long long)s->seq, s->uptime_s,
-        s->nworkers);
+    put(b, "seq %llu\nuptime_seconds %.3f\nworkers %d\nio %s\n", (unsigned long long)s->seq,
+        s->uptime_s, s->nworkers, s->io ? s->io : "unknown");
     for (size_t i = 0; i < NFIELDS; i++)
         put(b, "%s %llu\n", fields[i].name, (unsigned long long)val(&s->total, &fields[i]));
     for (int r = 0; r < WEFT_CLOSE_REASONS; r++)
@@ -162,8 +162,8 @@ static void json_counters(sbuf *b, const weft_snapshot *s, const uint64_t *v)
 
 static void json(sbuf *b, const weft_snapshot *s)
 {
-    put(b, "{\"seq\":%llu,\"uptime_s\":%.3f,\"interval_s\":%.3f,\"total\":{",
-        (unsigned long long)s->seq, s->uptime_s, s->interval_s);
+    put(b, "{\"seq\":%llu,\"uptime_s\":%.3f,\"interval_s\":%.3f,\"io\":\"%s\",\"total\":{",
+        (unsigned long long)s->seq, s->uptime_s, s->interval_s, s->io ? s->io : "unknown");
     json_stats(b, &s->total);
     put(b, "},\"rate\":");
     json_rates(b, &s->rate);
@@ -255,8 +255,10 @@ static void prometheus(sbuf *b, const weft_snapshot *s)
     }
     put(b,
         "# HELP weft_uptime_seconds Seconds since the server started.\n"
-        "# TYPE weft_uptime_seconds gauge\nweft_uptime_seconds %.3f\n",
-        s->uptime_s);
+        "# TYPE weft_uptime_seconds gauge\nweft_uptime_seconds %.3f\n"
+        "# HELP weft_io_backend The workers' I/O backend (the label), always 1.\n"
+        "# TYPE weft_io_backend gauge\nweft_io_backend{io=\"%s\"} 1\n",
+        s->uptime_s, s->io ? s->io : "unknown");
 }
 
 char *weft_snapshot_format(const weft_snapshot *s, weft_format fmt)

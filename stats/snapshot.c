@@ -121,6 +121,7 @@ st_snap *snap_take(const st_registry *reg, const st_snap *prev, uint64_t seq, do
     s->size = l.size;
     p->seq = seq;
     p->uptime_s = uptime_s;
+    p->io = reg->io; /* a static string of the library: no copy needed */
     p->interval_s = interval_s;
     p->nworkers = nw;
     p->workers = ws;

@@ -31,6 +31,7 @@ typedef struct st_registry {
     int ncounters;
     const char *const *names;
     const char *const *help;
+    const char *io; /* the I/O backend's name (static) */
 } st_registry;
 
 typedef struct st_snap {

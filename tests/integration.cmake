@@ -80,7 +80,8 @@ foreach(p weft-http weft-kv weft-chat)
     list(APPEND _weft_programs $<TARGET_FILE:${p}>)
   endif()
 endforeach()
-add_test(NAME it_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_cli.sh ${_weft_programs})
+add_test(NAME it_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_cli.sh $<TARGET_FILE:weft-stat>
+                             ${_weft_programs})
 set_tests_properties(it_cli PROPERTIES LABELS integration TIMEOUT 180)
 unset(_weft_programs)
 

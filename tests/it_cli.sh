@@ -3,7 +3,7 @@
 # (core/program.c): help, version, usage errors, a port in use, the I/O
 # backend. Each program gets the same checks.
 #
-# usage: it_cli.sh PROGRAM...
+# usage: it_cli.sh WEFT_STAT PROGRAM...
 # Every server it starts listens on 127.0.0.1 and is stopped by its PID.
 set -u
 fail() { echo "it_cli: FAIL: $*" >&2; exit 1; }
@@ -30,6 +30,8 @@ wait_port() {
     return 1
 }
 
+STAT=$1
+shift
 for prog in "$@"; do
     name=$(basename "$prog")
 
@@ -66,11 +68,15 @@ for prog in "$@"; do
     [ $? -eq 2 ] && grep -q WEFT_IO "$DIR/err" || fail "$name with WEFT_IO=nope: $(cat "$DIR/err")"
 
     # A server on a free port, on the poll backend; its banner says so.
-    "$prog" --port 0 --workers 1 --io poll --stats-socket '' >"$DIR/a.out" 2>"$DIR/a.err" &
+    "$prog" --port 0 --workers 1 --io poll --stats-socket "$DIR/s.sock" --stats-interval 100 \
+        >"$DIR/a.out" 2>"$DIR/a.err" &
     a=$!
     PIDS="$PIDS $a"
     port=$(wait_port "$DIR/a.out") || fail "$name did not report its port: $(cat "$DIR/a.out" "$DIR/a.err")"
     grep -q "1 worker (io poll)" "$DIR/a.out" || fail "$name banner: $(head -1 "$DIR/a.out")"
+    # ... and so do its statistics.
+    run "$STAT" --socket "$DIR/s.sock" --once
+    grep -q " io poll " "$DIR/out" || fail "weft-stat of $name: $(head -1 "$DIR/out") $(cat "$DIR/err")"
 
     # The same port again: exit 1 with exactly one line, that says why.
     run "$prog" --port "$port" --workers 1 --stats-socket ''

@@ -331,6 +331,7 @@ typedef struct row {
 
 typedef struct sample {
     double seq, uptime, interval;
+    char io[16]; /* the I/O backend */
     row total;
     double rejected, emfile, shed, accept_errors, deferrals, eagain, bp_pauses;
     double rings_in_use, pool_bytes;
@@ -375,6 +376,9 @@ static int parse(sample *s, const char *json)
     s->seq = jnum(jget(json, "seq"));
     s->uptime = jnum(jget(json, "uptime_s"));
     s->interval = jnum(jget(json, "interval_s"));
+    const char *io = jget(json, "io");
+    if (io && *io == '"')
+        snprintf(s->io, sizeof(s->io), "%.*s", (int)strcspn(io + 1, "\""), io + 1);
     read_row(&s->total, total, jget(json, "rate"), jget(json, "latency_ns"));
     s->rejected = jnum(jget(total, "rejected_max"));
     s->emfile = jnum(jget(total, "accept_emfile"));
@@ -499,8 +503,8 @@ static void render(FILE *f, const sample *s, const char *path)
     char a[6][32];
     const row *t = &s->total;
     unsigned long up = (unsigned long)s->uptime;
-    fprintf(f, "weft-stat  %s  sample %.0f  up %lu:%02lu:%02lu  rates over %.2f s\n\n", path,
-            s->seq, up / 3600, up / 60 % 60, up % 60, s->interval);
+    fprintf(f, "weft-stat  %s  io %s  sample %.0f  up %lu:%02lu:%02lu  rates over %.2f s\n\n", path,
+            s->io[0] ? s->io : "?", s->seq, up / 3600, up / 60 % 60, up % 60, s->interval);
     fprintf(f, "connections  open %-10.0f accepted %s (%.1f/s)  closed %s (%.1f/s)\n", t->open,
             fmt_count(a[0], 32, t->c[C_ACCEPTED]), t->rate[C_ACCEPTED],
             fmt_count(a[1], 32, t->c[C_CLOSED]), t->rate[C_CLOSED]);

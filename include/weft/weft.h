@@ -361,6 +361,7 @@ typedef struct weft_snapshot {
     uint64_t seq;      /* 1 for the first sample, then +1 each */
     double uptime_s;   /* since weft_server_start */
     double interval_s; /* the span the rates cover */
+    const char *io;    /* the workers' I/O backend ("epoll", "poll") */
     weft_stats total;
     weft_rates rate;
     weft_latency turn, handler;
