@@ -110,7 +110,7 @@ int main(int argc, char **argv)
     ft_fault_nice(0);
     ft_healthy_check("slow_consumer", "fault", o.n, &r, 1);
     /* pool_max stops reading the connections that hold memory; one that
-     * holds none may still read until twice the cap (core/conn.c,
+     * holds none may still read until twice the cap (workers/conn.c,
      * may_read_past_cap), and a ring already being filled may finish
      * growing, so allow twice the cap and 1 MiB per worker. */
     IT_CHECK(pool_max_seen > 0 && pool_max_seen <= WORKERS * (2 * POOL_MAX + OVERSHOOT),

@@ -5,7 +5,7 @@
  * close(2) on a socket with unread input sends a RST instead of a FIN, and
  * the RST makes the peer's kernel discard what it had received but not yet
  * delivered. weft therefore closes gracefully with a lingering close
- * (core/conn.c): shutdown(SHUT_WR) once output is flushed, then read and
+ * (workers/conn.c): shutdown(SHUT_WR) once output is flushed, then read and
  * discard until EOF or close_linger_ms, then close.
  *
  * A client (small receive buffer) keeps sending while reading slowly; the

@@ -7,7 +7,7 @@
  * removing are O(1) (a doubly linked slot list); each tick visits one slot,
  * and an entry due more than one revolution ahead (TW_SLOTS ticks, 41 s) is
  * passed over until its turn comes. Connection timeouts add laziness on top
- * (core/conn.c): activity only stamps the time, and a connection's single
+ * (workers/timeouts.c): activity only stamps the time, and a connection's single
  * timer, when it fires, works out whether a deadline really passed or
  * re-arms itself for the next one.
  *
