@@ -35,7 +35,7 @@ enum {
 };
 
 /*
- * A connection: 168 bytes on x86-64 with its two rings' headers, and
+ * A connection: 176 bytes on x86-64 with its two rings' headers, and
  * nothing else while it is idle (the rings lend their storage back to the
  * pool when they empty). docs/architecture.md counts it.
  */
@@ -48,8 +48,13 @@ struct weft_conn {
     uint8_t family; /* AF_INET or AF_INET6 */
     uint16_t port;  /* peer port, network order */
     uint8_t addr[16];
-    uint32_t io_idx;        /* the I/O backend's own index (poll: pollfd slot) */
-    uint32_t linger_until;  /* ms (CLOCK_MONOTONIC, mod 2^32) while lingering */
+    uint32_t io_idx; /* the I/O backend's own index (poll: pollfd slot) */
+    union {
+        uint32_t linger_until; /* ms (CLOCK_MONOTONIC, mod 2^32) while lingering */
+        uint32_t out_inflight; /* while open: output a completion backend took
+                                  from `out` and has not finished sending (a
+                                  linger starts only once this is 0) */
+    };
     uint32_t last_in;       /* ms (mod 2^32) of the last byte read */
     uint32_t last_out;      /* ms (mod 2^32) of the last byte the peer took, or
                                of output becoming pending */

@@ -567,8 +567,12 @@ void conn_flush(wk_worker *w, weft_conn *c)
         if (n > 0) {
             ST_ADD(&w->st, bytes_out, (uint64_t)n);
             c->last_out = (uint32_t)w->now_ms;
-            /* Taking fewer bytes than held means the socket is full. */
-            if (weft_ring_len(&c->out) > 0)
+            /*
+             * Taking fewer bytes than held means the socket is full; bytes
+             * a completion backend still has in flight will end in an
+             * output event too. Either way: wait for that event.
+             */
+            if (conn_pending_out(c) > 0)
                 c->flags |= C_WANT_OUT;
         } else if (n == -EAGAIN) {
             ST_ADD(&w->st, eagain, 1);

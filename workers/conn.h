@@ -11,6 +11,7 @@
 
 #include <sys/socket.h>
 
+#include "workers/conn-t.h"
 #include "workers/worker-t.h"
 
 /*
@@ -75,7 +76,15 @@ int conn_linger_expire(wk_worker *w, int force);
 int conn_reserve_out(wk_worker *w, weft_conn *c, size_t need);
 int conn_after_send(wk_worker *w, weft_conn *c, size_t before);
 
-/* Pending output: bytes queued and not yet taken by the backend. */
-static inline size_t conn_pending_out(const weft_conn *c) { return weft_ring_len(&c->out); }
+/*
+ * Pending output: bytes queued in the output ring, plus what a completion
+ * backend took and has not finished sending. Watermarks, the output stall
+ * and a close after flush all count both.
+ */
+static inline size_t conn_pending_out(const weft_conn *c)
+{
+    /* While lingering the union holds linger_until: nothing is in flight. */
+    return weft_ring_len(&c->out) + ((c->flags & C_LINGER) ? 0 : c->out_inflight);
+}
 
 #endif

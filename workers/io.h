@@ -77,7 +77,11 @@ typedef struct wk_io_ops {
      * from it. Returns the bytes taken (> 0; fewer than held means the
      * socket is full for now), 0 when `out` is empty, -EAGAIN when nothing
      * can be taken now (WK_IO_OUT will follow), or another negative errno
-     * (-EPIPE, -ECONNRESET, ...). Never raises SIGPIPE.
+     * (-EPIPE, -ECONNRESET, ...). Never raises SIGPIPE. A completion
+     * backend that takes bytes it has not sent yet (it may take the ring's
+     * storage whole) counts them in c->out_inflight until the send
+     * completes, then reports WK_IO_OUT (or WK_IO_ERR, with the error
+     * returned by the next send).
      */
     ssize_t (*send)(wk_worker *w, weft_conn *c, weft_ring *out);
 
