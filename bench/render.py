@@ -198,7 +198,7 @@ def best_peer(res, kind, conns, size, depth):
 
 
 def echo_ratios(res, sizes, levels):
-    has = [s for s in ("weft1", "weft-base") if s in res.ids]
+    has = [s for s in ("weft-nopin", "weft1", "weft-base") if s in res.ids]
     others = [s for s in ("libevent", "libuv2", "libuv1", "epoll-et") if s in res.ids]
     head = ["size", "conns", "weft msg/s", "best peer", "weft / best peer"]
     head += [f"{res.label(s)} / best peer" for s in has] + [f"weft / {res.label(s)}" for s in others]
@@ -250,7 +250,7 @@ def render_echo(res, img_dir):
     levels, sizes = s.get("levels", []), s.get("sizes", [])
     out = res.header("Results")
     out += ["**What shares the machine.** The load generator (weft-load) and the server run on",
-            "the same CPUs over loopback, and the script pins",
+            "the same CPUs over loopback. In every case but the one-core case the script pins",
             f"nothing: weft-load runs {s.get('load_threads', 2)} threads, weft-echo places its "
             "workers as it does by default (see",
             "its command), the peers do not pin. So every figure is a server *and* a client",
@@ -303,6 +303,23 @@ def render_echo(res, img_dir):
         out += [f"### Pipelined: depth {p['depth']}, {p['conns']} connections, {p['size']} B (medians)", "",
                 f"Each connection keeps {p['depth']} messages in flight, so one read can carry many.", ""]
         out += echo_detail(res, "closed", p["conns"], p["size"], p["depth"]) + [""]
+    if "onecore" in s.get("cases", []):
+        o = s["onecore"]
+        out += ["### One load thread beside a 2-worker server (medians)", "",
+                f"weft-load runs one thread pinned to CPU {o['load_cpu']} (`taskset -c {o['load_cpu']}`, "
+                f"`--threads 1`); the server is confined to CPUs {o['server_cpus']} (`taskset -c "
+                f"{o['server_cpus']}`). A server that pins a worker to the CPU the load generator",
+                "uses leaves that worker half a core for its half of the connections; one that lets the",
+                "scheduler place its threads does not. 64 B messages, depth 1."]
+        for n in o["levels"]:
+            out += ["", f"**{n} connections**", ""] + echo_detail(res, "onecore", n, 64, 1)
+            m = {i: ok_median(res.group(kind="onecore", server=i, conns=n), msgs) for i in res.ids}
+            pairs = [(a, b) for a, b in (("weft", "libuv2"), ("weft", "libevent"), ("weft-nopin", "libuv2"),
+                                         ("weft", "weft-nopin")) if a in m and b in m]
+            if pairs:
+                out += [""] + ["; ".join(f"{res.label(a)} / {res.label(b)}: {fmt_ratio(m[a], m[b])}"
+                                         for a, b in pairs) + "."]
+        out += [""]
     if "syscalls" in s.get("cases", []):
         sc = s["syscalls"]
         out += [f"### System calls per message ({sc['conns']} connections, 64 B, depth 1; medians)", "",

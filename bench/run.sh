@@ -10,6 +10,9 @@
 #              size: messages/s, latency, server CPU (utime+stime from
 #              /proc/PID/stat around the run), peak RSS (VmHWM);
 #   pipelined  depth 16 at PIPE_CONNS connections, 64 B;
+#   onecore    the load generator with one thread, pinned (taskset) to one of
+#              the two CPUs the server is confined to: the case in which a
+#              server that pins its workers shares a core with its client;
 #   syscalls   system calls per message (strace -c -f -p, attached for a fixed
 #              window of a steady closed-loop run; messages counted on the
 #              kernel side from tcpi_bytes_sent);
@@ -38,15 +41,16 @@ Bounded: every run stops by itself.
                    round is not a figure: the report says so.
   --rounds N       interleaved rounds (default 3; a figure needs 3 or more)
   --duration S     seconds per closed-/open-loop run (default 2; fractions ok)
-  --servers LIST   comma-separated, from: weft weft1 libuv2 libuv1 libevent
-                   epoll-et epoll-lt poll select threads (default: all)
+  --servers LIST   comma-separated, from: weft weft-nopin weft1 libuv2 libuv1
+                   libevent epoll-et epoll-lt poll select threads (default: all)
   --baseline REV   also run weft-echo built from commit REV (server weft-base,
                    2 workers), interleaved with the rest: old against new in
                    the same run
-  --cases LIST     comma-separated, from: closed pipelined syscalls open
-                   floods (default: all)
+  --cases LIST     comma-separated, from: closed pipelined onecore syscalls
+                   open floods (default: all)
   --levels LIST    connection counts (default 10,100,1000,10000)
   --sizes LIST     message sizes in bytes (default 64,4096)
+  --onecore-levels LIST   connection counts of the one-core case (default 100,1000)
   --results DIR    where the result file goes (default bench/results)
   --out FILE       report to render (default docs/benchmarks.md); only the part
                    between <!-- run.sh:begin --> and <!-- run.sh:end --> is
@@ -55,7 +59,8 @@ Bounded: every run stops by itself.
   --no-plots       render without gnuplot images
   -h, --help       this text
 
-Environment: BUILD (default build-bench), PORT_BASE (default 17100).
+Environment: BUILD (default build-bench), PORT_BASE (default 17100),
+ONECORE_SERVER_CPUS (default 0,1), ONECORE_LOAD_CPU (default 1).
 Rendering again later: bench/render.py --out docs/benchmarks.md RESULT.json
 EOF
 }
@@ -67,12 +72,12 @@ ROOT=$PWD
 T_START=$SECONDS
 ARGV=("$0" "$@")
 
-ALL_SERVERS="weft weft1 libuv2 libuv1 libevent epoll-et epoll-lt poll select threads"
-ALL_CASES="closed pipelined syscalls open floods"
+ALL_SERVERS="weft weft-nopin weft1 libuv2 libuv1 libevent epoll-et epoll-lt poll select threads"
+ALL_CASES="closed pipelined onecore syscalls open floods"
 
 # ---- options ---------------------------------------------------------------
 QUICK=0 ROUNDS="" DURATION="" SERVERS="" LEVELS="" SIZES="" OUT="" RESULTS="" PLOTS=1 RENDER=1
-CASES="" BASELINE=""
+CASES="" BASELINE="" ONECORE_LEVELS=""
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) QUICK=1 ;;
@@ -83,6 +88,7 @@ while [ $# -gt 0 ]; do
     --cases) CASES=${2:?--cases needs a list}; shift ;;
     --levels) LEVELS=${2:?--levels needs a list}; shift ;;
     --sizes) SIZES=${2:?--sizes needs a list}; shift ;;
+    --onecore-levels) ONECORE_LEVELS=${2:?--onecore-levels needs a list}; shift ;;
     --results) RESULTS=${2:?--results needs a directory}; shift ;;
     --out) OUT=${2:?--out needs a file}; shift ;;
     --no-render) RENDER=0 ;;
@@ -95,19 +101,22 @@ done
 
 BUILD=${BUILD:-build-bench}
 if [ "$QUICK" = 1 ]; then
-    : "${ROUNDS:=1}" "${DURATION:=0.5}" "${LEVELS:=100,2000}" "${SIZES:=64}"
+    : "${ROUNDS:=1}" "${DURATION:=0.5}" "${LEVELS:=100,2000}" "${SIZES:=64}" "${ONECORE_LEVELS:=100}"
     : "${OUT:=$BUILD/quick/benchmarks.md}" "${RESULTS:=$BUILD/quick/results}"
     SYSCALL_CONNS=1000 SYSCALL_WINDOW=0.5 PIPE_CONNS=1000 OPEN_CONNS=2000
     FLOODS="2000 4000:4" FLOOD_HOLD=1
 else
     : "${ROUNDS:=3}" "${DURATION:=2}" "${LEVELS:=10,100,1000,10000}" "${SIZES:=64,4096}"
-    : "${OUT:=docs/benchmarks.md}" "${RESULTS:=bench/results}"
+    : "${ONECORE_LEVELS:=100,1000}" "${OUT:=docs/benchmarks.md}" "${RESULTS:=bench/results}"
     SYSCALL_CONNS=1000 SYSCALL_WINDOW=2 PIPE_CONNS=1000 OPEN_CONNS=10000
     FLOODS="10000 19000:4" FLOOD_HOLD=2
 fi
 : "${SERVERS:=${ALL_SERVERS// /,}}" "${CASES:=${ALL_CASES// /,}}"
 PIPE_DEPTH=16
+ONECORE_SERVER_CPUS=${ONECORE_SERVER_CPUS:-0,1}
+ONECORE_LOAD_CPU=${ONECORE_LOAD_CPU:-1}
 SERVERS=${SERVERS//,/ } LEVELS=${LEVELS//,/ } SIZES=${SIZES//,/ } CASES=${CASES//,/ }
+ONECORE_LEVELS=${ONECORE_LEVELS//,/ }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds: not a positive integer: $ROUNDS"
 [[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--duration: not a number: $DURATION"
 for s in $SERVERS; do
@@ -116,9 +125,9 @@ done
 for c in $CASES; do
     [[ " $ALL_CASES " == *" $c "* ]] || die "--cases: unknown case '$c' (known: $ALL_CASES)"
 done
-for n in $LEVELS $SIZES; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "bad level or size: $n"; done
+for n in $LEVELS $SIZES $ONECORE_LEVELS; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "bad level or size: $n"; done
 sort_words() { tr ' ' '\n' <<<"$1" | grep . | sort -n -u | tr '\n' ' '; }
-LEVELS=$(sort_words "$LEVELS") SIZES=$(sort_words "$SIZES")
+LEVELS=$(sort_words "$LEVELS") SIZES=$(sort_words "$SIZES") ONECORE_LEVELS=$(sort_words "$ONECORE_LEVELS")
 has_case() { [[ " $CASES " == *" $1 "* ]]; }
 
 PORT_NEXT=${PORT_BASE:-17100}
@@ -130,6 +139,8 @@ for tool in ss awk sed timeout cmake git python3; do
 done
 HAVE_STRACE=0
 command -v strace >/dev/null && HAVE_STRACE=1
+HAVE_TASKSET=0
+command -v taskset >/dev/null && HAVE_TASKSET=1
 
 TMPD=$(mktemp -d /tmp/weft-bench.XXXXXX)
 trap cleanup EXIT
@@ -182,6 +193,7 @@ server_cmd() {
     shift 2
     case $id in
     weft) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 -q "$@") ;;
+    weft-nopin) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --no-pin -q "$@") ;;
     weft-base) CMD=("$BASE_ECHO" --port "$port" --workers 2 -q "$@") ;;
     weft1) CMD=("$B/tools/weft-echo" --port "$port" --workers 1 -q "$@") ;;
     libuv2) CMD=("$B/bench/peers/peer-libuv" --port "$port" --threads 2) ;;
@@ -195,6 +207,7 @@ server_cmd() {
 server_label() {
     case $1 in
     weft) echo "weft (2 workers)" ;;
+    weft-nopin) echo "weft --no-pin (2 workers)" ;;
     weft-base) echo "weft @ ${BASE_SHA:0:7} (2 workers)" ;;
     weft1) echo "weft (1 worker)" ;;
     libuv2) echo "libuv (2 loops)" ;;
@@ -260,6 +273,10 @@ na_reason() {
         echo "select: FD_SETSIZE"
     elif (($2 + FD_SPARE > NOFILE)); then
         echo "fd limit $NOFILE"
+    elif [ "${3:-}" = onecore ] && [ "$HAVE_TASKSET" = 0 ]; then
+        echo "taskset not installed"
+    elif [ "${3:-}" = onecore ] && (($(nproc) < 2)); then
+        echo "needs 2 CPUs"
     elif [ "${3:-}" = syscalls ] && [ "$HAVE_STRACE" = 0 ]; then
         echo "strace not installed"
     fi
@@ -283,14 +300,19 @@ CLOSED=$TMPD/closed.tsv
 : >"$CLOSED"
 
 # run_load KIND ROUND ID CONNS SIZE DEPTH [RATE] — one weft-load run against a
-# fresh server: KIND closed (echo) or open (rate RATE). Records the run with
-# weft-load's whole JSON report.
+# fresh server: KIND closed (echo), open (rate RATE) or onecore (echo with one
+# load thread pinned to ONECORE_LOAD_CPU, the server confined to
+# ONECORE_SERVER_CPUS). Records the run with weft-load's whole JSON report.
 run_load() {
     local kind=$1 round=$2 id=$3 conns=$4 size=$5 depth=$6 rate=${7:-}
     local na out=$TMPD/load.out err=$TMPD/load.err rc=0 c0 c1 hwm status=ok reason="" msgs
     local scpus="" load=("$LOADGEN") threads=2 lcpu=""
     na=$(na_reason "$id" "$conns" "$kind")
     [ -n "$na" ] && { record_na "$kind" "$round" "$id" "$conns" "$size" "$depth" na "$na"; return; }
+    if [ "$kind" = onecore ]; then
+        scpus=$ONECORE_SERVER_CPUS lcpu=$ONECORE_LOAD_CPU threads=1
+        load=(taskset -c "$lcpu" "$LOADGEN")
+    fi
     next_port
     if ! start_server "$id" "$PORT" "$scpus"; then
         reason="server did not start: $(tail -n1 "$SLOG" | cut -c1-120)"
@@ -496,6 +518,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
         log "round $r/$ROUNDS: pipelined (depth $PIPE_DEPTH)"
         for id in $order; do run_load closed "$r" "$id" "$PIPE_CONNS" 64 "$PIPE_DEPTH"; done
     fi
+    if has_case onecore; then
+        log "round $r/$ROUNDS: one load thread on CPU $ONECORE_LOAD_CPU, server on CPUs $ONECORE_SERVER_CPUS"
+        for conns in $ONECORE_LEVELS; do
+            for id in $order; do run_load onecore "$r" "$id" "$conns" 64 1; done
+        done
+    fi
 done
 if has_case syscalls; then
     for ((r = 1; r <= ROUNDS; r++)); do
@@ -561,6 +589,9 @@ SETTINGS=$(
     printf '"levels":[%s],"sizes":[%s],' "$(tr ' ' '\n' <<<"$LEVELS" | grep . | paste -sd,)" \
         "$(tr ' ' '\n' <<<"$SIZES" | grep . | paste -sd,)"
     printf '"pipelined":{"conns":%s,"size":64,"depth":%s},' "$PIPE_CONNS" "$PIPE_DEPTH"
+    printf '"onecore":{"levels":[%s],"size":64,"depth":1,"server_cpus":%s,"load_cpu":%s,"load_threads":1},' \
+        "$(tr ' ' '\n' <<<"$ONECORE_LEVELS" | grep . | paste -sd,)" "$(json_str "$ONECORE_SERVER_CPUS")" \
+        "$(json_str "$ONECORE_LOAD_CPU")"
     printf '"syscalls":{"conns":%s,"size":64,"depth":1,"window_s":%s},' "$SYSCALL_CONNS" "$SYSCALL_WINDOW"
     printf '"open":{"conns":%s,"size":64,"rate":%s,"basis":%s},' "$OPEN_CONNS" "$(json_num "$OPEN_RATE")" \
         "$(json_str "$OPEN_BASIS")"
