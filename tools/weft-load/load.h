@@ -44,13 +44,14 @@
 
 #include "tools/hist.h"
 
+/* RX_SIZE: one recv, which also bounds one verification chunk. TX_CHUNK: one
+ * send, large enough to batch, small enough to regenerate cheaply after a
+ * short write. */
 #define HDR_SIZE 16
 #define MAX_SIZE (16u << 20)
-#define RX_SIZE  (256u << 10) /* one recv; also bounds one verification chunk */
-#define TX_CHUNK                                                                                   \
-    (64u << 10) /* one send: large enough to batch, small enough to                                \
-                   regenerate cheaply after a short write */
-#define NS 1000000000ULL
+#define RX_SIZE  (256u << 10)
+#define TX_CHUNK (64u << 10)
+#define NS       1000000000ULL
 
 /* --- configuration ---------------------------------------------------------- */
 
