@@ -1,63 +1,81 @@
 #!/usr/bin/env bash
-# bench/http.sh — weft-http against nginx, same load generator, same run.
+# bench/http.sh — weft-http against nginx, under the same load generator
+# (wrk), in one run. It measures and records: every wrk run of every round
+# goes into one JSON result file (bench/results/, see bench/lib.sh), and
+# bench/render.py renders the tables (medians, ratios, the goal) from it.
 #
-# Builds weft-http (Release), writes an nginx config into a temp dir (the
-# same number of workers as weft, `return 200 "hello, world\n";` from
-# memory, access_log off, loopback only), starts both servers in the
-# foreground, and drives each with wrk --latency at every connection count,
-# ROUNDS times, interleaved (the order alternates each round) so drift in
-# the machine's state hits both alike. Reports the median requests/s and
-# the median p99 latency per server and connection count as a markdown
-# table, and whether weft-http reached GOAL x nginx's requests/s with a p99
-# no worse. Stops only the servers it started, by PID.
+# Servers (SERVERS, default "weft weft-nopin nginx"):
+#   weft        weft-http with its default worker placement (pinned)
+#   weft-nopin  weft-http --no-pin
+#   nginx       nginx as close to weft-http as it goes (below), nginx's
+#               default placement: no worker_cpu_affinity
+#   nginx-pin   the same with worker_cpu_affinity auto
+# Cases (CASES, default "both onecore"):
+#   both     WORKERS workers each (default nproc), wrk -t$THREADS (default 2),
+#            nothing pinned by the script
+#   onecore  2 workers each, every server confined to ONECORE_SERVER_CPUS
+#            (taskset, default 0,1), wrk -t1 pinned to ONECORE_LOAD_CPU
+#            (default 1): the load generator shares a core with the server
+# For each case the servers start once (each on its own loopback port), are
+# warmed up (wrk, 2 s), then ROUNDS rounds run every server at every
+# connection count in CONNS, the order of the servers reversed every other
+# round; then they are stopped by PID.
 #
 # usage: bench/http.sh            (environment variables below override)
 #   BUILD=build-bench  WORKERS=$(nproc)  CONNS="100 1000"  DURATION=10
-#   ROUNDS=3  THREADS=2 (wrk threads)  WEFT_PORT=18080  NGINX_PORT=18081
-#   PIN=1 (pin weft workers and nginx workers to CPUs alike; 0: neither)
-#   GOAL=1.1
-# Needs: nginx (nginx-light), wrk, cmake and a C compiler.
+#   ROUNDS=3  THREADS=2  SERVERS="weft weft-nopin nginx"  CASES="both onecore"
+#   ONECORE_SERVER_CPUS=0,1  ONECORE_LOAD_CPU=1  PORT_BASE=18080  GOAL=1.1
+#   RESULTS=bench/results  OUT= (also render into this markdown file, between
+#   <!-- http.sh:begin --> and <!-- http.sh:end -->)
+# Needs: nginx (nginx-light), wrk, curl, taskset, python3, cmake, a C compiler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+ARGV=("$0" "$@")
+T_START=$SECONDS
 BUILD=${BUILD:-build-bench}
 WORKERS=${WORKERS:-$(nproc)}
 CONNS=${CONNS:-"100 1000"}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
-WEFT_PORT=${WEFT_PORT:-18080}
-NGINX_PORT=${NGINX_PORT:-18081}
-PIN=${PIN:-1}
+SERVERS=${SERVERS:-"weft weft-nopin nginx"}
+CASES=${CASES:-"both onecore"}
+ONECORE_SERVER_CPUS=${ONECORE_SERVER_CPUS:-0,1}
+ONECORE_LOAD_CPU=${ONECORE_LOAD_CPU:-1}
+PORT_BASE=${PORT_BASE:-18080}
 GOAL=${GOAL:-1.1}
+RESULTS=${RESULTS:-bench/results}
+OUT=${OUT:-}
 
-for t in nginx wrk cmake; do
-    command -v "$t" >/dev/null || { echo "bench/http.sh: $t is required" >&2; exit 1; }
+for t in nginx wrk curl taskset python3 cmake; do
+    command -v "$t" >/dev/null || die "$t is required"
 done
+for s in $SERVERS; do [[ " weft weft-nopin nginx nginx-pin " == *" $s "* ]] || die "unknown server $s"; done
+for c in $CASES; do [[ " both onecore " == *" $c "* ]] || die "unknown case $c"; done
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target weft-http >/dev/null
 HTTP="$BUILD/examples/http/weft-http"
+NGINX_VERSION=$(nginx -v 2>&1 | sed 's|.*/||')
 
-TMP=$(mktemp -d /tmp/weft-bench-http.XXXXXX)
-WPID=
-NPID=
-cleanup() {
-    for p in $WPID $NPID; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in $WPID $NPID; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
+TMPD=$(mktemp -d /tmp/weft-bench-http.XXXXXX)
 trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+ulimit -n 20000 2>/dev/null || true
+result_begin http "$RESULTS" "${ARGV[@]}"
 
-# ---- servers -----------------------------------------------------------------
-# nginx as close to weft-http as it goes: same workers, no logging, no limit
-# on requests per keep-alive connection (nginx's default of 1000 would make
-# wrk reconnect; weft-http has no such limit), a response from memory.
-AFFINITY=
-[ "$PIN" = 1 ] && AFFINITY="worker_cpu_affinity auto;"
-cat >"$TMP/nginx.conf" <<EOF
-worker_processes $WORKERS;
-$AFFINITY
-pid $TMP/nginx.pid;
-error_log $TMP/error.log warn;
+# nginx_conf DIR WORKERS PORT PIN — an nginx as close to weft-http as it goes:
+# the same workers, no logging, no limit on requests per keep-alive
+# connection (nginx's default of 1000 would make wrk reconnect; weft-http has
+# no such limit), a response from memory; worker_cpu_affinity auto when PIN=1.
+nginx_conf() {
+    mkdir -p "$1"
+    cat >"$1/nginx.conf" <<EOF
+worker_processes $2;
+$([ "$4" = 1 ] && echo "worker_cpu_affinity auto;")
+pid $1/nginx.pid;
+error_log $1/error.log warn;
 worker_rlimit_nofile 20000;
 events { worker_connections 10000; }
 http {
@@ -65,35 +83,76 @@ http {
     default_type text/plain;
     keepalive_requests 100000000;
     keepalive_timeout 120s;
-    client_body_temp_path $TMP/body;
-    proxy_temp_path $TMP/proxy;
-    fastcgi_temp_path $TMP/fastcgi;
-    uwsgi_temp_path $TMP/uwsgi;
-    scgi_temp_path $TMP/scgi;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
     server {
-        listen 127.0.0.1:$NGINX_PORT backlog=4096;
+        listen 127.0.0.1:$3 backlog=4096;
         location / { return 200 "hello, world\n"; }
     }
 }
 EOF
-ulimit -n 20000 2>/dev/null || true
-WEFT_ARGS=(--port "$WEFT_PORT" --workers "$WORKERS" --stats-socket '' -q)
-[ "$PIN" = 1 ] || WEFT_ARGS+=(--no-pin)
-"$HTTP" "${WEFT_ARGS[@]}" >"$TMP/weft.log" 2>&1 &
-WPID=$!
-nginx -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/error.log" -g 'daemon off;' >"$TMP/nginx.log" 2>&1 &
-NPID=$!
-for _ in $(seq 50); do
-    if curl -sf "http://127.0.0.1:$WEFT_PORT/" >/dev/null 2>&1 &&
-        curl -sf "http://127.0.0.1:$NGINX_PORT/" >/dev/null 2>&1; then break; fi
-    sleep 0.1
-done
-[ "$(curl -s "http://127.0.0.1:$WEFT_PORT/")" = "hello, world" ] ||
-    { echo "weft-http did not start: $(cat "$TMP/weft.log")" >&2; exit 1; }
-[ "$(curl -s "http://127.0.0.1:$NGINX_PORT/")" = "hello, world" ] ||
-    { echo "nginx did not start: $(cat "$TMP/error.log" "$TMP/nginx.log")" >&2; exit 1; }
+}
 
-port_of() { [ "$1" = weft ] && echo "$WEFT_PORT" || echo "$NGINX_PORT"; }
+# server_cmd ID PORT WORKERS — sets CMD (nginx: writes its config under TMPD).
+server_cmd() {
+    local d=$TMPD/$1-$2
+    case $1 in
+    weft) CMD=("$HTTP" --port "$2" --workers "$3" --stats-socket '' -q) ;;
+    weft-nopin) CMD=("$HTTP" --port "$2" --workers "$3" --no-pin --stats-socket '' -q) ;;
+    nginx | nginx-pin)
+        nginx_conf "$d" "$3" "$2" "$([ "$1" = nginx-pin ] && echo 1 || echo 0)"
+        CMD=(nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" -g 'daemon off;')
+        ;;
+    esac
+}
+
+server_label() {
+    case $1 in
+    weft) echo "weft-http" ;;
+    weft-nopin) echo "weft-http --no-pin" ;;
+    nginx) echo "nginx $NGINX_VERSION" ;;
+    nginx-pin) echo "nginx $NGINX_VERSION (worker_cpu_affinity auto)" ;;
+    esac
+}
+
+# start_servers CASE — every server for CASE on its own port; sets PORT_OF[id]
+# and COMMANDS (a JSON object of the command lines); waits for each to answer.
+declare -A PORT_OF SPID_OF
+start_servers() {
+    local id port=$PORT_BASE workers=$WORKERS cpus="" i
+    [ "$1" = onecore ] && workers=2 cpus=$ONECORE_SERVER_CPUS
+    COMMANDS=""
+    for id in $SERVERS; do
+        port=$((port + 1))
+        PORT_OF[$id]=$port
+        server_cmd "$id" "$port" "$workers"
+        [ -n "$cpus" ] && CMD=(taskset -c "$cpus" "${CMD[@]}")
+        COMMANDS+="${COMMANDS:+,}$(json_str "$id"):$(json_str "$(shell_quote "${CMD[@]}" | sed "s|$TMPD|TMP|g")")"
+        "${CMD[@]}" >"$TMPD/$id.log" 2>&1 &
+        SPID_OF[$id]=$!
+        PIDS_STARTED+=("$!")
+    done
+    for id in $SERVERS; do
+        for ((i = 0; i < 50; i++)); do
+            [ "$(curl -s "http://127.0.0.1:${PORT_OF[$id]}/" 2>/dev/null)" = "hello, world" ] && break
+            kill -0 "${SPID_OF[$id]}" 2>/dev/null || break
+            sleep 0.1
+        done
+        [ "$(curl -s "http://127.0.0.1:${PORT_OF[$id]}/")" = "hello, world" ] ||
+            die "$id did not start: $(cat "$TMPD/$id.log" "$TMPD"/"$id"-*/error.log 2>/dev/null | tail -n 5)"
+    done
+}
+
+stop_servers() {
+    local id
+    for id in $SERVERS; do
+        stop_pid "${SPID_OF[$id]}" 10
+        forget_pid "${SPID_OF[$id]}"
+    done
+}
 
 # wrk's latency figure in ms ("812.00us", "2.15ms", "1.02s").
 to_ms() {
@@ -103,62 +162,74 @@ to_ms() {
         printf "%.3f", n }'
 }
 
-# One wrk run: appends "rps p99_ms errors" to $TMP/<server>.<conns>.
+# measure CASE ROUND ID CONNS — one wrk run, recorded with what wrk reported.
 measure() {
-    local srv=$1 c=$2 out="$TMP/wrk.out"
-    wrk -t"$THREADS" -c"$c" -d"${DURATION}s" --latency "http://127.0.0.1:$(port_of "$srv")/" >"$out" 2>&1
-    local rps p99 errs
+    local case=$1 round=$2 id=$3 c=$4 out=$TMPD/wrk.out rc=0 load=() lcpu="" threads=$THREADS
+    if [ "$case" = onecore ]; then lcpu=$ONECORE_LOAD_CPU threads=1 load=(taskset -c "$lcpu"); fi
+    load+=(wrk -t"$threads" -c"$c" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT_OF[$id]}/")
+    timeout $((${DURATION%.*} + 60)) "${load[@]}" >"$out" 2>&1 || rc=$?
+    local rps p50 p75 p90 p99 errs reqs status=ok reason=""
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    p99=$(awk '$1 == "99%" {print $2}' "$out")
+    reqs=$(awk '/requests in/ {print $1}' "$out")
+    for p in 50 75 90 99; do
+        eval "p$p=\$(to_ms \"\$(awk '\$1 == \"$p%\" {print \$2}' \"\$out\")\")"
+    done
     errs=$(awk '/Socket errors:/ {sub(/.*errors:/, ""); gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i}
                 /Non-2xx/ {s += $NF} END {print s + 0}' "$out")
-    if [ -z "$rps" ] || [ -z "$p99" ]; then
-        echo "wrk failed against $srv: $(cat "$out")" >&2
-        exit 1
+    if [ "$rc" != 0 ] || [ -z "$rps" ]; then
+        status=FAILED reason="wrk exit $rc: $(tail -n 2 "$out" | tr '\n' ' ' | cut -c1-160)"
     fi
-    echo "$rps $(to_ms "$p99") $errs" >>"$TMP/$srv.$c"
-    printf '  round %d  %-5s  c=%-5s  %10.0f req/s  p99 %8.3f ms  errors %s\n' "$round" "$srv" "$c" \
-        "$rps" "$(to_ms "$p99")" "$errs" >&2
+    result_run "$(
+        printf '{"case":"%s","round":%s,"server":%s,"conns":%s,"wrk_threads":%s,"load_cpu":%s,' "$case" \
+            "$round" "$(json_str "$id")" "$c" "$threads" "$([ -n "$lcpu" ] && json_str "$lcpu" || echo null)"
+        printf '"status":"%s","reason":%s,"rps":%s,"requests":%s,"errors":%s,' "$status" \
+            "$(json_str "$reason")" "$(json_num "$rps")" "$(json_num "$reqs")" "$(json_num "$errs")"
+        printf '"latency_ms":{"p50":%s,"p75":%s,"p90":%s,"p99":%s}}' "$(json_num "$p50")" \
+            "$(json_num "$p75")" "$(json_num "$p90")" "$(json_num "$p99")"
+    )"
+    log "  round $round  $case  $id  c=$c  ${rps:-?} req/s  p99 ${p99:-?} ms  errors ${errs:-?} $reason"
 }
 
-median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-
-# Warm both up (page faults, pools, accept paths) before measuring.
-for srv in weft nginx; do
-    wrk -t"$THREADS" -c100 -d2s "http://127.0.0.1:$(port_of "$srv")/" >/dev/null 2>&1
-done
-echo "bench/http.sh: $ROUNDS rounds x {$CONNS} connections x ${DURATION}s, $WORKERS workers each" >&2
-for round in $(seq "$ROUNDS"); do
-    for c in $CONNS; do
-        if [ $((round % 2)) = 1 ]; then order="weft nginx"; else order="nginx weft"; fi
-        for srv in $order; do measure "$srv" "$c"; done
+CASES_JSON=""
+for case in $CASES; do
+    log "case $case: starting $SERVERS"
+    start_servers "$case"
+    for id in $SERVERS; do
+        wrk -t"$THREADS" -c100 -d2s "http://127.0.0.1:${PORT_OF[$id]}/" >/dev/null 2>&1 || true
     done
+    for round in $(seq "$ROUNDS"); do
+        order=$SERVERS
+        ((round % 2)) || order=$(tr ' ' '\n' <<<"$SERVERS" | grep . | tac | tr '\n' ' ')
+        for c in $CONNS; do
+            for id in $order; do measure "$case" "$round" "$id" "$c"; done
+        done
+    done
+    stop_servers
+    if [ "$case" = onecore ]; then
+        title="One load thread: wrk -t1 on CPU $ONECORE_LOAD_CPU, servers with 2 workers on CPUs $ONECORE_SERVER_CPUS"
+        load_desc="taskset -c $ONECORE_LOAD_CPU wrk -t1 -cN -d${DURATION}s --latency URL"
+    else
+        title="Load on every CPU: wrk -t$THREADS, servers with $WORKERS workers"
+        load_desc="wrk -t$THREADS -cN -d${DURATION}s --latency URL"
+    fi
+    CASES_JSON+="${CASES_JSON:+,}\"$case\":{\"title\":$(json_str "$title"),\"load\":$(json_str "$load_desc"),\"commands\":{$COMMANDS}}"
 done
 
-# ---- report --------------------------------------------------------------------
-echo "| connections | server | requests/s (median) | p99 latency ms (median) | requests/s per round | errors |"
-echo "|---:|---|---:|---:|---|---:|"
-verdict=""
-met=1
-for c in $CONNS; do
-    for srv in weft nginx; do
-        f="$TMP/$srv.$c"
-        rps=$(cut -d' ' -f1 "$f" | median)
-        p99=$(cut -d' ' -f2 "$f" | median)
-        all=$(cut -d' ' -f1 "$f" | awk '{printf "%s%.0f", (NR > 1 ? ", " : ""), $1}')
-        errs=$(cut -d' ' -f3 "$f" | awk '{s += $1} END {print s + 0}')
-        name=$([ "$srv" = weft ] && echo weft-http || echo "nginx $(nginx -v 2>&1 | sed 's|.*/||')")
-        printf '| %s | %s | %.0f | %.3f | %s | %s |\n' "$c" "$name" "$rps" "$p99" "$all" "$errs"
-        eval "${srv}_rps=$rps ${srv}_p99=$p99"
+servers_json() {
+    local id out=""
+    for id in $SERVERS; do
+        out+="${out:+,}$(json_str "$id"):{\"label\":$(json_str "$(server_label "$id")")}"
     done
-    # shellcheck disable=SC2154 # set by the eval above
-    line=$(awk -v wr="$weft_rps" -v nr="$nginx_rps" -v wp="$weft_p99" -v np="$nginx_p99" -v g="$GOAL" -v c="$c" 'BEGIN {
-        ok = (wr >= g * nr && wp <= np)
-        printf "%s at %s connections: weft-http %.0f req/s = %.2fx nginx (%.0f), p99 %.3f ms vs %.3f ms\n",
-            ok ? "MET" : "NOT MET", c, wr, wr / nr, nr, wp, np
-        exit !ok }') || met=0
-    verdict="$verdict- $line"$'\n'
-done
-echo
-printf 'Goal (>= %sx nginx requests/s with p99 no worse):\n%s' "$GOAL" "$verdict"
-[ $met = 1 ] && echo "Overall: goal met." || echo "Overall: goal not met."
+    printf '{%s}' "$out"
+}
+# shellcheck disable=SC2086 # word lists
+result_end "$(
+    printf '"settings":{"rounds":%s,"duration_s":%s,"conns":[%s],"workers":%s,"wrk_threads":%s,' \
+        "$ROUNDS" "$DURATION" "$(tr ' ' '\n' <<<"$CONNS" | grep . | paste -sd,)" "$WORKERS" "$THREADS"
+    printf '"goal":%s,"cases":%s,"case":{%s},"wrk":%s},' "$GOAL" "$(json_list $CASES)" "$CASES_JSON" \
+        "$(json_str "$(wrk -v 2>&1 | head -n1 | cut -c1-60)")"
+    printf '"servers":%s,"server_ids":%s' "$(servers_json)" "$(json_list $SERVERS)"
+)"
+log "wrote $RESULT_FILE"
+python3 bench/render.py "$RESULT_FILE"
+[ -z "$OUT" ] || python3 bench/render.py --out "$OUT" "$RESULT_FILE"

@@ -6,7 +6,9 @@
 # persistence: --save '' --appendonly no) or weft-kv in the foreground on
 # its own loopback port, drives it with redis-benchmark -t ping,set,get at
 # every connection count in CONNS, without pipelining (-n N) and with -P 16
-# (-n NP), over KEYS random keys (-r), and stops it by PID. Reports the
+# (-n NP), over KEYS random keys (-r), and stops it by PID. Every
+# redis-benchmark row of every round goes into one JSON result file
+# (bench/results/, see bench/lib.sh); bench/render.py renders from it the
 # median requests/s per server, test, connection count and pipeline depth
 # as a markdown table with the ratio weft-kv / redis-server, and whether
 # weft-kv reached GOAL x redis-server's requests/s in every row.
@@ -17,8 +19,9 @@
 # usage: bench/kv.sh            (environment variables below override)
 #   BUILD=build-bench  WORKERS=$(nproc)  CONNS="50 1000"  ROUNDS=3
 #   N=200000 (requests per test, no pipelining)  NP=2000000 (with -P 16)
-#   KEYS=100000  KV_PORT=16380  REDIS_PORT=16379  GOAL=1.0  OUT= (also
-#   write the table to this file)
+#   KEYS=100000  KV_PORT=16380  REDIS_PORT=16379  GOAL=1.0
+#   RESULTS=bench/results  OUT= (also render into this markdown file, between
+#   <!-- kv.sh:begin --> and <!-- kv.sh:end -->)
 #   PIN=1 (default): weft-kv pins its workers (weft's default); PIN=0 lets
 #   them float like redis-server's thread (--no-pin)
 
@@ -26,6 +29,10 @@
 # redis-tools), python3, cmake and a C compiler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+ARGV=("$0" "$@")
+T_START=$SECONDS
 BUILD=${BUILD:-build-bench}
 WORKERS=${WORKERS:-$(nproc)}
 CONNS=${CONNS:-"50 1000"}
@@ -38,6 +45,7 @@ REDIS_PORT=${REDIS_PORT:-16379}
 GOAL=${GOAL:-1.0}
 PIN=${PIN:-1}
 OUT=${OUT:-}
+RESULTS=${RESULTS:-bench/results}
 
 for t in redis-server redis-benchmark redis-cli python3 cmake; do
     command -v "$t" >/dev/null || { echo "bench/kv.sh: $t is required" >&2; exit 1; }
@@ -53,17 +61,11 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF >/dev/n
 cmake --build "$BUILD" -j "$(nproc)" --target weft-kv >/dev/null
 KV="$BUILD/examples/kv/weft-kv"
 
-TMP=$(mktemp -d /tmp/weft-bench-kv.XXXXXX)
-SPID=
-cleanup() {
-    if [ -n "$SPID" ]; then
-        kill -TERM "$SPID" 2>/dev/null || true
-        wait "$SPID" 2>/dev/null || true
-    fi
-    rm -rf "$TMP"
-}
+TMPD=$(mktemp -d /tmp/weft-bench-kv.XXXXXX)
+TMP=$TMPD
 trap cleanup EXIT
-log() { printf '[%4ds] %s\n' "$SECONDS" "$*" >&2; }
+trap 'log "interrupted"; exit 130' INT TERM
+result_begin kv "$RESULTS" "${ARGV[@]}"
 
 # start_server NAME: in the background, PID in SPID; waits for PING.
 start_server() {
@@ -71,18 +73,21 @@ start_server() {
     weft-kv)
         pin=
         [ "$PIN" = 1 ] || pin=--no-pin
-        "$KV" --bind 127.0.0.1 --port "$KV_PORT" --workers "$WORKERS" $pin -q \
-            --stats-socket "$TMP/admin.sock" >"$TMP/server.log" 2>&1 &
+        KV_CMD=("$KV" --bind 127.0.0.1 --port "$KV_PORT" --workers "$WORKERS" ${pin:+"$pin"} -q
+            --stats-socket "$TMP/admin.sock")
+        "${KV_CMD[@]}" >"$TMP/server.log" 2>&1 &
         SPID=$!
         PORT=$KV_PORT
         ;;
     redis-server)
-        redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-            --daemonize no --dir "$TMP" --logfile "$TMP/server.log" --maxclients 10000 &
+        REDIS_CMD=(redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no
+            --daemonize no --dir "$TMP" --logfile "$TMP/server.log" --maxclients 10000)
+        "${REDIS_CMD[@]}" &
         SPID=$!
         PORT=$REDIS_PORT
         ;;
     esac
+    PIDS_STARTED+=("$SPID")
     for _ in $(seq 100); do
         [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$PORT" ping 2>/dev/null)" = PONG ] && return 0
         kill -0 "$SPID" 2>/dev/null || break
@@ -94,39 +99,47 @@ start_server() {
 }
 
 stop_server() {
-    kill -TERM "$SPID"
-    local i
-    for i in $(seq 100); do
-        kill -0 "$SPID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$SPID" 2>/dev/null && kill -KILL "$SPID"
-    wait "$SPID" 2>/dev/null || true
+    stop_pid "$SPID" 10
+    forget_pid "$SPID"
     SPID=
 }
 
-# One server, every connection count and pipeline depth: rows appended to
-# $TMP/results as "server,conns,pipeline,test,rps".
+# One server, every connection count and pipeline depth: one run recorded
+# per redis-benchmark row (test), with what redis-benchmark reported.
 bench_server() {
-    local name=$1 c p n
+    local name=$1 c p n rc
     start_server "$name"
     for c in $CONNS; do
         for p in 1 16; do
             n=$N
             [ "$p" = 1 ] || n=$NP
             log "round $round: $name -c $c -P $p -n $n"
+            rc=0
             timeout 600 redis-benchmark -h 127.0.0.1 -p "$PORT" -c "$c" -n "$n" -P "$p" \
-                -r "$KEYS" -t ping,set,get --csv >"$TMP/csv" 2>"$TMP/err" ||
-                { cat "$TMP/err" >&2; exit 1; }
-            # "test","rps","avg_latency_ms",...: keep test and rps.
-            sed -n 's/^"\([A-Z_]*\)","\([0-9.]*\)".*/\1,\2/p' "$TMP/csv" |
-                sed "s/^/$name,$c,$p,/" >>"$TMP/results"
+                -r "$KEYS" -t ping,set,get --csv >"$TMP/csv" 2>"$TMP/err" || rc=$?
+            local tags
+            tags=$(printf '"round":%s,"server":%s,"conns":%s,"pipeline":%s,"requests":%s' "$round" \
+                "$(json_str "$name")" "$c" "$p" "$n")
+            if [ "$rc" != 0 ] || ! grep -q '^"[A-Z]' "$TMP/csv"; then
+                result_run "{$tags,\"test\":\"all\",\"status\":\"FAILED\",\"reason\":$(
+                    json_str "redis-benchmark exit $rc: $(tail -n 2 "$TMP/err" | tr '\n' ' ' | cut -c1-160)")}"
+                log "  FAILED: redis-benchmark exit $rc"
+                continue
+            fi
+            # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
+            # "p95_latency_ms","p99_latency_ms","max_latency_ms"
+            local test rps avg min p50 p95 p99 max
+            while IFS=, read -r test rps avg min p50 p95 p99 max; do
+                result_run "{$tags,\"test\":$(json_str "$test"),\"status\":\"ok\",\"reason\":\"\",$(
+                    printf '"rps":%s,"latency_ms":{"avg":%s,"min":%s,"p50":%s,"p95":%s,"p99":%s,"max":%s}}' \
+                        "$(json_num "$rps")" "$(json_num "$avg")" "$(json_num "$min")" "$(json_num "$p50")" \
+                        "$(json_num "$p95")" "$(json_num "$p99")" "$(json_num "$max")")"
+            done < <(sed -n 's/"//g; /^[A-Z_]*,[0-9]/p' "$TMP/csv")
         done
     done
     stop_server
 }
 
-: >"$TMP/results"
 log "weft-kv ($WORKERS workers, PIN=$PIN) vs redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
     if [ $((round % 2)) = 1 ]; then order="weft-kv redis-server"; else order="redis-server weft-kv"; fi
@@ -135,27 +148,17 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-python3 - "$TMP/results" "$GOAL" "$ROUNDS" >"$TMP/table" <<'PY'
-import statistics, sys
-from collections import defaultdict
-rows = defaultdict(list)
-for line in open(sys.argv[1]):
-    server, c, p, test, rps = line.strip().split(",")
-    rows[(server, int(c), int(p), test)].append(float(rps))
-goal, rounds = float(sys.argv[2]), sys.argv[3]
-keys = sorted({(c, p, t) for (_, c, p, t) in rows}, key=lambda k: (k[1], k[0], k[2]))
-print("| connections | pipeline | test | weft-kv req/s | redis-server req/s | ratio |")
-print("|---:|---:|---|---:|---:|---:|")
-met = True
-for c, p, t in keys:
-    w = statistics.median(rows[("weft-kv", c, p, t)])
-    r = statistics.median(rows[("redis-server", c, p, t)])
-    ratio = w / r if r else float("inf")
-    met &= ratio >= goal
-    print(f"| {c} | {'-P 16' if p > 1 else 'none'} | {t} | {w:,.0f} | {r:,.0f} | {ratio:.2f} |")
-print()
-print(f"Medians of {rounds} rounds. Goal {goal:.1f}x redis-server in every row: "
-      + ("met." if met else "NOT met."))
-PY
-cat "$TMP/table"
-[ -z "$OUT" ] || cp "$TMP/table" "$OUT"
+result_end "$(
+    printf '"settings":{"rounds":%s,"conns":[%s],"n":%s,"np":%s,"keys":%s,"workers":%s,"pin":%s,' \
+        "$ROUNDS" "$(tr ' ' '\n' <<<"$CONNS" | grep . | paste -sd,)" "$N" "$NP" "$KEYS" "$WORKERS" "$PIN"
+    printf '"goal":%s,"load":%s},' "$GOAL" \
+        "$(json_str "redis-benchmark -c C -n $N|$NP -P 1|16 -r $KEYS -t ping,set,get --csv")"
+    printf '"servers":{"weft-kv":{"label":"weft-kv (%s workers%s)","command":%s},' "$WORKERS" \
+        "$([ "$PIN" = 1 ] || echo ", --no-pin")" "$(json_str "$(shell_quote "${KV_CMD[@]}" | sed "s|$TMP|TMP|g")")"
+    printf '"redis-server":{"label":%s,"command":%s}},"server_ids":["weft-kv","redis-server"]' \
+        "$(json_str "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')")" \
+        "$(json_str "$(shell_quote "${REDIS_CMD[@]}" | sed "s|$TMP|TMP|g")")"
+)"
+log "wrote $RESULT_FILE"
+python3 bench/render.py "$RESULT_FILE"
+[ -z "$OUT" ] || python3 bench/render.py --out "$OUT" "$RESULT_FILE"

@@ -1,4 +1,5 @@
-# bench/lib.sh — helpers for bench/run.sh (sourced, not run).
+# shellcheck shell=bash
+# bench/lib.sh — helpers for bench/run.sh, bench/http.sh and bench/kv.sh (sourced, not run).
 #
 # Everything here works on processes this script started, by PID. Nothing is
 # found or stopped by name. Each function says what it promises.
@@ -7,7 +8,7 @@
 log() { printf '[%5ds] %s\n' "$((SECONDS - ${T_START:-0}))" "$*" >&2; }
 
 # die MSG... — print and exit non-zero (the EXIT trap cleans up).
-die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
+die() { printf 'bench/%s: %s\n' "${0##*/}" "$*" >&2; exit 1; }
 
 # PIDS_STARTED holds every background PID this script started; cleanup
 # stops the ones still alive (TERM, then KILL after a bounded wait).
@@ -99,7 +100,8 @@ conns_established() {
 # at this instant (the same for every server, whatever calls it uses).
 bytes_sent_sum() {
     ss -tinH state established "( sport = :$1 )" 2>/dev/null |
-        grep -o 'bytes_sent:[0-9]*' | awk -F: '{ s += $2 } END { printf "%.0f\n", s }'
+        awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^bytes_sent:/) { split($i, a, ":"); s += a[2] } }
+             END { printf "%.0f\n", s }'
 }
 
 # weft_admin_stat PORT "NAME..." — fields of one snapshot from weft-echo's
@@ -157,4 +159,112 @@ forget_pid() {
         if [ -n "$p" ] && [ "$p" != "$1" ]; then keep+=("$p"); fi
     done
     PIDS_STARTED=("${keep[@]:-}")
+}
+
+# ---- result files ------------------------------------------------------------
+# Every benchmark script (run.sh, http.sh, kv.sh) writes one JSON result file
+# per invocation: what tree it measured (commit, dirty or not), on what
+# machine, with what command, and every run of every round as it came out.
+# bench/render.py turns result files into the markdown tables and plots;
+# nothing here computes a figure.
+
+# json_str S — S as a JSON string (quotes, backslashes and control
+# characters escaped).
+json_str() {
+    local s=$1
+    s=${s//\\/\\\\}
+    s=${s//\"/\\\"}
+    s=${s//$'\n'/\\n}
+    s=${s//$'\t'/\\t}
+    s=${s//$'\r'/}
+    s=$(tr -d '\000-\010\013\014\016-\037' <<<"$s")
+    printf '"%s"' "$s"
+}
+
+# json_num V — V when it is a number, otherwise null.
+json_num() {
+    if [[ $1 =~ ^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]]; then printf '%s' "$1"; else printf null; fi
+}
+
+# json_list WORD... — the words as a JSON list of strings.
+json_list() {
+    local w out=""
+    for w in "$@"; do out+="${out:+,}$(json_str "$w")"; done
+    printf '[%s]' "$out"
+}
+
+# json_obj_file FILE — FILE's first line when it is one JSON object (as
+# weft-load --json prints it), otherwise null.
+json_obj_file() {
+    local l=""
+    [ -s "$1" ] && l=$(head -n1 "$1")
+    if [[ $l == '{'*'}' ]]; then printf '%s' "$l"; else printf null; fi
+}
+
+# shell_quote WORD... — the words as one shell command line.
+shell_quote() {
+    local w out=""
+    for w in "$@"; do
+        if [[ $w =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then out+="${out:+ }$w"; else out+="${out:+ }'${w//\'/\'\\\'\'}'"; fi
+    done
+    printf '%s' "$out"
+}
+
+# result_begin SUITE DIR COMMAND... — starts a result file for SUITE in DIR:
+# sets RESULT_FILE (named by the UTC start time and the commit), notes the
+# start, the load average and the tree's state. Runs are added with
+# result_run and the file is written by result_end. Needs TMPD.
+result_begin() {
+    RESULT_SUITE=$1
+    local dir=$2
+    shift 2
+    RESULT_CMD=$(shell_quote "$@")
+    RESULT_STARTED=$(date -u '+%Y-%m-%dT%H:%M:%SZ')
+    RESULT_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+    RESULT_COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+    RESULT_DIRTY_PATHS=$(git status --porcelain 2>/dev/null | cut -c4- | head -n 20 | tr '\n' ' ')
+    local tag=${RESULT_COMMIT:0:12}
+    [ -n "$RESULT_DIRTY_PATHS" ] && tag+=-dirty
+    mkdir -p "$dir"
+    RESULT_FILE=$dir/$RESULT_SUITE-$(date -u -d "$RESULT_STARTED" '+%Y%m%dT%H%M%SZ')-$tag.json
+    RESULT_RUNS=$TMPD/result-runs.jsonl
+    : >"$RESULT_RUNS"
+}
+
+# result_run JSON — adds one run (a JSON object on one line) to the result.
+result_run() { printf '%s\n' "$1" >>"$RESULT_RUNS"; }
+
+# result_machine — the machine as a JSON object.
+result_machine() {
+    local model mem
+    model=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)
+    mem=$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+    printf '{"cpus":%s,"model":%s,"mem_gib":%s,"kernel":%s,"load_before":%s,"load_after":%s,"fd_limit":%s}' \
+        "$(nproc)" "$(json_str "$model")" "$(json_num "$mem")" "$(json_str "$(uname -r)")" \
+        "$(json_str "$RESULT_LOAD_BEFORE")" "$(json_str "$(cut -d' ' -f1-3 /proc/loadavg)")" \
+        "$(json_num "$(ulimit -n)")"
+}
+
+# result_end EXTRA — writes RESULT_FILE: the tree, the machine, the command,
+# EXTRA (more top-level members, "name":value,... or empty) and every run.
+# Checks that the file is valid JSON (python3); dies if not.
+result_end() {
+    local dirty=false
+    [ -n "$RESULT_DIRTY_PATHS" ] && dirty=true
+    # shellcheck disable=SC2086 # the paths are words
+    {
+        printf '{"schema":"weft-bench/1","suite":%s,"command":%s,' "$(json_str "$RESULT_SUITE")" \
+            "$(json_str "$RESULT_CMD")"
+        printf '"started":%s,"finished":%s,' "$(json_str "$RESULT_STARTED")" \
+            "$(json_str "$(date -u '+%Y-%m-%dT%H:%M:%SZ')")"
+        printf '"source":{"commit":%s,"dirty":%s,"dirty_paths":%s},' "$(json_str "$RESULT_COMMIT")" \
+            "$dirty" "$(json_list $RESULT_DIRTY_PATHS)"
+        printf '"machine":%s,' "$(result_machine)"
+        [ -n "${1:-}" ] && printf '%s,' "$1"
+        printf '"runs":[\n'
+        sed '$!s/$/,/' "$RESULT_RUNS"
+        printf ']}\n'
+    } >"$RESULT_FILE"
+    python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$RESULT_FILE" ||
+        die "$RESULT_FILE is not valid JSON"
 }

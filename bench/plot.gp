@@ -1,5 +1,5 @@
 # bench/plot.gp — one line per server against connections (log x), for
-# bench/run.sh. Variables (gnuplot -e): datafile (header row of quoted server
+# bench/render.py. Variables (gnuplot -e): datafile (header row of quoted server
 # names, then one row per level; NaN = no value), outfile, term (pngcairo or
 # png), ncol (columns in the file), ttl, ylab, logy (1 = log y axis).
 if (!exists("term")) term = "pngcairo"
@@ -17,9 +17,12 @@ if (logy) set logscale y 10
 set yrange [0:*]
 if (logy) set yrange [*:*]
 set grid xtics ytics mytics
-# Nine servers: the default palette repeats after eight colours.
+# Up to twelve servers: the default palette repeats after eight colours.
 set linetype 9 linecolor rgb "#8c564b" pointtype 8
-set linetype cycle 9
+set linetype 10 linecolor rgb "#17becf" pointtype 10
+set linetype 11 linecolor rgb "#7f7f7f" pointtype 12
+set linetype 12 linecolor rgb "#bcbd22" pointtype 14
+set linetype cycle 12
 set key outside right top
 set datafile missing "NaN"
 set datafile separator "\t"

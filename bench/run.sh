@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
 # bench/run.sh — weft-echo against the peer echo servers, under one load
-# generator, in one run; writes docs/benchmarks.md and docs/img/*.png.
+# generator, in one run. It measures and records; it computes no figure.
+# Every run of every round goes into one JSON result file (bench/results/,
+# see bench/lib.sh), and bench/render.py turns that file into the markdown
+# tables and plots (docs/benchmarks.md), each figure the median of the rounds.
 #
-# What it measures, per server, connection level and message size:
-#   - closed-loop echo (weft-load echo, depth 1): messages/s, latency
-#     p50/p99/p99.9, server CPU seconds per 10^6 messages (utime+stime from
-#     /proc/PID/stat around the run / verified messages), peak RSS (VmHWM);
-#   - one pipelined run (depth 16) at 1000 connections, 64 B;
-#   - system calls per message on one fixed run (1000 conns, 64 B, depth 1):
-#     strace -c -f -p attached for a fixed window of a steady run;
-#   - an open-loop run (weft-load rate) at 10,000 connections at half the
-#     best peer's closed-loop rate there: p99/p99.9 without coordinated omission;
-#   - weft only: idle floods of 10,000 and ~19,000 connections, memory per
-#     connection from the VmRSS delta.
-# Every server is started on its own port, waited for ("listening on"), and
-# stopped by its PID. Rounds are interleaved and the tables show medians.
-# Client and server share the machine's CPUs; nothing is pinned by the script.
+# What it measures, per server (the cases, --cases):
+#   closed     closed-loop echo (weft-load echo, depth 1) at every level and
+#              size: messages/s, latency, server CPU (utime+stime from
+#              /proc/PID/stat around the run), peak RSS (VmHWM);
+#   pipelined  depth 16 at PIPE_CONNS connections, 64 B;
+#   onecore    the load generator with one thread, pinned (taskset) to one of
+#              the two CPUs the server is confined to: the case in which a
+#              server that pins its workers shares a core with its client;
+#   syscalls   system calls per message (strace -c -f -p, attached for a fixed
+#              window of a steady closed-loop run; messages counted on the
+#              kernel side from tcpi_bytes_sent);
+#   open       open loop (weft-load rate) at half the best peer's closed-loop
+#              median: latency without coordinated omission;
+#   floods     weft only: idle connections held, memory per connection.
+# Rounds are interleaved: each round runs every server once per case, and the
+# order of the servers is reversed every other round. Each run gets a fresh
+# server on its own port, waited for ("listening on") and stopped by its PID.
 #
-# usage: bench/run.sh [--quick] [--rounds N] [--duration S] [--servers LIST]
-#                     [--levels LIST] [--sizes LIST] [--out FILE] [--no-plots]
+# usage: see --help.
 set -euo pipefail
 
 usage() {
@@ -26,27 +31,37 @@ usage() {
 usage: bench/run.sh [options]
 
 Runs weft-echo and the peer echo servers (bench/peers) under weft-load on
-loopback and writes a report with tables and plots. Builds what it needs in
-build-bench/ first. Bounded: every run stops by itself.
+loopback, writes every run to a JSON result file, then renders the tables and
+plots from it with bench/render.py. Builds what it needs in build-bench/ first.
+Bounded: every run stops by itself.
 
-  --quick          smoke run (< 2 minutes): short runs, levels 100 and 2000,
-                   64 B only, small floods; writes build-bench/quick/ unless
-                   --out is given
-  --rounds N       rounds, interleaved across servers; tables show medians
-                   (default 1; use 5 for comparison claims)
+  --quick          smoke run (about 2 minutes): 1 round, short runs, levels 100
+                   and 2000, 64 B only, small floods; results and report go to
+                   build-bench/quick/ unless --results/--out are given. One
+                   round is not a figure: the report says so.
+  --rounds N       interleaved rounds (default 3; a figure needs 3 or more)
   --duration S     seconds per closed-/open-loop run (default 2; fractions ok)
-  --servers LIST   comma-separated, from: weft weft1 libuv2 libuv1 libevent epoll-et
-                   epoll-lt poll select threads (default: all)
+  --servers LIST   comma-separated, from: weft weft-nopin weft1 libuv2 libuv1
+                   libevent epoll-et epoll-lt poll select threads (default: all)
+  --baseline REV   also run weft-echo built from commit REV (server weft-base,
+                   2 workers), interleaved with the rest: old against new in
+                   the same run
+  --cases LIST     comma-separated, from: closed pipelined onecore syscalls
+                   open floods (default: all)
   --levels LIST    connection counts (default 10,100,1000,10000)
   --sizes LIST     message sizes in bytes (default 64,4096)
-  --out FILE       report to write (default docs/benchmarks.md); only the part
+  --onecore-levels LIST   connection counts of the one-core case (default 100,1000)
+  --results DIR    where the result file goes (default bench/results)
+  --out FILE       report to render (default docs/benchmarks.md); only the part
                    between <!-- run.sh:begin --> and <!-- run.sh:end --> is
-                   replaced, the rest of an existing file is kept. Plots go to
-                   img/ next to it.
-  --no-plots       no gnuplot images
+                   replaced. Plots go to img/ next to it.
+  --no-render      write the result file only
+  --no-plots       render without gnuplot images
   -h, --help       this text
 
-Environment: BUILD (default build-bench), PORT_BASE (default 17100).
+Environment: BUILD (default build-bench), PORT_BASE (default 17100),
+ONECORE_SERVER_CPUS (default 0,1), ONECORE_LOAD_CPU (default 1).
+Rendering again later: bench/render.py --out docs/benchmarks.md RESULT.json
 EOF
 }
 
@@ -55,20 +70,28 @@ ROOT=$PWD
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 T_START=$SECONDS
+ARGV=("$0" "$@")
 
-ALL_SERVERS="weft weft1 libuv2 libuv1 libevent epoll-et epoll-lt poll select threads"
+ALL_SERVERS="weft weft-nopin weft1 libuv2 libuv1 libevent epoll-et epoll-lt poll select threads"
+ALL_CASES="closed pipelined onecore syscalls open floods"
 
 # ---- options ---------------------------------------------------------------
-QUICK=0 ROUNDS=1 DURATION="" SERVERS="" LEVELS="" SIZES="" OUT="" PLOTS=1
+QUICK=0 ROUNDS="" DURATION="" SERVERS="" LEVELS="" SIZES="" OUT="" RESULTS="" PLOTS=1 RENDER=1
+CASES="" BASELINE="" ONECORE_LEVELS=""
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) QUICK=1 ;;
     --rounds) ROUNDS=${2:?--rounds needs N}; shift ;;
     --duration) DURATION=${2:?--duration needs S}; shift ;;
     --servers) SERVERS=${2:?--servers needs a list}; shift ;;
+    --baseline) BASELINE=${2:?--baseline needs a commit}; shift ;;
+    --cases) CASES=${2:?--cases needs a list}; shift ;;
     --levels) LEVELS=${2:?--levels needs a list}; shift ;;
     --sizes) SIZES=${2:?--sizes needs a list}; shift ;;
+    --onecore-levels) ONECORE_LEVELS=${2:?--onecore-levels needs a list}; shift ;;
+    --results) RESULTS=${2:?--results needs a directory}; shift ;;
     --out) OUT=${2:?--out needs a file}; shift ;;
+    --no-render) RENDER=0 ;;
     --no-plots) PLOTS=0 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -76,41 +99,48 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+BUILD=${BUILD:-build-bench}
 if [ "$QUICK" = 1 ]; then
-    : "${DURATION:=0.5}" "${LEVELS:=100,2000}" "${SIZES:=64}" "${OUT:=build-bench/quick/benchmarks.md}"
+    : "${ROUNDS:=1}" "${DURATION:=0.5}" "${LEVELS:=100,2000}" "${SIZES:=64}" "${ONECORE_LEVELS:=100}"
+    : "${OUT:=$BUILD/quick/benchmarks.md}" "${RESULTS:=$BUILD/quick/results}"
     SYSCALL_CONNS=1000 SYSCALL_WINDOW=0.5 PIPE_CONNS=1000 OPEN_CONNS=2000
     FLOODS="2000 4000:4" FLOOD_HOLD=1
 else
-    : "${DURATION:=2}" "${LEVELS:=10,100,1000,10000}" "${SIZES:=64,4096}" "${OUT:=docs/benchmarks.md}"
+    : "${ROUNDS:=3}" "${DURATION:=2}" "${LEVELS:=10,100,1000,10000}" "${SIZES:=64,4096}"
+    : "${ONECORE_LEVELS:=100,1000}" "${OUT:=docs/benchmarks.md}" "${RESULTS:=bench/results}"
     SYSCALL_CONNS=1000 SYSCALL_WINDOW=2 PIPE_CONNS=1000 OPEN_CONNS=10000
     FLOODS="10000 19000:4" FLOOD_HOLD=2
 fi
-: "${SERVERS:=${ALL_SERVERS// /,}}"
+: "${SERVERS:=${ALL_SERVERS// /,}}" "${CASES:=${ALL_CASES// /,}}"
 PIPE_DEPTH=16
-SERVERS=${SERVERS//,/ } LEVELS=${LEVELS//,/ } SIZES=${SIZES//,/ }
+ONECORE_SERVER_CPUS=${ONECORE_SERVER_CPUS:-0,1}
+ONECORE_LOAD_CPU=${ONECORE_LOAD_CPU:-1}
+SERVERS=${SERVERS//,/ } LEVELS=${LEVELS//,/ } SIZES=${SIZES//,/ } CASES=${CASES//,/ }
+ONECORE_LEVELS=${ONECORE_LEVELS//,/ }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds: not a positive integer: $ROUNDS"
 [[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--duration: not a number: $DURATION"
 for s in $SERVERS; do
     [[ " $ALL_SERVERS " == *" $s "* ]] || die "--servers: unknown server '$s' (known: $ALL_SERVERS)"
 done
-for n in $LEVELS $SIZES; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "bad level or size: $n"; done
-LEVELS=$(tr ' ' '\n' <<<"$LEVELS" | sort -n -u | tr '\n' ' ')
-SIZES=$(tr ' ' '\n' <<<"$SIZES" | sort -n -u | tr '\n' ' ')
+for c in $CASES; do
+    [[ " $ALL_CASES " == *" $c "* ]] || die "--cases: unknown case '$c' (known: $ALL_CASES)"
+done
+for n in $LEVELS $SIZES $ONECORE_LEVELS; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "bad level or size: $n"; done
+sort_words() { tr ' ' '\n' <<<"$1" | grep . | sort -n -u | tr '\n' ' '; }
+LEVELS=$(sort_words "$LEVELS") SIZES=$(sort_words "$SIZES") ONECORE_LEVELS=$(sort_words "$ONECORE_LEVELS")
+has_case() { [[ " $CASES " == *" $1 "* ]]; }
 
-BUILD=${BUILD:-build-bench}
 PORT_NEXT=${PORT_BASE:-17100}
-OUT_DIR=$(dirname "$OUT")
-IMG_DIR=$OUT_DIR/img
 DUR_INT=${DURATION%.*}
 RUN_LIMIT=$((DUR_INT + 60)) # outer bound on one weft-load run, seconds
 
-for tool in ss awk sed timeout cmake; do
+for tool in ss awk sed timeout cmake git python3; do
     command -v "$tool" >/dev/null || die "needs $tool"
 done
 HAVE_STRACE=0
 command -v strace >/dev/null && HAVE_STRACE=1
-HAVE_GNUPLOT=0
-command -v gnuplot >/dev/null && HAVE_GNUPLOT=1
+HAVE_TASKSET=0
+command -v taskset >/dev/null && HAVE_TASKSET=1
 
 TMPD=$(mktemp -d /tmp/weft-bench.XXXXXX)
 trap cleanup EXIT
@@ -121,11 +151,11 @@ HARD_NOFILE=$(ulimit -Hn)
 [ "$HARD_NOFILE" = unlimited ] && HARD_NOFILE=1048576
 ulimit -n "$HARD_NOFILE"
 NOFILE=$(ulimit -n)
-FD_SPARE=64 # descriptors a process needs besides its connections
+FD_SPARE=64              # descriptors a process needs besides its connections
 SELECT_MAX=$((1024 - 8)) # FD_SETSIZE less stdio, listener and spares
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-log "load average before: $LOAD_BEFORE; fd limit $NOFILE"
+result_begin echo "$RESULTS" "${ARGV[@]}"
+log "load average before: $RESULT_LOAD_BEFORE; fd limit $NOFILE"
 log "building in $BUILD"
 cmake -S . -B "$BUILD" -DWEFT_BUILD_BENCH=ON -DWEFT_BUILD_TESTS=OFF >"$TMPD/cmake.log" 2>&1 ||
     { cat "$TMPD/cmake.log" >&2; die "cmake configure failed"; }
@@ -135,6 +165,27 @@ cmake --build "$BUILD" -j"$(nproc)" --target weft-echo weft-load peer-threads pe
 B=$ROOT/$BUILD
 LOADGEN=$B/tools/weft-load
 
+# --baseline REV: weft-echo from another commit, built from `git archive` in
+# its own folder (no worktree, nothing in the checkout changes).
+BASE_SHA="" BASE_ECHO=""
+if [ -n "$BASELINE" ]; then
+    BASE_SHA=$(git rev-parse --verify "$BASELINE^{commit}" 2>/dev/null) ||
+        die "--baseline: not a commit: $BASELINE"
+    BASE_DIR=$B/baseline-${BASE_SHA:0:12}
+    BASE_ECHO=$BASE_DIR/build/tools/weft-echo
+    if [ ! -x "$BASE_ECHO" ]; then
+        log "building weft-echo at ${BASE_SHA:0:12} in $BASE_DIR"
+        rm -rf "$BASE_DIR"
+        mkdir -p "$BASE_DIR/src"
+        git archive "$BASE_SHA" | tar -x -C "$BASE_DIR/src"
+        { cmake -S "$BASE_DIR/src" -B "$BASE_DIR/build" -DWEFT_BUILD_TESTS=OFF \
+            -DWEFT_BUILD_EXAMPLES=OFF && cmake --build "$BASE_DIR/build" -j"$(nproc)" \
+            --target weft-echo; } >"$TMPD/base.log" 2>&1 ||
+            { tail -n 30 "$TMPD/base.log" >&2; die "--baseline: build failed"; }
+    fi
+    SERVERS="$SERVERS weft-base"
+fi
+
 # ---- servers -------------------------------------------------------------------
 # server_cmd ID PORT [EXTRA...] — sets CMD to the server's command line.
 server_cmd() {
@@ -142,6 +193,8 @@ server_cmd() {
     shift 2
     case $id in
     weft) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 -q "$@") ;;
+    weft-nopin) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --no-pin -q "$@") ;;
+    weft-base) CMD=("$BASE_ECHO" --port "$port" --workers 2 -q "$@") ;;
     weft1) CMD=("$B/tools/weft-echo" --port "$port" --workers 1 -q "$@") ;;
     libuv2) CMD=("$B/bench/peers/peer-libuv" --port "$port" --threads 2) ;;
     libuv1) CMD=("$B/bench/peers/peer-libuv" --port "$port" --threads 1) ;;
@@ -154,6 +207,8 @@ server_cmd() {
 server_label() {
     case $1 in
     weft) echo "weft (2 workers)" ;;
+    weft-nopin) echo "weft --no-pin (2 workers)" ;;
+    weft-base) echo "weft @ ${BASE_SHA:0:7} (2 workers)" ;;
     weft1) echo "weft (1 worker)" ;;
     libuv2) echo "libuv (2 loops)" ;;
     libuv1) echo "libuv (1 loop)" ;;
@@ -166,13 +221,15 @@ server_label() {
     esac
 }
 
-# start_server ID PORT [EXTRA...] — starts it in the background, sets SPID,
-# and waits (up to 10 s) for its "listening on" line. Returns 1 if it exits
-# or does not get there; SLOG is its output.
+# start_server ID PORT CPUS [EXTRA...] — starts it in the background (under
+# taskset -c CPUS unless CPUS is empty), sets SPID, and waits (up to 10 s)
+# for its "listening on" line. Returns 1 if it exits or does not get there;
+# SLOG is its output.
 start_server() {
-    local id=$1 port=$2 i
-    shift 2
+    local id=$1 port=$2 cpus=$3 i
+    shift 3
     server_cmd "$id" "$port" "$@"
+    [ -n "$cpus" ] && CMD=(taskset -c "$cpus" "${CMD[@]}")
     SLOG=$TMPD/server.$port.log
     : >"$SLOG" # exists before the first grep (the child opens it asynchronously)
     "${CMD[@]}" >"$SLOG" 2>&1 &
@@ -192,23 +249,13 @@ stop_server() {
     forget_pid "$SPID"
 }
 
-# ---- results ---------------------------------------------------------------------
-# One row per run in RESULTS (tab-separated):
-#   round kind server conns size depth status msgs_per_s p50_us p99_us p999_us
-#   cpu_s_per_M hwm_kib extra reason
-# kind: echo (closed loop), open (open loop; extra = offered rate),
-#       flood (weft only; p50/p99 = connect time, extra = bytes per connection).
-# status: ok | FAILED | na.
-RESULTS=$TMPD/results.tsv
-SYSCALLS=$TMPD/syscalls.tsv
-: >"$RESULTS"
-: >"$SYSCALLS"
-
-record() { # round kind server conns size depth status msgs p50 p99 p999 cpu hwm extra reason
-    local IFS=$'\t'
-    printf '%s\n' "$*" >>"$RESULTS"
+# servers_in_order ROUND — the servers, reversed on even rounds, so that no
+# server always runs right after the same neighbour.
+servers_in_order() {
+    if (($1 % 2)); then echo "$SERVERS"; else tr ' ' '\n' <<<"$SERVERS" | grep . | tac | tr '\n' ' '; fi
 }
 
+# ---- one run ---------------------------------------------------------------------
 # load_failure OUT ERR RC — why a weft-load run failed, in one line.
 load_failure() {
     local why
@@ -216,90 +263,109 @@ load_failure() {
     [ -z "$why" ] && why=$(grep -v '^$' "$2" 2>/dev/null | tail -n1 | cut -c1-160)
     [ -z "$why" ] && why="weft-load exit status $3"
     [ "$3" = 124 ] && why="weft-load did not finish within ${RUN_LIMIT}s; $why"
-    printf '%s' "${why//$'\t'/ }"
+    printf '%s' "$why"
 }
 
-# na_reason SERVER CONNS — why SERVER cannot serve CONNS connections, or "".
+# na_reason SERVER CONNS [KIND] — why SERVER cannot run CONNS connections (or
+# this kind of run) here, or "".
 na_reason() {
     if [ "$1" = select ] && (($2 > SELECT_MAX)); then
         echo "select: FD_SETSIZE"
     elif (($2 + FD_SPARE > NOFILE)); then
         echo "fd limit $NOFILE"
+    elif [ "${3:-}" = onecore ] && [ "$HAVE_TASKSET" = 0 ]; then
+        echo "taskset not installed"
+    elif [ "${3:-}" = onecore ] && (($(nproc) < 2)); then
+        echo "needs 2 CPUs"
+    elif [ "${3:-}" = syscalls ] && [ "$HAVE_STRACE" = 0 ]; then
+        echo "strace not installed"
     fi
 }
 
-# run_closed ROUND SERVER CONNS SIZE DEPTH — one closed-loop echo run.
-# run_open ROUND SERVER CONNS RATE — one open-loop run (64 B).
-run_closed() { run_load echo "$1" "$2" "$3" "$4" "$5" ""; }
-run_open() { run_load open "$1" "$2" "$3" 64 1 "$4"; }
+# run_tags KIND ROUND ID CONNS SIZE DEPTH — the members every run record starts with.
+run_tags() {
+    printf '"kind":"%s","round":%s,"server":%s,"conns":%s,"size":%s,"depth":%s' \
+        "$1" "$2" "$(json_str "$3")" "$4" "$5" "$6"
+}
 
+# record_na KIND ROUND ID CONNS SIZE DEPTH STATUS REASON — a run that did not happen.
+record_na() {
+    result_run "{$(run_tags "$1" "$2" "$3" "$4" "$5" "$6"),\"status\":\"$7\",\"reason\":$(json_str "$8")}"
+    log "  $1 $3 conns=$4 size=$5 depth=$6: $7 ($8)"
+}
+
+# CLOSED holds "server conns size depth msgs_per_s" of every ok closed-loop
+# run: the open-loop rate is taken from it (best_peer).
+CLOSED=$TMPD/closed.tsv
+: >"$CLOSED"
+
+# run_load KIND ROUND ID CONNS SIZE DEPTH [RATE] — one weft-load run against a
+# fresh server: KIND closed (echo), open (rate RATE) or onecore (echo with one
+# load thread pinned to ONECORE_LOAD_CPU, the server confined to
+# ONECORE_SERVER_CPUS). Records the run with weft-load's whole JSON report.
 run_load() {
-    local kind=$1 round=$2 id=$3 conns=$4 size=$5 depth=$6 rate=$7
-    local na out err rc c0 c1 hwm msgs all cpu why args
-    na=$(na_reason "$id" "$conns")
-    if [ -n "$na" ]; then
-        record "$round" "$kind" "$id" "$conns" "$size" "$depth" na "" "" "" "" "" "" "$rate" "$na"
-        log "  $kind $id conns=$conns size=$size depth=$depth: n/a ($na)"
-        return
+    local kind=$1 round=$2 id=$3 conns=$4 size=$5 depth=$6 rate=${7:-}
+    local na out=$TMPD/load.out err=$TMPD/load.err rc=0 c0 c1 hwm status=ok reason="" msgs
+    local scpus="" load=("$LOADGEN") threads=2 lcpu=""
+    na=$(na_reason "$id" "$conns" "$kind")
+    [ -n "$na" ] && { record_na "$kind" "$round" "$id" "$conns" "$size" "$depth" na "$na"; return; }
+    if [ "$kind" = onecore ]; then
+        scpus=$ONECORE_SERVER_CPUS lcpu=$ONECORE_LOAD_CPU threads=1
+        load=(taskset -c "$lcpu" "$LOADGEN")
     fi
     next_port
-    if ! start_server "$id" "$PORT"; then
-        why="server did not start: $(tail -n1 "$SLOG" | cut -c1-120)"
-        record "$round" "$kind" "$id" "$conns" "$size" "$depth" FAILED "" "" "" "" "" "" "$rate" "$why"
+    if ! start_server "$id" "$PORT" "$scpus"; then
+        reason="server did not start: $(tail -n1 "$SLOG" | cut -c1-120)"
         stop_server
+        record_na "$kind" "$round" "$id" "$conns" "$size" "$depth" FAILED "$reason"
         return
     fi
-    if [ "$kind" = open ]; then
-        args=(rate --rate "$rate")
-    else
-        args=(echo --depth "$depth")
-    fi
-    args+=(--port "$PORT" --conns "$conns" --size "$size" --duration "$DURATION" --json)
-    out=$TMPD/load.out err=$TMPD/load.err
+    if [ "$kind" = open ]; then load+=(rate --rate "$rate"); else load+=(echo --depth "$depth"); fi
+    load+=(--port "$PORT" --conns "$conns" --size "$size" --threads "$threads"
+        --duration "$DURATION" --json)
     c0=$(cpu_ticks "$SPID")
-    rc=0
-    timeout --kill-after=5 "$RUN_LIMIT" "$LOADGEN" "${args[@]}" >"$out" 2>"$err" || rc=$?
+    timeout --kill-after=5 "$RUN_LIMIT" "${load[@]}" >"$out" 2>"$err" || rc=$?
     c1=$(cpu_ticks "$SPID")
     hwm=$(proc_status_kib "$SPID" VmHWM)
-    msgs=$(jget "$out" msgs_per_s)
-    all=$(jget "$out" messages_verified)
-    cpu=""
-    if [ -n "$c0" ] && [ -n "$c1" ] && [ -n "$all" ] && [ "$all" != 0 ]; then
-        cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" -v n="$all" \
-            'BEGIN { printf "%.3f", (b - a) / hz / n * 1e6 }')
-    fi
-    local status=ok reason=""
     if ! kill -0 "$SPID" 2>/dev/null; then
         status=FAILED reason="server exited during the run: $(tail -n1 "$SLOG" | cut -c1-120)"
     elif [ "$rc" != 0 ]; then
         status=FAILED reason=$(load_failure "$out" "$err" "$rc")
     fi
     stop_server
-    record "$round" "$kind" "$id" "$conns" "$size" "$depth" "$status" "$msgs" \
-        "$(jget "$out" latency_us.p50)" "$(jget "$out" latency_us.p99)" \
-        "$(jget "$out" latency_us.p999)" "$cpu" "$hwm" "$rate" "$reason"
+    msgs=$(jget "$out" msgs_per_s)
+    result_run "{$(run_tags "$kind" "$round" "$id" "$conns" "$size" "$depth"),$(
+        printf '"rate":%s,"load_threads":%s,"load_cpu":%s,"server_cpus":%s,' "$(json_num "$rate")" \
+            "$threads" "$([ -n "$lcpu" ] && json_str "$lcpu" || echo null)" \
+            "$([ -n "$scpus" ] && json_str "$scpus" || echo null)"
+        printf '"status":"%s","reason":%s,"load_rc":%s,' "$status" "$(json_str "$reason")" "$rc"
+        printf '"server_cpu_ticks":%s,"hwm_kib":%s,"load":%s' \
+            "$(json_num "$([ -n "$c0" ] && [ -n "$c1" ] && echo $((c1 - c0)))")" "$(json_num "$hwm")" \
+            "$(json_obj_file "$out")"
+    )}"
+    if [ "$kind" = closed ] && [ "$status" = ok ] && [ -n "$msgs" ]; then
+        printf '%s\t%s\t%s\t%s\t%s\n' "$id" "$conns" "$size" "$depth" "$msgs" >>"$CLOSED"
+    fi
     log "  $kind $id conns=$conns size=$size depth=$depth${rate:+ rate=$rate}: $status ${msgs:-} msg/s${reason:+ ($reason)}"
 }
 
 # run_flood ROUND CONNS SOURCES — weft only: hold CONNS idle connections, each
-# proven to echo once; memory per connection from the VmRSS delta.
+# proven to echo once; records the server's VmRSS before and its highest
+# VmRSS while they are held.
 run_flood() {
-    local round=$1 conns=$2 sources=$3 na out err rc rss0 rss max=0 i why per
+    local round=$1 conns=$2 sources=$3 na out=$TMPD/flood.out err=$TMPD/flood.err rc=0
+    local rss0 rss max=0 i hwm status=ok reason=""
     local args=(flood --conns "$conns" --hold "$FLOOD_HOLD" --json)
-    na=$(na_reason weft "$conns")
-    if [ -n "$na" ]; then
-        record "$round" flood weft "$conns" 64 "$sources" na "" "" "" "" "" "" "" "$na"
-        return
-    fi
     ((sources > 0)) && args+=(--sources "$sources")
+    na=$(na_reason weft "$conns")
+    [ -n "$na" ] && { record_na flood "$round" weft "$conns" 64 1 na "$na"; return; }
     next_port
-    if ! start_server weft "$PORT"; then
-        record "$round" flood weft "$conns" 64 "$sources" FAILED "" "" "" "" "" "" "" \
-            "server did not start: $(tail -n1 "$SLOG" | cut -c1-120)"
+    if ! start_server weft "$PORT" ""; then
+        reason="server did not start: $(tail -n1 "$SLOG" | cut -c1-120)"
         stop_server
+        record_na flood "$round" weft "$conns" 64 1 FAILED "$reason"
         return
     fi
-    out=$TMPD/flood.out err=$TMPD/flood.err
     sleep 0.2
     rss0=$(proc_status_kib "$SPID" VmRSS)
     timeout --kill-after=5 "$RUN_LIMIT" "$LOADGEN" "${args[@]}" --port "$PORT" >"$out" 2>"$err" &
@@ -312,10 +378,8 @@ run_flood() {
         [ -n "$rss" ] && ((rss > max)) && max=$rss
         sleep 0.1
     done
-    rc=0
     wait "$lpid" || rc=$?
     forget_pid "$lpid"
-    local hwm status=ok reason=""
     hwm=$(proc_status_kib "$SPID" VmHWM)
     if ! kill -0 "$SPID" 2>/dev/null; then
         status=FAILED reason="server exited during the run"
@@ -323,43 +387,38 @@ run_flood() {
         status=FAILED reason=$(load_failure "$out" "$err" "$rc")
     fi
     stop_server
-    per=$(awk -v a="$rss0" -v b="$max" -v n="$conns" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
-    record "$round" flood weft "$conns" 64 "$sources" "$status" "" \
-        "$(jget "$out" connect_us.p50)" "$(jget "$out" connect_us.p99)" "" "" "$hwm" "$per" "$reason"
-    log "  flood weft conns=$conns sources=$sources: $status ${per} B/conn${reason:+ ($reason)}"
+    result_run "{$(run_tags flood "$round" weft "$conns" 64 1),$(
+        printf '"sources":%s,"hold_s":%s,"status":"%s","reason":%s,"load_rc":%s,' "$sources" \
+            "$FLOOD_HOLD" "$status" "$(json_str "$reason")" "$rc"
+        printf '"rss_before_kib":%s,"rss_max_kib":%s,"hwm_kib":%s,"load":%s' "$(json_num "$rss0")" \
+            "$(json_num "$max")" "$(json_num "$hwm")" "$(json_obj_file "$out")"
+    )}"
+    log "  flood weft conns=$conns sources=$sources: $status, VmRSS $rss0 -> $max kB${reason:+ ($reason)}"
 }
 
-# run_syscalls SERVER — system calls per message on a steady closed-loop run
-# (SYSCALL_CONNS connections, 64 B, depth 1). strace -c -f -p attaches to every
-# thread of the server for SYSCALL_WINDOW seconds in the middle of the run.
-# Messages in the same window: the sum of tcpi_bytes_sent over the server's
-# sockets (ss), read right after strace has attached and right before it is
-# told to detach, / 64. For weft, its admin socket's bytes_out over the same
-# two moments is recorded too (weft runs with --stats-interval 100 here, so
-# its snapshots lag by up to 0.1 s).
-# SYSCALLS row: server status msgs window total wait read write ctl other
-#               other_top admin_msgs reason
+# run_syscalls ROUND SERVER — system calls per message on a steady closed-loop
+# run (SYSCALL_CONNS connections, 64 B, depth 1). strace -c -f -p attaches to
+# every thread of the server for SYSCALL_WINDOW seconds in the middle of the
+# run. Messages in the same window, the same way for every server: the sum of
+# tcpi_bytes_sent over the server's sockets (ss) right after strace has
+# attached and right before it is told to detach, as a rate (each read timed
+# at its midpoint: one ss read over 1000 busy sockets takes tens of ms) times
+# the traced window. For weft, its admin socket's bytes_out over the same two
+# moments is recorded too (weft runs with --stats-interval 100 here).
 run_syscalls() {
-    local id=$1 conns=$SYSCALL_CONNS na i rc=0 b0 b1 a0="" a1="" msgs admin="" split
-    local t_att t_det s0 s1 win
+    local round=$1 id=$2 conns=$SYSCALL_CONNS na i rc=0 b0 b1 a0="" a1="" msgs="" admin="" split
+    local t_att t_det s0 s1 win status=ok reason="" extra=() dur
     local tout=$TMPD/strace.out terr=$TMPD/strace.err out=$TMPD/sys.out err=$TMPD/sys.err
-    sysrow() { local IFS=$'\t'; printf '%s\n' "$*" >>"$SYSCALLS"; }
-    na=$(na_reason "$id" "$conns")
-    [ "$HAVE_STRACE" = 1 ] || na="strace not installed"
-    if [ -n "$na" ]; then
-        sysrow "$id" na "" "" "" "" "" "" "" "" "" "" "$na"
-        return
-    fi
+    na=$(na_reason "$id" "$conns" syscalls)
+    [ -n "$na" ] && { record_na syscalls "$round" "$id" "$conns" 64 1 na "$na"; return; }
     next_port
-    local extra=()
     [[ $id == weft* ]] && extra=(--stats-interval 100)
-    if ! start_server "$id" "$PORT" "${extra[@]}"; then
-        sysrow "$id" FAILED "" "" "" "" "" "" "" "" "" "" "server did not start"
+    if ! start_server "$id" "$PORT" "" "${extra[@]}"; then
         stop_server
+        record_na syscalls "$round" "$id" "$conns" 64 1 FAILED "server did not start"
         return
     fi
     # Long enough for the connect phase, a settle, the window and a margin.
-    local dur
     dur=$(awk -v w="$SYSCALL_WINDOW" 'BEGIN { printf "%.1f", w + 2.5 }')
     timeout --kill-after=5 "$RUN_LIMIT" "$LOADGEN" echo --port "$PORT" --conns "$conns" \
         --size 64 --depth 1 --duration "$dur" --json >"$out" 2>"$err" &
@@ -395,133 +454,107 @@ run_syscalls() {
     forget_pid "$lpid"
     forget_pid "$spid"
     stop_server
-    # Messages/s between the two ss reads (each timed at its midpoint) times
-    # the traced window [attached, SIGINT]: ss takes tens of ms over 1000
-    # sockets, so the raw difference would miss the ends of the window.
     msgs=$(awk -v a="$b0" -v b="$b1" -v s0="$s0" -v s1="$s1" -v ta="$t_att" -v td="$t_det" '
         BEGIN { split(s0, x, " "); split(s1, y, " ")
                 dt = (y[1] + y[2]) / 2 - (x[1] + x[2]) / 2
                 if (dt > 0) printf "%.0f", (b - a) / 64 / dt * (td - ta) }')
     if [ -n "$a0" ] && [ -n "$a1" ]; then
-        # The same from weft's own snapshots: bytes_out over their sample times.
         admin=$(awk -v a="$a0" -v b="$a1" -v ta="$t_att" -v td="$t_det" '
             BEGIN { split(a, x, " "); split(b, y, " ")
                     if (y[1] > x[1]) printf "%.0f", (y[2] - x[2]) / 64 / (y[1] - x[1]) * (td - ta) }')
     fi
-    win=$(awk -v ta="$t_att" -v td="$t_det" 'BEGIN { printf "%.2f", td - ta }')
+    win=$(awk -v ta="$t_att" -v td="$t_det" 'BEGIN { printf "%.3f", td - ta }')
+    local calls=null top=null
     if ! grep -q 'attached' "$terr" || ! grep -q total "$tout" 2>/dev/null; then
-        sysrow "$id" FAILED "$msgs" "$SYSCALL_WINDOW" "" "" "" "" "" "" "" "$admin" \
-            "strace: $(head -n1 "$terr" | cut -c1-120)"
-        return
+        status=FAILED reason="strace: $(head -n1 "$terr" | cut -c1-120)"
+    else
+        split=$(strace_split "$tout")
+        local t w rd wr ctl oth tp
+        read -r t w rd wr ctl oth tp <<<"$split"
+        calls="{\"total\":$t,\"wait\":$w,\"read\":$rd,\"write\":$wr,\"epoll_ctl\":$ctl,\"other\":$oth}"
+        top=$(json_str "$tp")
+        [ "$rc" != 0 ] && status=FAILED reason=$(load_failure "$out" "$err" "$rc")
     fi
-    split=$(strace_split "$tout")
-    local status=ok reason=""
-    if [ "$rc" != 0 ]; then
-        status=FAILED reason=$(load_failure "$out" "$err" "$rc")
-    fi
-    # shellcheck disable=SC2086
-    sysrow "$id" "$status" "$msgs" "$win" $split "$admin" "$reason"
-    log "  syscalls $id: $msgs messages in ${win}s traced, calls: $split${admin:+ (admin socket: $admin msgs)}"
+    result_run "{$(run_tags syscalls "$round" "$id" "$conns" 64 1),$(
+        printf '"status":"%s","reason":%s,"load_rc":%s,"traced_s":%s,' "$status" \
+            "$(json_str "$reason")" "$rc" "$(json_num "$win")"
+        printf '"messages":%s,"messages_admin":%s,"calls":%s,"other_top":%s,"load":%s' \
+            "$(json_num "$msgs")" "$(json_num "$admin")" "$calls" "$top" "$(json_obj_file "$out")"
+    )}"
+    log "  syscalls $id: $status, ${msgs:-?} messages in ${win}s traced, calls: ${split:-}${admin:+ (admin socket: $admin msgs)}"
+}
+
+# best_peer SIZE CONNS DEPTH — "id median" of the peer (not weft) with the
+# highest median closed-loop messages/s there, or nothing.
+best_peer() {
+    awk -F'\t' -v s="$1" -v n="$2" -v d="$3" '
+        $1 !~ /^weft/ && $2 == n && $3 == s && $4 == d { v[$1] = v[$1] " " $5 }
+        END {
+            for (id in v) {
+                k = split(v[id], a, " ")
+                for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+                m = (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+                if (m > best) { best = m; bid = id }
+            }
+            if (bid != "") print bid, best
+        }' "$CLOSED"
 }
 
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---- the suite ---------------------------------------------------------------------
-log "servers: $SERVERS; levels: $LEVELS; sizes: $SIZES; duration ${DURATION}s; rounds $ROUNDS"
+log "servers: $SERVERS; cases: $CASES; levels: $LEVELS; sizes: $SIZES; duration ${DURATION}s; rounds $ROUNDS"
 for ((r = 1; r <= ROUNDS; r++)); do
-    log "round $r/$ROUNDS: closed loop"
-    for size in $SIZES; do
-        for conns in $LEVELS; do
-            for id in $SERVERS; do run_closed "$r" "$id" "$conns" "$size" 1; done
+    order=$(servers_in_order "$r")
+    if has_case closed; then
+        log "round $r/$ROUNDS: closed loop"
+        for size in $SIZES; do
+            for conns in $LEVELS; do
+                for id in $order; do run_load closed "$r" "$id" "$conns" "$size" 1; done
+            done
         done
-    done
-    log "round $r/$ROUNDS: pipelined (depth $PIPE_DEPTH)"
-    for id in $SERVERS; do run_closed "$r" "$id" "$PIPE_CONNS" 64 "$PIPE_DEPTH"; done
+    fi
+    if has_case pipelined; then
+        log "round $r/$ROUNDS: pipelined (depth $PIPE_DEPTH)"
+        for id in $order; do run_load closed "$r" "$id" "$PIPE_CONNS" 64 "$PIPE_DEPTH"; done
+    fi
+    if has_case onecore; then
+        log "round $r/$ROUNDS: one load thread on CPU $ONECORE_LOAD_CPU, server on CPUs $ONECORE_SERVER_CPUS"
+        for conns in $ONECORE_LEVELS; do
+            for id in $order; do run_load onecore "$r" "$id" "$conns" 64 1; done
+        done
+    fi
 done
-
-log "system calls per message (one run per server)"
-for id in $SERVERS; do run_syscalls "$id"; done
-
-# ---- medians -------------------------------------------------------------------------
-# MED row: kind server conns size depth n_ok n_total status msgs p50 p99 p999
-#          cpu hwm extra reason (status ok | partial | FAILED | na)
-MED=$TMPD/medians.tsv
-medians() {
-    awk -F'\t' -v OFS='\t' '
-        function med(key, col,   n, i, j, v, a, t) {
-            n = 0
-            for (i = 1; i <= cnt[key]; i++) {
-                v = val[key, i, col]
-                if (v != "") a[++n] = v + 0
-            }
-            if (n == 0) return ""
-            for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-            return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-        }
-        {
-            key = $2 OFS $3 OFS $4 OFS $5 OFS $6
-            if (!(key in total)) order[++nk] = key
-            total[key]++
-            if ($7 == "ok") {
-                cnt[key]++
-                for (c = 8; c <= 14; c++) val[key, cnt[key], c] = $c
-            } else if ($7 == "na") {
-                na[key]++; reason[key] = $15
-            } else {
-                failed[key]++; if (reason[key] == "") reason[key] = $15
-            }
-            if (extra[key] == "") extra[key] = $14
-        }
-        END {
-            for (k = 1; k <= nk; k++) {
-                key = order[k]
-                ok = cnt[key] + 0
-                st = (ok == total[key]) ? "ok" : (ok > 0 ? "partial" : (na[key] == total[key] ? "na" : "FAILED"))
-                line = key OFS ok OFS total[key] OFS st
-                for (c = 8; c <= 13; c++) line = line OFS med(key, c)
-                x = med(key, 14); if (x == "") x = extra[key]
-                print line, x, reason[key]
-            }
-        }' "$RESULTS" >"$MED"
-}
-medians
-
-# get KIND SERVER CONNS SIZE DEPTH COLUMN — one field of the MED row.
-get() {
-    awk -F'\t' -v k="$1"$'\t'"$2"$'\t'"$3"$'\t'"$4"$'\t'"$5" -v c="$6" \
-        '($1 "\t" $2 "\t" $3 "\t" $4 "\t" $5) == k { print $c; exit }' "$MED"
-}
-C_NOK=6 C_NTOT=7 C_ST=8 C_MSGS=9 C_P50=10 C_P99=11 C_P999=12 C_CPU=13 C_HWM=14 C_EXTRA=15 C_WHY=16
-
-# best_peer SIZE CONNS DEPTH — "id msgs" of the peer with the highest median
-# closed-loop messages/s there (ok or partial), or nothing.
-best_peer() {
-    awk -F'\t' -v s="$1" -v n="$2" -v d="$3" '
-        $1 == "echo" && $2 !~ /^weft/ && $3 == n && $4 == s && $5 == d && $9 != "" &&
-        ($8 == "ok" || $8 == "partial") && $9 + 0 > best { best = $9 + 0; id = $2 }
-        END { if (id != "") print id, best }' "$MED"
-}
-
-# ---- open loop, floods ------------------------------------------------------------
-OPEN_RATE="" OPEN_BASIS=""
-if read -r bp bm < <(best_peer 64 "$OPEN_CONNS" 1); then
-    OPEN_BASIS="$bp at $OPEN_CONNS connections"
-else
-    # The level was not run: use the best peer at any level, 64 B.
-    read -r bp bm _ < <(awk -F'\t' '$1 == "echo" && $2 !~ /^weft/ && $4 == 64 && $5 == 1 &&
-        $9 != "" && $9 + 0 > b { b = $9 + 0; id = $2; n = $3 } END { if (id != "") print id, b, n }' "$MED") || true
-    [ -n "${bp:-}" ] && OPEN_BASIS="$bp (no closed-loop run at $OPEN_CONNS connections)"
-fi
-if [ -n "${bm:-}" ]; then
-    OPEN_RATE=$(awk -v m="$bm" 'BEGIN { printf "%.0f", m / 2 }')
+if has_case syscalls; then
     for ((r = 1; r <= ROUNDS; r++)); do
-        log "round $r/$ROUNDS: open loop at $OPEN_RATE msg/s, $OPEN_CONNS connections"
-        for id in $SERVERS; do run_open "$r" "$id" "$OPEN_CONNS" "$OPEN_RATE"; done
+        log "round $r/$ROUNDS: system calls per message"
+        for id in $(servers_in_order "$r"); do run_syscalls "$r" "$id"; done
     done
-else
-    log "open loop skipped: no peer closed-loop result to take the rate from"
 fi
-if [[ " $SERVERS " == *" weft "* ]]; then
+
+OPEN_RATE="" OPEN_BASIS=""
+if has_case open; then
+    if read -r bp bm < <(best_peer 64 "$OPEN_CONNS" 1); then
+        OPEN_BASIS="$bp at $OPEN_CONNS connections"
+    else
+        # The level was not run: the best peer at any level, 64 B.
+        for n in $LEVELS; do
+            if read -r p m < <(best_peer 64 "$n" 1) && awk -v a="$m" -v b="${bm:-0}" 'BEGIN { exit !(a > b) }'; then
+                bp=$p bm=$m OPEN_BASIS="$p at $n connections (no closed-loop run at $OPEN_CONNS)"
+            fi
+        done
+    fi
+    if [ -n "${bm:-}" ]; then
+        OPEN_RATE=$(awk -v m="$bm" 'BEGIN { printf "%.0f", m / 2 }')
+        for ((r = 1; r <= ROUNDS; r++)); do
+            log "round $r/$ROUNDS: open loop at $OPEN_RATE msg/s, $OPEN_CONNS connections"
+            for id in $(servers_in_order "$r"); do run_load open "$r" "$id" "$OPEN_CONNS" 64 1 "$OPEN_RATE"; done
+        done
+    else
+        log "open loop skipped: no peer closed-loop result to take the rate from"
+    fi
+fi
+if has_case floods && [[ " $SERVERS " == *" weft "* ]]; then
     for ((r = 1; r <= ROUNDS; r++)); do
         log "round $r/$ROUNDS: floods (weft)"
         for f in $FLOODS; do
@@ -529,362 +562,56 @@ if [[ " $SERVERS " == *" weft "* ]]; then
         done
     done
 fi
-medians
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 ELAPSED=$((SECONDS - T_START))
-log "measurements done in ${ELAPSED}s; load average after: $LOAD_AFTER"
+log "measurements done in ${ELAPSED}s; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# ---- formatting ------------------------------------------------------------------------
-fmt_rate() { # 1234567.8 -> 1,234,568 (mawk has no %' flag)
-    [ -z "$1" ] && { printf '–'; return; }
-    awk -v v="$1" 'BEGIN { s = sprintf("%.0f", v); o = ""
-        while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }
-        printf "%s%s", s, o }'
-}
-fmt_ms() { # microseconds in, milliseconds out
-    [ -z "$1" ] && { printf '–'; return; }
-    awk -v v="$1" 'BEGIN { m = v / 1000; if (m < 10) printf "%.3f", m; else if (m < 100) printf "%.1f", m; else printf "%.0f", m }'
-}
-fmt_num() { [ -z "$1" ] && { printf '–'; return; }; awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
-fmt_mib() { [ -z "$1" ] && { printf '–'; return; }; awk -v v="$1" 'BEGIN { printf "%.1f", v / 1024 }'; }
-fmt_ratio() {
-    if [ -z "$1" ] || [ -z "$2" ]; then printf '–'; return; fi
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else printf "–" }'
-}
-md_escape() { sed 's/|/\\|/g' <<<"$1" | cut -c1-90; }
-
-# status_cell KIND ID CONNS SIZE DEPTH — "" when there is a value to show,
-# otherwise the n/a or FAILED text for the cell.
-status_cell() {
-    local st why
-    st=$(get "$@" $C_ST)
-    why=$(md_escape "$(get "$@" $C_WHY)")
-    case $st in
-    "") printf 'not run' ;;
-    na) printf 'n/a (%s)' "$why" ;;
-    FAILED) printf 'FAILED: %s' "$why" ;;
-    esac
-}
-
-# value_cell KIND ID CONNS SIZE DEPTH COL FORMATTER — the formatted median,
-# with "(k/n failed)" when some rounds failed, or the status text.
-value_cell() {
-    local s col=$6 f=$7 v nok ntot
-    s=$(status_cell "$1" "$2" "$3" "$4" "$5")
-    if [ -n "$s" ]; then printf '%s' "$s"; return; fi
-    v=$(get "$1" "$2" "$3" "$4" "$5" "$col")
-    "$f" "$v"
-    nok=$(get "$1" "$2" "$3" "$4" "$5" $C_NOK)
-    ntot=$(get "$1" "$2" "$3" "$4" "$5" $C_NTOT)
-    if [ "$nok" != "$ntot" ]; then
-        printf ' (%s/%s failed: %s)' "$((ntot - nok))" "$ntot" "$(md_escape "$(get "$1" "$2" "$3" "$4" "$5" $C_WHY)")"
-    fi
-}
-f_cpu() { fmt_num "$1" '%.2f'; }
-
-# detail_table KIND CONNS SIZE DEPTH — one row per server.
-detail_table() {
-    local id s
-    echo "| server | messages/s | p50 ms | p99 ms | p99.9 ms | server CPU s / 10⁶ msgs | peak RSS MiB |"
-    echo "|---|--:|--:|--:|--:|--:|--:|"
-    for id in $SERVERS; do
-        s=$(status_cell "$1" "$id" "$2" "$3" "$4")
-        if [ -n "$s" ]; then
-            echo "| $(server_label "$id") | $s | | | | | |"
-            continue
-        fi
-        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$(server_label "$id")" \
-            "$(value_cell "$1" "$id" "$2" "$3" "$4" $C_MSGS fmt_rate)" \
-            "$(fmt_ms "$(get "$1" "$id" "$2" "$3" "$4" $C_P50)")" \
-            "$(fmt_ms "$(get "$1" "$id" "$2" "$3" "$4" $C_P99)")" \
-            "$(fmt_ms "$(get "$1" "$id" "$2" "$3" "$4" $C_P999)")" \
-            "$(f_cpu "$(get "$1" "$id" "$2" "$3" "$4" $C_CPU)")" \
-            "$(fmt_mib "$(get "$1" "$id" "$2" "$3" "$4" $C_HWM)")"
-    done
-}
-
-cmdline() { # quote a command line for the page, with the build dir relative
-    local a out=""
-    for a in "$@"; do out+="${out:+ }${a#"$ROOT/"}"; done
-    printf '%s' "$out"
-}
-
-# ---- plots ---------------------------------------------------------------------------
-# plot_data KIND SIZE DEPTH COL FILE [SCALE] — level rows x server columns.
-plot_data() {
-    local id conns v st
-    {
-        printf 'conns'
-        for id in $SERVERS; do printf '\t"%s"' "$(server_label "$id")"; done
-        echo
-        for conns in $LEVELS; do
-            printf '%s' "$conns"
-            for id in $SERVERS; do
-                v=$(get "$1" "$id" "$conns" "$2" "$3" "$4")
-                st=$(get "$1" "$id" "$conns" "$2" "$3" $C_ST)
-                if [ -z "$v" ] || [ "$st" = FAILED ] || [ "$st" = na ]; then
-                    printf '\tNaN'
-                else
-                    awk -v v="$v" -v s="${6:-1}" 'BEGIN { printf "\t%g", v * s }'
-                fi
-            done
-            echo
-        done
-    } >"$5"
-}
-
-PLOTS_MADE=()
-if [ "$PLOTS" = 1 ] && [ "$HAVE_GNUPLOT" = 1 ]; then
-    mkdir -p "$IMG_DIR"
-    TERM_PNG=png
-    gnuplot -e 'set terminal' 2>&1 | grep -q pngcairo && TERM_PNG=pngcairo
-    nserv=$(wc -w <<<"$SERVERS")
-    for size in $SIZES; do
-        for spec in "throughput:$C_MSGS:1:messages/s (closed loop, depth 1):0" \
-            "latency-p99:$C_P99:0.001:p99 latency, ms (closed loop, depth 1):1" \
-            "rss:$C_HWM:0.0009765625:peak RSS, MiB:0"; do
-            IFS=: read -r name col scale ylab logy <<<"$spec"
-            dat=$TMPD/$name-$size.dat
-            plot_data echo "$size" 1 "$col" "$dat" "$scale"
-            png=$IMG_DIR/$name-$size.png
-            if gnuplot -e "datafile='$dat'; outfile='$png'; term='$TERM_PNG'; ncol=$((nserv + 1)); ylab='$ylab'; ttl='$ylab vs connections, $size B messages'; logy=$logy" \
-                bench/plot.gp 2>"$TMPD/gnuplot.err"; then
-                PLOTS_MADE+=("$name-$size")
-            else
-                log "gnuplot failed for $png: $(head -n1 "$TMPD/gnuplot.err")"
-            fi
-        done
-    done
-fi
-
-# ---- the report -------------------------------------------------------------------------
-GEN=$TMPD/generated.md
-{
-    MODEL=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)
-    MEM=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-    REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-    DIRTY=$(git status --porcelain 2>/dev/null | grep -q . && echo " (with uncommitted changes)" || true)
-    BTYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[^=]*=//p' "$B/CMakeCache.txt" 2>/dev/null)
-    CC_ID=$(sed -n 's/^CMAKE_C_COMPILER:[^=]*=//p' "$B/CMakeCache.txt" 2>/dev/null)
-    echo "## Results"
-    echo
-    echo "Generated by \`bench/run.sh$([ "$QUICK" = 1 ] && echo " --quick")\` on $(date -u '+%Y-%m-%d %H:%M UTC'), in ${ELAPSED} s of measuring."
-    echo
-    echo "| | |"
-    echo "|---|---|"
-    echo "| machine | $(nproc) CPUs ($MODEL), $MEM, Linux $(uname -r) |"
-    echo "| load average (1, 5, 15 min) | before: $LOAD_BEFORE; after: $LOAD_AFTER |"
-    echo "| source | weft $REV$DIRTY, $BTYPE build, $(basename "${CC_ID:-cc}") |"
-    echo "| settings | rounds $ROUNDS (interleaved; medians shown), ${DURATION} s per run, levels ${LEVELS% }, sizes ${SIZES% } B, fd limit $NOFILE |"
-    echo
-    echo "**What shares the machine.** The load generator (weft-load, 2 threads) and the"
-    echo "server run on the same $(nproc) CPUs over loopback; the script pins nothing."
-    echo "weft-echo pins its two workers to CPUs 0 and 1 (its default); the peers do not pin."
-    echo "So every figure is a server *and* a client competing for the same cores: read the"
-    echo "ratios between servers, not the absolute numbers, as the result. A load average"
-    echo "well above 0 before the run means other work shared the machine too."
-    echo
-    echo "**What is measured.** messages/s: verified echoed messages inside weft-load's"
-    echo "window (every byte is checked). Latency: from send to verified reply, closed loop"
-    echo "(so it is service time under this load, not the latency of an open system; see the"
-    echo "open-loop run). Server CPU: utime+stime of the server process (all threads) from"
-    echo "/proc/PID/stat before and after the weft-load run, over every verified message of"
-    echo "the run including the connect phase. Peak RSS: VmHWM of the server after the run."
-    echo "Each run gets a fresh server on its own port. A run whose weft-load exits non-zero"
-    echo "is shown as FAILED with its reason; a server that cannot serve a level as n/a."
-    echo
-    echo "### Servers"
-    echo
-    echo "| server | command |"
-    echo "|---|---|"
+# ---- the result file -----------------------------------------------------------------
+servers_json() {
+    local id out=""
     for id in $SERVERS; do
         server_cmd "$id" PORT
-        echo "| $(server_label "$id") | \`$(cmdline "${CMD[@]}")\` |"
+        out+="${out:+,}$(json_str "$id"):{\"label\":$(json_str "$(server_label "$id")"),\"command\":$(
+            json_str "$(shell_quote "${CMD[@]#"$ROOT/"}")")}"
     done
-    echo
-    echo "Load: \`$(cmdline "$LOADGEN") echo --port PORT --conns N --size S --depth D --duration $DURATION --json\`"
-    echo "(2 client threads, the default)."
-    echo
-    echo "### Messages/s, closed loop, depth 1 (medians)"
-    for size in $SIZES; do
-        echo
-        echo "**$size B messages**"
-        echo
-        printf '| server |'
-        for conns in $LEVELS; do printf ' %s conns |' "$conns"; done
-        echo
-        printf '|---|'
-        for conns in $LEVELS; do printf -- '--:|'; done
-        echo
-        for id in $SERVERS; do
-            printf '| %s |' "$(server_label "$id")"
-            for conns in $LEVELS; do printf ' %s |' "$(value_cell echo "$id" "$conns" "$size" 1 $C_MSGS fmt_rate)"; done
-            echo
-        done
+    printf '{%s}' "$out"
+}
+floods_json() {
+    local f out=""
+    for f in $FLOODS; do
+        out+="${out:+,}{\"conns\":${f%%:*},\"sources\":$([[ $f == *:* ]] && echo "${f#*:}" || echo 0)}"
     done
-    echo
-    echo "### Ratios: weft to the others (messages/s, closed loop, depth 1)"
-    echo
-    printf '| size | conns | weft msg/s | best peer | weft / best peer | weft (1 worker) / best peer | weft / libevent | weft / libuv (2) | weft / libuv (1) | weft / epoll ET |\n'
-    printf '|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|\n'
-    for size in $SIZES; do
-        for conns in $LEVELS; do
-            w=$(get echo weft "$conns" "$size" 1 $C_MSGS)
-            [ "$(get echo weft "$conns" "$size" 1 $C_ST)" = FAILED ] && w=""
-            bp="" bm=""
-            read -r bp bm < <(best_peer "$size" "$conns" 1) || true
-            w1=$(get echo weft1 "$conns" "$size" 1 $C_MSGS)
-            [ "$(get echo weft1 "$conns" "$size" 1 $C_ST)" = FAILED ] && w1=""
-            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$size" "$conns" "$(fmt_rate "$w")" \
-                "$([ -n "$bp" ] && echo "$(server_label "$bp") $(fmt_rate "$bm")" || echo –)" \
-                "$(fmt_ratio "$w" "$bm")" "$(fmt_ratio "$w1" "$bm")" \
-                "$(fmt_ratio "$w" "$(get echo libevent "$conns" "$size" 1 $C_MSGS)")" \
-                "$(fmt_ratio "$w" "$(get echo libuv2 "$conns" "$size" 1 $C_MSGS)")" \
-                "$(fmt_ratio "$w" "$(get echo libuv1 "$conns" "$size" 1 $C_MSGS)")" \
-                "$(fmt_ratio "$w" "$(get echo epoll-et "$conns" "$size" 1 $C_MSGS)")"
-        done
-    done
-    echo
-    echo "Ratios use medians; above 1× weft is faster. A ratio is left out (–) where either side failed or did not run."
-    echo
-    if [ ${#PLOTS_MADE[@]} -gt 0 ]; then
-        echo "### Plots"
-        echo
-        for p in "${PLOTS_MADE[@]}"; do echo "![$p](img/$p.png)"; done
-        echo
-    fi
-    echo "### Details per size and level (closed loop, depth 1, medians)"
-    for size in $SIZES; do
-        for conns in $LEVELS; do
-            echo
-            echo "**$size B, $conns connections**"
-            echo
-            detail_table echo "$conns" "$size" 1
-        done
-    done
-    echo
-    echo "### Pipelined: depth $PIPE_DEPTH, $PIPE_CONNS connections, 64 B (medians)"
-    echo
-    echo "Each connection keeps $PIPE_DEPTH messages in flight, so one read can carry many messages."
-    echo
-    detail_table echo "$PIPE_CONNS" 64 "$PIPE_DEPTH"
-    echo
-    echo "### System calls per message ($SYSCALL_CONNS connections, 64 B, depth 1; one run per server)"
-    echo
-    echo "\`strace -c -f -p PID\` attaches to every thread of the running server for about"
-    echo "${SYSCALL_WINDOW} s in the middle of a steady closed-loop run (weft-load echo, ${SYSCALL_CONNS} connections,"
-    echo "all connected before strace attaches, so accepts and registrations are outside the"
-    echo "window). Messages echoed inside the traced window are counted on the kernel side, the"
-    echo "same way for every server: the sum of \`tcpi_bytes_sent\` over the server's sockets"
-    echo "(\`ss -ti\`) is read just after strace reports it has attached and just before it is"
-    echo "told to detach; that difference / 64 over the time between the two reads gives the"
-    echo "server's message rate while traced, and the rate times the traced window (from"
-    echo "\"attached\" to SIGINT) gives the messages. The rate is needed because one \`ss\` read"
-    echo "over 1000 busy sockets takes tens of milliseconds, which a raw difference would drop"
-    echo "from both ends of the window. weft-load's own count is not used: it covers its whole"
-    echo "measuring window, which cannot be lined up with the moment strace attaches. For weft,"
-    echo "the same figure computed from its admin socket (\`bytes_out\` over the snapshots' own"
-    echo "sample times; weft runs with \`--stats-interval 100\` in this run) is shown as a"
-    echo "cross-check; the admin queries themselves add the few accept4/close/read/write calls"
-    echo "of the stats thread. strace slows the traced server several times over, so these runs"
-    echo "give calls per message, not speed; the window column is the traced time in seconds."
-    echo
-    echo "\"wait\" is epoll_wait/epoll_pwait, or poll/select for the servers built on those; \"read\""
-    echo "is read/readv/recvfrom/recvmsg; \"write\" is write/writev/sendto/sendmsg."
-    echo
-    echo "| server | traced s | messages in window | syscalls / msg | wait | read | write | epoll_ctl | other | busiest other calls (count) |"
-    echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"
-    for id in $SERVERS; do
-        row=$(awk -F'\t' -v id="$id" '$1 == id { print; exit }' "$SYSCALLS")
-        if [ -z "$row" ]; then echo "| $(server_label "$id") | not run | | | | | | | | |"; continue; fi
-        IFS=$'\t' read -r _ st msgs win tot w rd wr ctl oth top admin why <<<"$row"
-        if [ "$st" = na ]; then echo "| $(server_label "$id") | n/a ($(md_escape "$why")) | | | | | | | | |"; continue; fi
-        if [ -z "$tot" ]; then echo "| $(server_label "$id") | FAILED: $(md_escape "$why") | | | | | | | | |"; continue; fi
-        per() { awk -v c="$1" -v m="$msgs" 'BEGIN { if (m > 0) printf "%.3f", c / m; else printf "–" }'; }
-        label=$(server_label "$id")
-        [ "$st" = FAILED ] && label="$label (load FAILED: $(md_escape "$why"))"
-        msgcell=$(fmt_rate "$msgs")
-        [ -n "$admin" ] && msgcell="$msgcell (admin socket: $(fmt_rate "$admin"))"
-        echo "| $label | $win | $msgcell | $(per "$tot") | $(per "$w") | $(per "$rd") | $(per "$wr") | $(per "$ctl") | $(per "$oth") | ${top//,/, } |"
-    done
-    echo
-    echo "### Open loop: $OPEN_CONNS connections, 64 B"
-    echo
-    if [ -n "$OPEN_RATE" ]; then
-        echo "\`weft-load rate --rate $OPEN_RATE --conns $OPEN_CONNS --size 64 --duration $DURATION\`: messages"
-        echo "are sent on a fixed schedule at half of the best peer's closed-loop rate ($OPEN_BASIS),"
-        echo "and latency is measured from each message's scheduled send time."
-        echo
-        echo "| server | achieved msg/s | p50 ms | p99 ms | p99.9 ms | server CPU s / 10⁶ msgs |"
-        echo "|---|--:|--:|--:|--:|--:|"
-        for id in $SERVERS; do
-            s=$(status_cell open "$id" "$OPEN_CONNS" 64 1)
-            if [ -n "$s" ]; then echo "| $(server_label "$id") | $s | | | | |"; continue; fi
-            printf '| %s | %s | %s | %s | %s | %s |\n' "$(server_label "$id")" \
-                "$(value_cell open "$id" "$OPEN_CONNS" 64 1 $C_MSGS fmt_rate)" \
-                "$(fmt_ms "$(get open "$id" "$OPEN_CONNS" 64 1 $C_P50)")" \
-                "$(fmt_ms "$(get open "$id" "$OPEN_CONNS" 64 1 $C_P99)")" \
-                "$(fmt_ms "$(get open "$id" "$OPEN_CONNS" 64 1 $C_P999)")" \
-                "$(f_cpu "$(get open "$id" "$OPEN_CONNS" 64 1 $C_CPU)")"
-        done
-    else
-        echo "Not run: no peer closed-loop result to take the rate from."
-    fi
-    echo
-    if [[ " $SERVERS " == *" weft "* ]]; then
-        echo "### Idle floods (weft only)"
-        echo
-        echo "\`weft-load flood --conns N --hold $FLOOD_HOLD [--sources K]\`: N connections opened as fast as"
-        echo "allowed, held idle, then each proven to echo once. Memory per connection: the"
-        echo "server's highest VmRSS while they are held less its VmRSS before, over N (user"
-        echo "space only; kernel socket memory is not in RSS)."
-        echo
-        echo "| connections | client source addresses | result | bytes per connection | peak RSS MiB | connect p50 ms | connect p99 ms |"
-        echo "|--:|--:|---|--:|--:|--:|--:|"
-        for f in $FLOODS; do
-            n=${f%%:*} k=0
-            [[ $f == *:* ]] && k=${f#*:}
-            s=$(status_cell flood weft "$n" 64 "$k")
-            printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$([ "$k" = 0 ] && echo 1 || echo "$k")" \
-                "${s:-ok}" "$(fmt_num "$(get flood weft "$n" 64 "$k" $C_EXTRA)" '%.0f')" \
-                "$(fmt_mib "$(get flood weft "$n" 64 "$k" $C_HWM)")" \
-                "$(fmt_ms "$(get flood weft "$n" 64 "$k" $C_P50)")" \
-                "$(fmt_ms "$(get flood weft "$n" 64 "$k" $C_P99)")"
-        done
-        echo
-    fi
-    echo "### Raw results"
-    echo
-    echo "<details><summary>every run (tab-separated: round kind server conns size depth status msgs/s p50_us p99_us p999_us cpu_s_per_1e6 hwm_kib extra reason)</summary>"
-    echo
-    echo '```'
-    cat "$RESULTS"
-    echo '```'
-    echo
-    echo "</details>"
-} >"$GEN"
+    printf '[%s]' "$out"
+}
+# shellcheck disable=SC2086 # word lists
+SETTINGS=$(
+    printf '"settings":{"quick":%s,"rounds":%s,"duration_s":%s,"cases":%s,' \
+        "$([ "$QUICK" = 1 ] && echo true || echo false)" "$ROUNDS" "$DURATION" "$(json_list $CASES)"
+    printf '"levels":[%s],"sizes":[%s],' "$(tr ' ' '\n' <<<"$LEVELS" | grep . | paste -sd,)" \
+        "$(tr ' ' '\n' <<<"$SIZES" | grep . | paste -sd,)"
+    printf '"pipelined":{"conns":%s,"size":64,"depth":%s},' "$PIPE_CONNS" "$PIPE_DEPTH"
+    printf '"onecore":{"levels":[%s],"size":64,"depth":1,"server_cpus":%s,"load_cpu":%s,"load_threads":1},' \
+        "$(tr ' ' '\n' <<<"$ONECORE_LEVELS" | grep . | paste -sd,)" "$(json_str "$ONECORE_SERVER_CPUS")" \
+        "$(json_str "$ONECORE_LOAD_CPU")"
+    printf '"syscalls":{"conns":%s,"size":64,"depth":1,"window_s":%s},' "$SYSCALL_CONNS" "$SYSCALL_WINDOW"
+    printf '"open":{"conns":%s,"size":64,"rate":%s,"basis":%s},' "$OPEN_CONNS" "$(json_num "$OPEN_RATE")" \
+        "$(json_str "$OPEN_BASIS")"
+    printf '"floods":%s,"flood_hold_s":%s,"load_threads":2,"elapsed_s":%s},' "$(floods_json)" \
+        "$FLOOD_HOLD" "$ELAPSED"
+    printf '"build":{"dir":%s,"type":%s,"compiler":%s,"baseline":%s},' "$(json_str "$BUILD")" \
+        "$(json_str "$(sed -n 's/^CMAKE_BUILD_TYPE:[^=]*=//p' "$B/CMakeCache.txt")")" \
+        "$(json_str "$("$(sed -n 's/^CMAKE_C_COMPILER:[^=]*=//p' "$B/CMakeCache.txt")" --version | head -n1)")" \
+        "$([ -n "$BASE_SHA" ] && json_str "$BASE_SHA" || echo null)"
+    printf '"clk_tck":%s,"load_command":%s,"servers":%s,"server_ids":%s' "$CLK_TCK" \
+        "$(json_str "${LOADGEN#"$ROOT/"} echo|rate --port PORT --conns N --size S [--depth D | --rate R] --threads T --duration $DURATION --json")" \
+        "$(servers_json)" "$(json_list $SERVERS)"
+)
+result_end "$SETTINGS"
+log "wrote $RESULT_FILE"
 
-# Splice the generated part between the markers; keep everything else.
-BEGIN_MARK='<!-- run.sh:begin -->'
-END_MARK='<!-- run.sh:end -->'
-mkdir -p "$OUT_DIR"
-if [ ! -f "$OUT" ]; then
-    {
-        echo "# Benchmarks"
-        echo
-        echo "Produced by \`bench/run.sh\` (see \`bench/run.sh --help\`). The part between the"
-        echo "run.sh markers is regenerated on every run; text outside them is kept."
-        echo
-        echo "$BEGIN_MARK"
-        echo "$END_MARK"
-    } >"$OUT"
+if [ "$RENDER" = 1 ]; then
+    render=(python3 bench/render.py --out "$OUT")
+    [ "$PLOTS" = 1 ] || render+=(--no-plots)
+    "${render[@]}" "$RESULT_FILE"
+    log "rendered $OUT from $RESULT_FILE"
 fi
-if ! grep -qF "$BEGIN_MARK" "$OUT" || ! grep -qF "$END_MARK" "$OUT"; then
-    printf '\n%s\n%s\n' "$BEGIN_MARK" "$END_MARK" >>"$OUT"
-fi
-awk -v gen="$GEN" -v b="$BEGIN_MARK" -v e="$END_MARK" '
-    $0 == b { print; while ((getline l < gen) > 0) print l; skip = 1; next }
-    $0 == e { skip = 0 }
-    !skip { print }' "$OUT" >"$TMPD/out.md"
-cp "$TMPD/out.md" "$OUT"
-log "wrote $OUT${PLOTS_MADE:+ and ${#PLOTS_MADE[@]} plots in $IMG_DIR} in $((SECONDS - T_START))s"
+log "done in $((SECONDS - T_START))s"

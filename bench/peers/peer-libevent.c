@@ -1,16 +1,25 @@
 /*
  * peer-libevent — an echo server for the weft benchmarks on libevent 2.1, in
- * memcached's shape (thread.c): the main thread accepts on its own event_base
- * and hands each fd, round robin, to a worker thread with its own event_base,
- * through a locked queue and one byte on that worker's notify pipe
- * (dispatch_conn_new / thread_libevent_process). Workers echo with
- * bufferevents. Like memcached, it does not call evthread_use_pthreads():
- * every event_base and bufferevent is used by one thread only, and the
- * acceptor reaches the workers only through the queues and pipes.
+ * memcached's shape (thread.c, memcached.c): the main thread accepts on its
+ * own event_base and hands each fd, round robin, to a worker thread with its
+ * own event_base, through a locked queue and one byte on that worker's notify
+ * pipe (dispatch_conn_new / thread_libevent_process). Each connection is a
+ * small state machine on one raw event (memcached's c->event and
+ * update_event): it waits for input while it may read and for output while
+ * output is pending; on input it reads until the socket has given what it
+ * had and writes each read straight back, once. The interest changes, with
+ * event_del + event_assign + event_add, only when the state does, so the
+ * steady state makes no epoll_ctl call. Like memcached, it does not call
+ * evthread_use_pthreads(): every event_base is used by one thread only, and
+ * the acceptor reaches the workers only through the queues and pipes.
+ *
+ * The echo itself (read, write back, keep what the socket does not take, stop
+ * reading past PEER_OUT_LIMIT) is peer_conn's, as in the other event-driven
+ * peers; libevent is only the poller here, as it is in memcached.
  */
 #define PEER_NAME "peer-libevent"
 
-#include "peer_common.h"
+#include "peer_conn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,9 +29,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 
@@ -34,12 +42,12 @@ static const struct peer_desc g_desc = {
 };
 
 /*
- * Backpressure with bufferevents: the read callback moves all input to the
- * output (evbuffer_add_buffer moves chains, no copy) and disables reading once
- * PEER_OUT_LIMIT bytes wait; the write low watermark OUT_LOW calls the write
- * callback as the output drains under it, which enables reading again.
+ * Reads per input event, at most: a read that fills PEER_READ_CHUNK may have
+ * left more behind, so it reads on (memcached's try_read_network), but a
+ * pipelining client must not keep the worker from its other connections; the
+ * level-triggered event reports what is left.
  */
-#define OUT_LOW (PEER_OUT_LIMIT / 2)
+#define READS_PER_EVENT 4
 
 /* ---- workers: one event_base each (memcached's LIBEVENT_THREAD) -------------- */
 
@@ -57,6 +65,7 @@ struct worker {
     pthread_mutex_t lock; /* guards the queue below, filled by the acceptor */
     struct conn_item *head, *tail;
     unsigned long conns; /* written by the worker only, read after join */
+    char *rbuf;          /* PEER_READ_CHUNK bytes: every read of this worker's connections */
 };
 
 static struct worker *g_workers;
@@ -87,53 +96,79 @@ static struct conn_item *cq_pop(struct worker *w)
     return item;
 }
 
-static void echo_read(struct bufferevent *bev, void *arg)
+/* One connection (memcached's conn): the echo state and its one event. */
+struct conn {
+    struct peer_conn io;
+    struct event ev; /* waits for ev_flags */
+    short ev_flags;
+    struct worker *w;
+};
+
+static void conn_close(struct conn *c)
 {
-    struct evbuffer *out = bufferevent_get_output(bev);
-    evbuffer_add_buffer(out, bufferevent_get_input(bev));
-    if (evbuffer_get_length(out) >= PEER_OUT_LIMIT)
-        bufferevent_disable(bev, EV_READ);
+    event_del(&c->ev);
+    peer_conn_close(&c->io);
+    free(c);
 }
 
-static void echo_write(struct bufferevent *bev, void *arg)
+static void on_conn_event(evutil_socket_t fd, short which, void *arg);
+
+/*
+ * memcached's update_event: the event waits for what the connection waits
+ * for now (input while it may read, output while output is pending), and is
+ * re-armed only when that changes. Returns 0, or -1 when libevent fails.
+ */
+static int update_event(struct conn *c)
 {
-    /* The output is at or under OUT_LOW. */
-    if (!(bufferevent_get_enabled(bev) & EV_READ))
-        bufferevent_enable(bev, EV_READ);
+    short flags = EV_PERSIST | (peer_conn_want_read(&c->io) ? EV_READ : 0) |
+                  (peer_conn_want_write(&c->io) ? EV_WRITE : 0);
+    if (flags == c->ev_flags)
+        return 0;
+    if (event_del(&c->ev) != 0 ||
+        event_assign(&c->ev, c->w->base, c->io.fd, flags, on_conn_event, c) != 0 ||
+        event_add(&c->ev, NULL) != 0)
+        return -1;
+    c->ev_flags = flags;
+    return 0;
 }
 
-/* After the client's end of input: called once the output is empty (watermark 0). */
-static void echo_drained(struct bufferevent *bev, void *arg)
+/* memcached's drive_machine, for an echo: flush, read and echo, re-arm. */
+static void on_conn_event(evutil_socket_t fd, short which, void *arg)
 {
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        bufferevent_free(bev);
-}
-
-static void echo_event(struct bufferevent *bev, short what, void *arg)
-{
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-        evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
-        /* Half-closed: finish the echo, then close. */
-        bufferevent_disable(bev, EV_READ);
-        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-        bufferevent_setcb(bev, NULL, echo_drained, echo_event, NULL);
-        return;
+    struct conn *c = arg;
+    if ((which & EV_WRITE) && peer_conn_flush(&c->io) != 0)
+        goto close;
+    for (int i = 0; (which & EV_READ) && i < READS_PER_EVENT && peer_conn_want_read(&c->io); i++) {
+        int n = peer_conn_read_into(&c->io, c->w->rbuf);
+        if (n < 0)
+            goto close;
+        if (n < PEER_READ_CHUNK)
+            break; /* drained (a short read), EAGAIN, or the end of input */
     }
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-        bufferevent_free(bev); /* BEV_OPT_CLOSE_ON_FREE closes the fd */
+    if (peer_conn_done(&c->io) || update_event(c) != 0)
+        goto close;
+    return;
+close:
+    conn_close(c);
 }
 
 static void conn_new(struct worker *w, int fd)
 {
-    struct bufferevent *bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
         close(fd);
         return;
     }
+    c->io.fd = fd;
+    c->w = w;
+    c->ev_flags = EV_READ | EV_PERSIST;
+    if (event_assign(&c->ev, w->base, fd, c->ev_flags, on_conn_event, c) != 0 ||
+        event_add(&c->ev, NULL) != 0) {
+        peer_conn_close(&c->io);
+        free(c);
+        return;
+    }
     w->conns++;
-    bufferevent_setcb(bev, echo_read, echo_write, echo_event, NULL);
-    bufferevent_setwatermark(bev, EV_WRITE, OUT_LOW, 0);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
 /* memcached's thread_libevent_process: one byte on the pipe per queued connection. */
@@ -171,7 +206,8 @@ static int worker_setup(struct worker *w)
     w->notify_send_fd = fds[1]; /* blocking: a worker far behind slows the acceptor down */
     pthread_mutex_init(&w->lock, NULL);
     w->base = event_base_new();
-    if (!w->base || evutil_make_socket_nonblocking(w->notify_receive_fd) != 0)
+    w->rbuf = malloc(PEER_READ_CHUNK);
+    if (!w->base || !w->rbuf || evutil_make_socket_nonblocking(w->notify_receive_fd) != 0)
         return -1;
     w->notify_event =
         event_new(w->base, w->notify_receive_fd, EV_READ | EV_PERSIST, worker_notified, w);
@@ -236,7 +272,7 @@ int main(int argc, char **argv)
     int rc = peer_init(argc, argv, &g_desc, &o);
     if (rc != PEER_RUN)
         return rc;
-    /* bufferevents write with writev(2): a closed peer would raise SIGPIPE. */
+    /* peer_buf writes with MSG_NOSIGNAL; SIGPIPE is ignored all the same. */
     signal(SIGPIPE, SIG_IGN);
 
     g_nworkers = o.threads;

@@ -27,9 +27,11 @@ static const struct peer_desc g_desc = {
 
 /*
  * Each connection echoes out of one ring of RING_CAP bytes: the alloc callback
- * hands libuv the free space after the ring's tail, the read callback queues
- * exactly the bytes read as one uv_write, and each write's callback frees its
- * bytes at the head (libuv completes a stream's writes in order). A full ring,
+ * hands libuv the free space after the ring's tail, and the read callback
+ * writes exactly the bytes read back: with uv_try_write first when no write is
+ * in flight (so the common echo costs one write(2) and no epoll_ctl), and
+ * whatever the socket did not take as one queued uv_write, whose callback
+ * frees its bytes at the head (libuv completes a stream's writes in order). A full ring,
  * or MAX_WRITES writes in flight, stops reading until half of it has drained.
  * So a client that does not read costs one ring; a connection with nothing in
  * flight gives its ring back to the loop's pool, and an idle one holds none.
@@ -207,13 +209,37 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         /* buf->base is c->ring + c->tail: on_alloc handed it out just now. */
         c->tail += (size_t)nread;
         c->used += (size_t)nread;
+        size_t sent = 0;
+        if (c->nwrites == 0) {
+            /*
+             * Nothing in flight: try the write now, as libuv's users do
+             * (uv_try_write), and queue only what the socket does not take.
+             * Only then, so that the ring is freed in order: these bytes are
+             * the whole ring, starting at its head.
+             */
+            uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
+            int n = uv_try_write(s, &b, 1);
+            if (n < 0 && n != UV_EAGAIN) {
+                conn_close(c);
+                return;
+            }
+            if (n > 0) {
+                sent = (size_t)n;
+                c->head += sent;
+                c->used -= sent;
+            }
+            if (sent == (size_t)nread) {
+                release_if_idle(c);
+                return;
+            }
+        }
         struct wreq *w = wreq_get(c->lc);
         if (!w) {
             conn_close(c);
             return;
         }
-        w->len = (size_t)nread;
-        uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
+        w->len = (size_t)nread - sent;
+        uv_buf_t b = uv_buf_init(buf->base + sent, (unsigned)w->len);
         if (uv_write(&w->req, s, &b, 1, on_write) != 0) {
             wreq_put(c->lc, w);
             conn_close(c);

@@ -1,6 +1,6 @@
 /*
- * peer_buf — one connection's pending output, for the single-thread peers
- * (select, poll, epoll-lt, epoll-et).
+ * peer_buf — one connection's pending output, for the event-driven peers
+ * (select, poll, epoll-lt, epoll-et, libevent).
  *
  * Policy: bytes read are written straight back; only what the socket does not
  * take waits here. Once PEER_OUT_LIMIT bytes wait, the connection is not read

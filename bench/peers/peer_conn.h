@@ -1,11 +1,15 @@
 /*
- * peer_conn — one echo connection of the single-thread peers (select, poll,
- * epoll-lt, epoll-et): its socket, whether the client has finished sending,
- * and the output still to send. The peers differ only in how they learn that
- * a connection is ready and what they tell the poller afterwards; the echo
- * itself is this.
+ * peer_conn — one echo connection of the event-driven peers (select, poll,
+ * epoll-lt, epoll-et, libevent): its socket, whether the client has finished
+ * sending, and the output still to send. The peers differ only in how they
+ * learn that a connection is ready and what they tell the poller afterwards;
+ * the echo itself is this.
  *
- * Single thread only: every read goes through one shared READ_CHUNK buffer.
+ * Reads go through one PEER_READ_CHUNK buffer per thread, whose bytes are
+ * written straight back: reading costs no memory per connection. The
+ * single-thread peers share one (peer_conn_read); a peer with several threads
+ * gives each its own (peer_conn_read_into). A connection is used by one
+ * thread only.
  */
 #ifndef PEER_CONN_H
 #define PEER_CONN_H
@@ -20,10 +24,17 @@ struct peer_conn {
     struct peer_buf out;
 };
 
+/* The most one read(2) asks for: a read that returns less drained the socket. */
+#define PEER_READ_CHUNK (64 * 1024)
+
 /*
- * One read(2) and its echo. Returns 1 when bytes were read, 0 on EAGAIN or
- * end of input (c->eof set), -1 when the connection failed.
+ * One read(2) of up to PEER_READ_CHUNK bytes into buf, and its echo. Returns
+ * the bytes read, 0 on EAGAIN or end of input (c->eof set), -1 when the
+ * connection failed.
  */
+int peer_conn_read_into(struct peer_conn *c, char *buf);
+
+/* peer_conn_read_into with the buffer of the single-thread peers (main thread only). */
 int peer_conn_read(struct peer_conn *c);
 
 /* Sends pending output until EAGAIN. Returns 0, or -1 when the connection failed. */
