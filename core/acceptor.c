@@ -90,7 +90,7 @@ static int hand_off(struct weft_server *s, int fd, struct sockaddr_storage *ss, 
      */
     s->handed[i]++;
     ST_ADD(&s->ast, accepted, 1);
-    int rc = wk_adopt(s->workers[i], fd, (const struct sockaddr *)ss, len);
+    int rc = wk_adopt(s->workers[i], fd, (const struct sockaddr *)ss, len, &s->origin);
     if (rc != 0) {
         s->handed[i]--;
         ST_ADD(&s->ast, accepted, (uint64_t)-1);

@@ -33,6 +33,11 @@ static const char *const reason_names[WEFT_CLOSE_REASONS] = {
     [WEFT_CLOSE_HANDLER] = "handler",
     [WEFT_CLOSE_INPUT_STALL] = "input_stall",
     [WEFT_CLOSE_OUTPUT_STALL] = "output_stall",
+    [WEFT_CLOSE_CONNECT_REFUSED] = "connect_refused",
+    [WEFT_CLOSE_CONNECT_TIMEOUT] = "connect_timeout",
+    [WEFT_CLOSE_UNREACHABLE] = "unreachable",
+    [WEFT_CLOSE_RESOLVE] = "resolve",
+    [WEFT_CLOSE_LINK] = "link",
 };
 
 const char *weft_close_reason_name(weft_close_reason r)

@@ -5,8 +5,10 @@
  * the server and hands the work to workers/ (worker.h, remote.h).
  */
 #include <errno.h>
+#include <pthread.h>
 
 #include "core/server-t.h"
+#include "workers/conn.h"
 #include "workers/remote.h"
 #include "workers/user_timers.h"
 #include "workers/worker.h"
@@ -51,4 +53,26 @@ void weft_worker_counter_add(weft_server *s, int worker, int id, uint64_t n)
 {
     if (worker >= 0 && worker < s->nworkers && (unsigned)id < WEFT_MAX_COUNTERS)
         ST_ADD(&s->workers[worker]->st, user[id], n);
+}
+
+int weft_connect(weft_server *s, int worker, const char *addr, const weft_connect_opts *opts,
+                 const weft_handler *h, void *ud, weft_conn **out)
+{
+    if (worker < 0 || worker >= s->nworkers || !addr || !out)
+        return -EINVAL;
+    wk_worker *w = s->workers[worker];
+    /* Invariant 1: only the owner may create what it will own. */
+    if (!w->started || !pthread_equal(pthread_self(), w->tid))
+        return -EPERM;
+    return wk_connect(w, addr, opts, h, ud, out);
+}
+
+int weft_server_worker_hooks(weft_server *s, weft_post_fn start, weft_post_fn stop, void *arg)
+{
+    if (s->started)
+        return -EBUSY;
+    s->grp.worker_start = start;
+    s->grp.worker_stop = stop;
+    s->grp.worker_arg = arg;
+    return 0;
 }

@@ -24,7 +24,8 @@ struct weft_server {
     weft_config cfg;
     weft_handler h;
     void *ud;
-    wk_group grp; /* the workers: grp.workers[0 .. nworkers) */
+    wk_group grp;     /* the workers: grp.workers[0 .. nworkers) */
+    wk_origin origin; /* the config's listener: the server's handler and data */
     int nworkers;
     int max_conns;
     int cpus[WEFT_MAX_CPUS];

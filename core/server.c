@@ -24,6 +24,7 @@
 #include "stats/snapshot.h"
 #include "workers/cpu.h"
 #include "workers/io.h"
+#include "workers/resolve.h"
 #include "workers/worker.h"
 
 /*
@@ -100,6 +101,8 @@ int weft_server_new(const weft_config *cfg, const weft_handler *h, void *ud, wef
     s->ud = ud;
     s->lfd = s->stop_efd = s->reserve_fd = -1;
     s->grp = (wk_group){.cfg = &s->cfg, .h = &s->h, .srv = s, .log = wlog_sink, .log_ctx = s};
+    pthread_mutex_init(&s->grp.resolver_mu, NULL);
+    s->origin = (wk_origin){.h = &s->h, .ud = ud, .listener = 0};
     if ((rc = resolve_io(s)) != 0)
         goto fail;
 
@@ -255,6 +258,8 @@ void weft_server_free(weft_server *s)
 {
     if (!s)
         return;
+    wk_resolver_stop(&s->grp);
+    pthread_mutex_destroy(&s->grp.resolver_mu);
     if (s->workers)
         for (int i = 0; i < s->nworkers; i++)
             wk_destroy(s->workers[i]);
@@ -300,5 +305,6 @@ void weft_server_stats(const weft_server *s, weft_stats *st)
     for (int i = 0; i < s->nworkers; i++)
         snap_sum_worker(st, &s->workers[i]->st);
     st->rings_in_use = st->rings_borrowed - st->rings_returned;
-    st->open = st->accepted > st->closed ? st->accepted - st->closed : 0;
+    uint64_t ever = st->accepted + st->outbound;
+    st->open = ever > st->closed ? ever - st->closed : 0;
 }

@@ -27,6 +27,7 @@ typedef struct st_worker {
     uint64_t bp_pauses, bp_resumes, pool_pauses;
     uint64_t rings_borrowed, rings_returned, ring_allocs, pool_bytes;
     uint64_t handoffs;
+    uint64_t outbound, connects;      /* outbound connections opened / connected */
     uint64_t user[WEFT_MAX_COUNTERS]; /* handler-defined counters */
     st_hist turn;                     /* ns from epoll wake-up to the end of the turn's flush */
     st_hist handler;                  /* ns, recorded by the handler */

@@ -66,15 +66,15 @@ static const field fields[] = {
     F(accept_shed, "Connections dropped while out of file descriptors."),
     F(accept_errors, "Other accept errors."),
     F(opened, "Connections opened on workers."),
-    F(closed, "Connections closed."),
+    F(closed, "Connections closed (accepted and outbound)."),
     G(open, "Connections open now."),
     F(bytes_in, "Bytes read from connections."),
     F(bytes_out, "Bytes written to connections."),
     F(reads, "read(2)/readv(2) calls on connections."),
     F(writes, "send(2)/sendmsg(2) calls on connections."),
     F(eagain, "Reads or writes that returned EAGAIN."),
-    F(wakeups, "epoll_wait returns."),
-    F(events, "Events returned by epoll_wait."),
+    F(wakeups, "Returns from the I/O backend's wait (epoll_wait, poll, ...)."),
+    F(events, "Events the I/O backend's waits reported."),
     F(deferrals, "Connections continued next turn: read budget used up."),
     F(bp_pauses, "Backpressure: reading paused over the output high watermark."),
     F(bp_resumes, "Backpressure: reading resumed below the low watermark."),
@@ -85,6 +85,8 @@ static const field fields[] = {
     F(ring_allocs, "Ring buffers allocated (pool misses and growth)."),
     G(pool_bytes, "Bytes of ring memory held by the pools (cached and in use)."),
     F(handoffs, "Inbox messages consumed by workers."),
+    F(outbound, "Outbound connections opened by handlers (weft_connect)."),
+    F(connects, "Outbound connections that connected."),
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 

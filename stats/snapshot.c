@@ -38,6 +38,8 @@ void snap_sum_worker(weft_stats *st, const st_worker *b)
     st->ring_allocs += ST_GET(b, ring_allocs);
     st->pool_bytes += ST_GET(b, pool_bytes);
     st->handoffs += ST_GET(b, handoffs);
+    st->outbound += ST_GET(b, outbound);
+    st->connects += ST_GET(b, connects);
     st->rings_in_use =
         st->rings_borrowed > st->rings_returned ? st->rings_borrowed - st->rings_returned : 0;
 }
@@ -151,7 +153,8 @@ st_snap *snap_take(const st_registry *reg, const st_snap *prev, uint64_t seq, do
         w->node = reg->node[i];
         snap_sum_worker(&w->st, b);
         w->st.open = w->st.opened > w->st.closed ? w->st.opened - w->st.closed : 0;
-        w->st.accepted = w->st.opened; /* connections this worker was handed */
+        /* connections this worker was handed (outbound ones it opened itself) */
+        w->st.accepted = w->st.opened - w->st.outbound;
         snap_sum_worker(&p->total, b);
         memset(one, 0, sizeof(*one));
         hist_merge(one, &b->turn);
@@ -170,7 +173,7 @@ st_snap *snap_take(const st_registry *reg, const st_snap *prev, uint64_t seq, do
             rates_of(&w->rate, &w->st, &prev->pub.workers[i].st, interval_s);
     }
     weft_stats *t = &p->total;
-    t->open = t->accepted > t->closed ? t->accepted - t->closed : 0;
+    t->open = t->accepted + t->outbound > t->closed ? t->accepted + t->outbound - t->closed : 0;
     latency_of(&p->turn, turn);
     latency_of(&p->handler, handler);
     if (prev)

@@ -85,3 +85,8 @@ add_test(NAME it_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_cli.sh $<TARGET_F
 set_tests_properties(it_cli PROPERTIES LABELS integration TIMEOUT 180)
 unset(_weft_programs)
 
+
+# Outbound connections on real sockets, and the per-worker hooks.
+weft_it_exe(it_connect it_connect.c LIBS weft_static weft_internal Threads::Threads)
+add_test(NAME it_connect COMMAND it_connect)
+set_tests_properties(it_connect PROPERTIES LABELS integration TIMEOUT 60)

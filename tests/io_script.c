@@ -158,6 +158,31 @@ static ssize_t s_send(wk_worker *w, weft_conn *c, weft_ring *out)
     return (ssize_t)n;
 }
 
+static int s_connect(wk_worker *w, weft_conn *c, const struct sockaddr *sa, socklen_t len,
+                     unsigned sockopts)
+{
+    (void)w;
+    (void)sa;
+    (void)len;
+    (void)sockopts;
+    sc.connects++;
+    if (sc.connect_rc < 0 || sc.connect_fd < 0)
+        return sc.connect_rc < 0 ? sc.connect_rc : -ECONNREFUSED;
+    c->fd = sc.connect_fd;
+    sc_peer *p = sc_peer_of(c->fd);
+    assert_false(p->attached);
+    p->attached = true;
+    p->key = conn_key(c);
+    return sc.connect_rc;
+}
+
+static int s_connected(wk_worker *w, weft_conn *c)
+{
+    (void)w;
+    (void)c;
+    return sc.connected_rc;
+}
+
 static int s_shutdown_wr(wk_worker *w, weft_conn *c)
 {
     (void)w;
@@ -216,6 +241,8 @@ const wk_io_ops sc_ops = {
     .attach = s_attach,
     .recv = s_recv,
     .send = s_send,
+    .connect = s_connect,
+    .connected = s_connected,
     .shutdown_wr = s_shutdown_wr,
     .close = s_close,
     .discard = s_discard,
@@ -248,6 +275,7 @@ void sc_world_init(sc_world *x, const weft_config *cfg, const weft_handler *h)
                       .log = sc_log};
     assert_int_equal(wk_create(&x->g, 0, -1, &x->w), 0);
     x->ws[0] = x->w;
+    x->origin = (wk_origin){.h = &x->h, .listener = 0};
     assert_int_equal(wk_loop_init(x->w), 0);
     x->w->started = 1;
 }
@@ -264,7 +292,7 @@ weft_conn *sc_adopt(sc_world *x, int fd)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(4242)};
     a.sin_addr.s_addr = htonl(0x7f000001);
-    assert_int_equal(wk_adopt(x->w, fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(wk_adopt(x->w, fd, (struct sockaddr *)&a, sizeof(a), &x->origin), 0);
     assert_true(sc.woken); /* the inbox was empty: the producer woke us */
     sc_turn(x);
     sc_peer *p = sc_peer_of(fd);

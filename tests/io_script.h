@@ -53,6 +53,11 @@ typedef struct sc_script {
     int inits, destroys; /* init/destroy calls */
     char lastlog[400];   /* the group's last log line */
     int nlogs;
+    /* Outbound: the peer the next connect gets, and how it goes. */
+    int connect_fd;    /* a peer from sc_peer_new, or -1: connect fails */
+    int connect_rc;    /* what connect returns: 0 in progress, 1 at once, or -errno */
+    int connected_rc;  /* what connected returns once its event came */
+    unsigned connects; /* connect calls */
 } sc_script;
 
 /* The script the backend reads and writes (one per test program). */
@@ -81,6 +86,7 @@ typedef struct sc_world {
     wk_group g;
     wk_worker *w;
     wk_worker *ws[1];
+    wk_origin origin;
 } sc_world;
 
 /* Build the world: create worker 0 and prepare its loop on this thread. */

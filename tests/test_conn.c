@@ -549,6 +549,167 @@ static void test_wants(void **state)
     sc_world_free(&x);
 }
 
+/* ---- flow control between connections --------------------------------------- */
+
+/* A paused connection reads nothing; on resume it reads what waited. */
+static void test_read_pause_resume(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    sc_world_init(&x, &cfg, &echo_h);
+    int fd = sc_peer_new(SIZE_MAX);
+    weft_conn *c = sc_adopt(&x, fd);
+    weft_read_pause(c);
+    assert_int_equal(wk_io_wants(c) & WK_IO_IN, 0);
+    sc_give(fd, "later", 5);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    assert_int_equal(sc_peer_of(fd)->recvs, 0);
+    assert_int_equal(hs.datas, 0);
+    weft_read_resume(c);
+    sc_turn(&x);
+    assert_string_equal(sc_output(fd), "later");
+    sc_world_free(&x);
+}
+
+/* Two linked connections forward both ways, bytes exact, on_data unused. */
+static void test_link_forwards(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    hs.consume = 0; /* on_data must not see linked bytes: it would not echo */
+    sc_world_init(&x, &cfg, &echo_h);
+    int a = sc_peer_new(SIZE_MAX), b = sc_peer_new(SIZE_MAX);
+    weft_conn *ca = sc_adopt(&x, a), *cb = sc_adopt(&x, b);
+    /* Bytes a sent before the link wait in its ring... */
+    sc_give(a, "early ", 6);
+    sc_event(a, WK_IO_IN);
+    sc_turn(&x);
+    assert_int_equal(hs.datas, 1);
+    assert_int_equal(weft_link(ca, cb), 0);
+    assert_ptr_equal(weft_conn_linked(ca), cb);
+    /* ...and go to b at once. */
+    sc_turn(&x);
+    assert_string_equal(sc_output(b), "early ");
+    sc_give(a, "to b", 4);
+    sc_give(b, "to a", 4);
+    sc_event(a, WK_IO_IN);
+    sc_event(b, WK_IO_IN);
+    sc_turn(&x);
+    assert_string_equal(sc_output(b), "early to b");
+    assert_string_equal(sc_output(a), "to a");
+    assert_int_equal(hs.datas, 1);
+    /* Linking twice, or to itself, is refused. */
+    assert_int_equal(weft_link(ca, ca), -EINVAL);
+    int c3 = sc_peer_new(SIZE_MAX);
+    weft_conn *cc = sc_adopt(&x, c3);
+    assert_int_equal(weft_link(ca, cc), -EINVAL);
+    sc_world_free(&x);
+}
+
+/* b takes nothing: a's reading pauses over b's high watermark, b's does
+ * not (the other direction flows), and a resumes as b drains. */
+static void test_link_backpressure(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    cfg.output_high_wm = 8192;
+    cfg.output_low_wm = 2048;
+    cfg.read_budget = 4096;
+    sc_world_init(&x, &cfg, &echo_h);
+    int a = sc_peer_new(SIZE_MAX), b = sc_peer_new(0);
+    weft_conn *ca = sc_adopt(&x, a), *cb = sc_adopt(&x, b);
+    assert_int_equal(weft_link(ca, cb), 0);
+    memset(big, 'a', 65536);
+    sc_give(a, big, 65536);
+    sc_event(a, WK_IO_IN);
+    for (int i = 0; i < 10; i++)
+        sc_turn(&x);
+    assert_true(ca->flags & C_PAUSED);
+    size_t held = conn_pending_out(cb);
+    assert_true(held > 8192 && held <= 8192 + 4096); /* the watermark and one read */
+    assert_false(cb->flags & C_PAUSED);
+    /* The other direction still flows while a is paused. */
+    sc_give(b, "reply", 5);
+    sc_event(b, WK_IO_IN);
+    sc_turn(&x);
+    assert_string_equal(sc_output(a), "reply");
+    /* b's peer reads everything: a resumes and the rest flows. */
+    sc_peer_of(b)->window = SIZE_MAX;
+    sc_event(b, WK_IO_OUT);
+    for (int i = 0; i < 40 && sc_peer_of(b)->out_len < 65536; i++) {
+        sc_turn(&x);
+        if (cb->flags & C_WANT_OUT)
+            sc_event(b, WK_IO_OUT);
+    }
+    assert_int_equal(sc_peer_of(b)->out_len, 65536);
+    assert_false(ca->flags & C_PAUSED);
+    sc_world_free(&x);
+}
+
+/* a's FIN becomes b's FIN after b's output; when both sides have sent FIN
+ * both close, reason peer. */
+static void test_link_half_close(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    sc_world_init(&x, &cfg, &echo_h);
+    int a = sc_peer_new(SIZE_MAX), b = sc_peer_new(SIZE_MAX);
+    weft_conn *ca = sc_adopt(&x, a), *cb = sc_adopt(&x, b);
+    assert_int_equal(weft_link(ca, cb), 0);
+    sc_give(a, "last words", 10);
+    sc_eof(a);
+    sc_event(a, WK_IO_IN | WK_IO_HUP);
+    sc_turn(&x);
+    assert_string_equal(sc_output(b), "last words");
+    assert_true(sc_peer_of(b)->shut_wr); /* FIN passed on */
+    assert_false(sc_peer_of(a)->closed); /* b -> a still open */
+    sc_give(b, "answer", 6);
+    sc_eof(b);
+    sc_event(b, WK_IO_IN | WK_IO_HUP);
+    sc_turn(&x);
+    assert_string_equal(sc_output(a), "answer");
+    assert_true(sc_peer_of(a)->shut_wr);
+    assert_true(sc_peer_of(a)->closed);
+    assert_true(sc_peer_of(b)->closed);
+    assert_int_equal(hs.closes, 2);
+    assert_int_equal(x.w->st.closed_by[WEFT_CLOSE_PEER], 2);
+    sc_world_free(&x);
+}
+
+/* One side dies: the other flushes what it holds, then closes (link). */
+static void test_link_close_passes_on(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    cfg.close_linger_ms = 0;
+    sc_world_init(&x, &cfg, &echo_h);
+    int a = sc_peer_new(SIZE_MAX), b = sc_peer_new(0);
+    weft_conn *ca = sc_adopt(&x, a), *cb = sc_adopt(&x, b);
+    assert_int_equal(weft_link(ca, cb), 0);
+    sc_give(a, "flush me", 8);
+    sc_event(a, WK_IO_IN);
+    sc_turn(&x);
+    sc_set_error(a, ECONNRESET);
+    sc_event(a, WK_IO_IN | WK_IO_ERR);
+    sc_turn(&x);
+    assert_true(sc_peer_of(a)->closed);
+    assert_false(sc_peer_of(b)->closed); /* its output waits */
+    assert_null(weft_conn_linked(cb));
+    sc_peer_of(b)->window = SIZE_MAX;
+    sc_event(b, WK_IO_OUT);
+    sc_turn(&x);
+    assert_string_equal(sc_output(b), "flush me");
+    assert_true(sc_peer_of(b)->closed);
+    assert_int_equal(x.w->st.closed_by[WEFT_CLOSE_LINK], 1);
+    sc_world_free(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +728,11 @@ int main(void)
         cmocka_unit_test_setup(test_drain, setup),
         cmocka_unit_test_setup(test_drain_deadline, setup),
         cmocka_unit_test_setup(test_wants, setup),
+        cmocka_unit_test_setup(test_read_pause_resume, setup),
+        cmocka_unit_test_setup(test_link_forwards, setup),
+        cmocka_unit_test_setup(test_link_backpressure, setup),
+        cmocka_unit_test_setup(test_link_half_close, setup),
+        cmocka_unit_test_setup(test_link_close_passes_on, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,3 +17,5 @@ weft_unit_test(test_conn test_conn.c)   # workers/conn.c (through workers/loop.c
 target_link_libraries(test_conn PRIVATE io_script)
 weft_unit_test(test_timeouts test_timeouts.c) # workers/timeouts.c, workers/user_timers.c
 target_link_libraries(test_timeouts PRIVATE io_script)
+weft_unit_test(test_outbound test_outbound.c) # workers/outbound.c
+target_link_libraries(test_outbound PRIVATE io_script)

@@ -15,27 +15,56 @@
 
 /* Connection flags (weft_conn.flags). */
 enum {
-    C_READABLE = 1u << 0,   /* an input event was seen and not yet drained */
-    C_HUP = 1u << 1,        /* RDHUP/HUP/ERR seen: read on to EOF or error */
-    C_READY = 1u << 2,      /* on the worker's ready, deferred or starved list */
-    C_FLUSH = 1u << 3,      /* on the worker's flush list */
-    C_WANT_OUT = 1u << 4,   /* output hit EAGAIN: waiting for the output event */
-    C_PAUSED = 1u << 5,     /* backpressure: not reading until output drains */
-    C_EOF = 1u << 6,        /* the peer sent FIN */
-    C_CLOSING = 1u << 7,    /* close once output is flushed; read no more */
-    C_CLOSED = 1u << 8,     /* closed; the slot is freed at the end of a turn */
-    C_OPENED = 1u << 9,     /* on_open ran; on_close is owed */
-    C_DRAIN_CB = 1u << 10,  /* weft_send reported 1: on_drain is owed */
-    C_LINGER = 1u << 11,    /* closed for the handler; discarding input to EOF */
-    C_LINGERQ = 1u << 12,   /* on the worker's linger FIFO (next_closed) */
-    C_STARVED = 1u << 13,   /* on the starved list (next_ready; C_READY is set too):
-                               reading waits for ring memory under pool_max_bytes */
-    C_REDELIVER = 1u << 14, /* call on_data with the ring as it is (after backpressure) */
-    C_PARTIAL = 1u << 15,   /* input is pending since partial_since */
+    C_READABLE = 1u << 0,    /* an input event was seen and not yet drained */
+    C_HUP = 1u << 1,         /* RDHUP/HUP/ERR seen: read on to EOF or error */
+    C_READY = 1u << 2,       /* on the worker's ready, deferred or starved list */
+    C_FLUSH = 1u << 3,       /* on the worker's flush list */
+    C_WANT_OUT = 1u << 4,    /* output hit EAGAIN: waiting for the output event */
+    C_PAUSED = 1u << 5,      /* backpressure: not reading until output drains */
+    C_EOF = 1u << 6,         /* the peer sent FIN */
+    C_CLOSING = 1u << 7,     /* close once output is flushed; read no more */
+    C_CLOSED = 1u << 8,      /* closed; the slot is freed at the end of a turn */
+    C_OPENED = 1u << 9,      /* on_open ran; on_close is owed */
+    C_DRAIN_CB = 1u << 10,   /* weft_send reported 1: on_drain is owed */
+    C_LINGER = 1u << 11,     /* closed for the handler; discarding input to EOF */
+    C_LINGERQ = 1u << 12,    /* on the worker's linger FIFO (next_closed) */
+    C_STARVED = 1u << 13,    /* on the starved list (next_ready; C_READY is set too):
+                                reading waits for ring memory under pool_max_bytes */
+    C_REDELIVER = 1u << 14,  /* call on_data with the ring as it is (after backpressure) */
+    C_PARTIAL = 1u << 15,    /* input is pending since partial_since */
+    C_HPAUSED = 1u << 16,    /* the handler paused reading (weft_read_pause) */
+    C_CONNECTING = 1u << 17, /* outbound: resolving or connecting; no read, no write yet */
+    C_SHUTWR = 1u << 18,     /* send FIN once output is flushed (a linked peer's EOF) */
+    C_FIN_SENT = 1u << 19,   /* shutdown(SHUT_WR) done */
 };
 
 /*
- * A connection: 176 bytes on x86-64 with its two rings' headers, and
+ * Where a connection came from: the handler that runs for it and the user
+ * data of its listener (or of weft_connect). A listener's origin lives as
+ * long as the server; an outbound connection's is in its conn_ext.
+ */
+typedef struct wk_origin {
+    const weft_handler *h;
+    void *ud;
+    int listener; /* index among the server's listeners; -1 for outbound */
+    /* Per-source accounting of the listener (NULL: none): the count of
+     * the connection's source is dropped when it closes. */
+    void (*on_gone)(const struct wk_origin *o, const weft_conn *c);
+} wk_origin;
+
+/*
+ * What only some connections need, allocated when one first does: an
+ * outbound connection's origin and connect timeout, a link.
+ */
+typedef struct conn_ext {
+    wk_origin origin;    /* outbound: its own handler and user data */
+    weft_conn *link;     /* the connection this one is linked to, or NULL */
+    uint32_t connect_ms; /* outbound: the connect timeout */
+    unsigned sockopts;   /* outbound: WK_SOCK_* (workers/io.h) */
+} conn_ext;
+
+/*
+ * A connection: 192 bytes on x86-64 with its two rings' headers, and
  * nothing else while it is idle (the rings lend their storage back to the
  * pool when they empty). docs/architecture.md counts it.
  */
@@ -67,6 +96,8 @@ struct weft_conn {
     struct weft_conn *next_closed; /* closed this turn, awaiting reaping; or the linger FIFO */
     tw_node tmr;                   /* the timeouts' single lazy timer */
     struct weft_timer *timers;     /* the handler's timers of this connection */
+    const wk_origin *o;            /* its handler and user data */
+    conn_ext *x;                   /* NULL unless outbound or linked */
 };
 
 /* A handler timer (weft_timer_*); on its conn's or its worker's list. */

@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buffers/ring.h"
@@ -45,10 +46,12 @@
 #include "workers/user_timers.h"
 #include "workers/wlog.h"
 
-_Static_assert(sizeof(weft_conn) <= 176, "an idle connection must stay within 176 bytes");
+/* 192 bytes on x86-64; with a slab and a poll entry an idle connection
+ * stays well under 256 bytes of user-space memory (docs/architecture.md). */
+_Static_assert(sizeof(weft_conn) <= 192, "an idle connection must stay within 192 bytes");
 
 static inline const weft_config *cfg_of(const wk_worker *w) { return w->g->cfg; }
-static inline const weft_handler *h_of(const wk_worker *w) { return w->g->h; }
+static inline const weft_handler *h_of(const weft_conn *c) { return c->o->h; }
 
 /* Smallest power of two >= v (v <= 2^31). */
 static uint32_t pow2_ceil(uint32_t v)
@@ -113,13 +116,18 @@ static void count_close(wk_worker *w, weft_close_reason why)
         [WEFT_CLOSE_HANDLER] = LIM_KINDS,
         [WEFT_CLOSE_INPUT_STALL] = LIM_INPUT_STALL,
         [WEFT_CLOSE_OUTPUT_STALL] = LIM_OUTPUT_STALL,
+        [WEFT_CLOSE_CONNECT_REFUSED] = LIM_KINDS,
+        [WEFT_CLOSE_CONNECT_TIMEOUT] = LIM_KINDS,
+        [WEFT_CLOSE_UNREACHABLE] = LIM_KINDS,
+        [WEFT_CLOSE_RESOLVE] = LIM_KINDS,
+        [WEFT_CLOSE_LINK] = LIM_KINDS,
     };
     if (kinds[why] != LIM_KINDS)
         wk_log_limit(w->g, kinds[why], "worker %d: closing a connection: %s", w->index,
                      weft_close_reason_name(why));
 }
 
-static void set_peer(weft_conn *c, const struct sockaddr *sa, socklen_t len)
+void conn_set_peer(weft_conn *c, const struct sockaddr *sa, socklen_t len)
 {
     c->family = (uint8_t)(len >= sizeof(sa_family_t) ? sa->sa_family : AF_UNSPEC);
     if (c->family == AF_INET && len >= sizeof(struct sockaddr_in)) {
@@ -140,7 +148,19 @@ static void to_reap(wk_worker *w, weft_conn *c)
     w->closed = c;
 }
 
-weft_conn *conn_open(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+/* c's fd is closed: it no longer counts as open, anywhere. */
+static void conn_gone(wk_worker *w, weft_conn *c, weft_close_reason why)
+{
+    w->nconns--;
+    count_close(w, why);
+    if (c->o->on_gone)
+        c->o->on_gone(c->o, c);
+    if (!(c->flags & C_LINGERQ))
+        to_reap(w, c);
+}
+
+weft_conn *conn_open(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+                     const wk_origin *o)
 {
     weft_conn *c = wk_slot_get(w);
     int rc = c ? 0 : -ENOMEM;
@@ -155,18 +175,38 @@ weft_conn *conn_open(wk_worker *w, int fd, const struct sockaddr *peer, socklen_
         if (c)
             wk_slot_put(w, c);
         count_close(w, WEFT_CLOSE_ERROR); /* the acceptor counted it in */
+        if (o->on_gone) {
+            weft_conn tmp = {.family = 0};
+            conn_set_peer(&tmp, peer, peerlen);
+            o->on_gone(o, &tmp);
+        }
         return NULL;
     }
-    set_peer(c, peer, peerlen);
+    c->o = o;
+    conn_set_peer(c, peer, peerlen);
     w->nconns++;
     ST_ADD(&w->st, opened, 1);
     c->flags |= C_OPENED;
     to_conn_open(w, c);
-    if (h_of(w)->on_open)
-        h_of(w)->on_open(c);
+    if (h_of(c)->on_open)
+        h_of(c)->on_open(c);
     if (w->stopping)
         conn_close_after_flush(w, c, WEFT_CLOSE_SHUTDOWN);
     return c;
+}
+
+/*
+ * A linked connection closed: its partner forgets it and closes once what
+ * it still has to send is flushed (a proxy's other side must not hang).
+ */
+static void unlink_closed(wk_worker *w, weft_conn *c)
+{
+    weft_conn *p = c->x->link;
+    c->x->link = NULL;
+    p->x->link = NULL;
+    if (p->flags & C_PAUSED) /* paused for c's output, which is gone */
+        p->flags &= ~C_PAUSED;
+    conn_close_after_flush(w, p, WEFT_CLOSE_LINK);
 }
 
 /* The end of a connection for the handler: timers, on_close, rings. */
@@ -176,8 +216,10 @@ static void close_for_handler(wk_worker *w, weft_conn *c, weft_close_reason why)
     c->reason = (uint8_t)why;
     to_conn_close(w, c);
     ut_conn_close(w, c);
-    if ((c->flags & C_OPENED) && h_of(w)->on_close)
-        h_of(w)->on_close(c, why);
+    if (c->x && c->x->link)
+        unlink_closed(w, c);
+    if ((c->flags & C_OPENED) && h_of(c)->on_close)
+        h_of(c)->on_close(c, why);
     ring_drop(w, &c->in);
     ring_drop(w, &c->out);
 }
@@ -187,10 +229,9 @@ static void close_now(wk_worker *w, weft_conn *c, weft_close_reason why, bool re
     if (c->flags & C_CLOSED)
         return;
     close_for_handler(w, c, why);
-    w->io->close(w, c, reset);
-    w->nconns--;
-    count_close(w, why);
-    to_reap(w, c);
+    if (c->fd >= 0) /* an outbound connection may close before it has a socket */
+        w->io->close(w, c, reset);
+    conn_gone(w, c, why);
 }
 
 void conn_close(wk_worker *w, weft_conn *c, weft_close_reason why) { close_now(w, c, why, false); }
@@ -216,10 +257,7 @@ static void linger_end(wk_worker *w, weft_conn *c)
         return;
     c->flags &= ~C_LINGER;
     w->io->close(w, c, false);
-    w->nconns--;
-    count_close(w, (weft_close_reason)c->reason);
-    if (!(c->flags & C_LINGERQ))
-        to_reap(w, c);
+    conn_gone(w, c, (weft_close_reason)c->reason);
 }
 
 void conn_linger_read(wk_worker *w, weft_conn *c)
@@ -300,7 +338,7 @@ void conn_close_after_flush(wk_worker *w, weft_conn *c, weft_close_reason why)
 
 void conn_expire(wk_worker *w, weft_conn *c, weft_close_reason why)
 {
-    if (why == WEFT_CLOSE_TIMEOUT)
+    if (why == WEFT_CLOSE_TIMEOUT && !(c->flags & C_CONNECTING))
         conn_close_after_flush(w, c, why); /* idle: nothing is lost by flushing */
     else
         conn_close(w, c, why); /* stalled: what waits will never arrive */
@@ -336,7 +374,7 @@ unsigned wk_io_wants(const weft_conn *c)
     if (c->flags & C_CLOSED)
         return 0;
     unsigned want = 0;
-    if (!(c->flags & (C_READABLE | C_PAUSED | C_CLOSING | C_EOF)))
+    if (!(c->flags & (C_READABLE | C_PAUSED | C_HPAUSED | C_CLOSING | C_EOF | C_CONNECTING)))
         want |= WK_IO_IN;
     if (c->flags & C_WANT_OUT)
         want |= WK_IO_OUT;
@@ -438,13 +476,26 @@ static void note_partial(wk_worker *w, weft_conn *c)
     }
 }
 
+/*
+ * Hand what the input ring holds on: to the handler's on_data, or, for a
+ * linked connection, to the output of its partner (whose high watermark
+ * then pauses this one: producer_of).
+ */
+static void deliver(wk_worker *w, weft_conn *c)
+{
+    if (c->x && c->x->link)
+        weft_send_from(c->x->link, &c->in, weft_ring_len(&c->in));
+    else
+        h_of(c)->on_data(c, &c->in);
+}
+
 /* on_data again with the ring as the handler left it (C_REDELIVER). */
 static void redeliver(wk_worker *w, weft_conn *c)
 {
     c->flags &= ~C_REDELIVER;
     if (weft_ring_len(&c->in) == 0 || (c->flags & (C_CLOSING | C_CLOSED)))
         return;
-    h_of(w)->on_data(c, &c->in);
+    deliver(w, c);
     if (c->flags & C_CLOSED)
         return;
     note_partial(w, c);
@@ -466,6 +517,27 @@ static int after_data(wk_worker *w, weft_conn *c)
     return 0;
 }
 
+/*
+ * The peer sent FIN. An ordinary connection closes once its output is
+ * flushed. A linked one passes the half-close on: its partner sends FIN
+ * after what it still has to send (C_SHUTWR), and this one stays open for
+ * the other direction until its own FIN is sent too.
+ */
+static void got_eof(wk_worker *w, weft_conn *c)
+{
+    c->flags = (c->flags & ~C_READABLE) | C_EOF;
+    ring_release(w, &c->in);
+    weft_conn *p = c->x ? c->x->link : NULL;
+    if (!p) {
+        conn_close_after_flush(w, c, WEFT_CLOSE_PEER);
+        return;
+    }
+    p->flags |= C_SHUTWR;
+    wk_flush_push(w, p); /* sends the FIN now if nothing is pending */
+    if (c->flags & C_FIN_SENT)
+        conn_close(w, c, WEFT_CLOSE_PEER); /* both directions are done */
+}
+
 void conn_read(wk_worker *w, weft_conn *c)
 {
     const weft_config *cfg = cfg_of(w);
@@ -475,7 +547,7 @@ void conn_read(wk_worker *w, weft_conn *c)
         if (!(c->flags & C_READABLE) || (c->flags & C_CLOSED))
             return;
     }
-    while (!(c->flags & (C_PAUSED | C_CLOSING | C_CLOSED))) {
+    while (!(c->flags & (C_PAUSED | C_HPAUSED | C_CLOSING | C_CLOSED | C_CONNECTING | C_EOF))) {
         if (budget == 0) {
             /* Fairness (invariant 3): continue after fresh input, in turn
              * with the other bulk readers (the deferred list). */
@@ -501,7 +573,7 @@ void conn_read(wk_worker *w, weft_conn *c)
             ST_ADD(&w->st, bytes_in, (uint64_t)n);
             c->last_in = (uint32_t)w->now_ms;
             budget -= (size_t)n;
-            h_of(w)->on_data(c, &c->in);
+            deliver(w, c);
             if (after_data(w, c) != 0)
                 return;
             if ((size_t)n < want && !(c->flags & C_HUP)) {
@@ -511,9 +583,7 @@ void conn_read(wk_worker *w, weft_conn *c)
             continue;
         }
         if (n == 0) {
-            c->flags = (c->flags & ~C_READABLE) | C_EOF;
-            ring_release(w, &c->in);
-            conn_close_after_flush(w, c, WEFT_CLOSE_PEER);
+            got_eof(w, c);
             return;
         }
         if (n == -EAGAIN) {
@@ -529,29 +599,69 @@ void conn_read(wk_worker *w, weft_conn *c)
 
 /* ---- output --------------------------------------------------------------- */
 
+/*
+ * The connection whose reading c's output holds back: c itself (an echo, a
+ * request-reply handler), or, when c is linked, its partner, which is what
+ * fills c's output. Pausing c instead would stop the other direction too,
+ * and a proxy whose two directions wait on each other deadlocks.
+ */
+static weft_conn *producer_of(weft_conn *c) { return c->x && c->x->link ? c->x->link : c; }
+
+/* Reading resumes: see what arrived or waits in the ring meanwhile. */
+static void read_again(wk_worker *w, weft_conn *p)
+{
+    /*
+     * Input that arrived meanwhile raised no event; and a handler that
+     * stopped consuming when weft_send reported 1 has whole messages
+     * waiting in the ring: give it the ring again (C_REDELIVER).
+     */
+    if (weft_ring_len(&p->in) > 0)
+        p->flags |= C_REDELIVER;
+    if (p->flags & (C_READABLE | C_REDELIVER))
+        wk_ready_push(w, p);
+}
+
 /* After output shrank: lift backpressure, owe or pay on_drain. */
 static void output_drained(wk_worker *w, weft_conn *c)
 {
     if (conn_pending_out(c) >= cfg_of(w)->output_low_wm)
         return;
-    if (c->flags & C_PAUSED) {
-        c->flags &= ~C_PAUSED;
+    weft_conn *p = producer_of(c);
+    if (p->flags & C_PAUSED) {
+        p->flags &= ~C_PAUSED;
         ST_ADD(&w->st, bp_resumes, 1);
-        /*
-         * Input that arrived meanwhile raised no event; and a handler that
-         * stopped consuming when weft_send reported 1 has whole messages
-         * waiting in the ring: give it the ring again (C_REDELIVER).
-         */
-        if (weft_ring_len(&c->in) > 0)
-            c->flags |= C_REDELIVER;
-        if (c->flags & (C_READABLE | C_REDELIVER))
-            wk_ready_push(w, c);
+        read_again(w, p);
     }
     if (c->flags & C_DRAIN_CB) {
         c->flags &= ~C_DRAIN_CB;
-        if (h_of(w)->on_drain)
-            h_of(w)->on_drain(c);
+        if (h_of(c)->on_drain)
+            h_of(c)->on_drain(c);
     }
+}
+
+/*
+ * After the output ring emptied: pass on a peer's half-close (C_SHUTWR),
+ * and close a linked connection once both directions are done. 0 while
+ * the connection stays open.
+ */
+static int output_done(wk_worker *w, weft_conn *c)
+{
+    if ((c->flags & (C_SHUTWR | C_FIN_SENT)) == C_SHUTWR) {
+        c->flags |= C_FIN_SENT;
+        if (w->io->shutdown_wr(w, c) != 0) {
+            conn_close(w, c, WEFT_CLOSE_ERROR);
+            return -1;
+        }
+        if (c->flags & C_EOF) {
+            conn_close(w, c, WEFT_CLOSE_PEER);
+            return -1;
+        }
+    }
+    if (c->flags & C_CLOSING) {
+        conn_close_graceful(w, c, (weft_close_reason)c->reason);
+        return -1;
+    }
+    return 0;
 }
 
 void conn_flush(wk_worker *w, weft_conn *c)
@@ -560,6 +670,8 @@ void conn_flush(wk_worker *w, weft_conn *c)
         return;
     /* Known full: the output event will queue us again; skip a sure EAGAIN. */
     if (c->flags & C_WANT_OUT)
+        return;
+    if ((c->flags & C_CONNECTING) && conn_connect_done(w, c) != 0)
         return;
     if (weft_ring_len(&c->out) > 0) {
         ssize_t n = w->io->send(w, c, &c->out);
@@ -582,14 +694,66 @@ void conn_flush(wk_worker *w, weft_conn *c)
             return;
         }
     }
-    if (weft_ring_len(&c->out) == 0) {
+    if (weft_ring_len(&c->out) == 0)
         ring_release(w, &c->out);
-        if ((c->flags & C_CLOSING) && conn_pending_out(c) == 0) {
-            conn_close_graceful(w, c, (weft_close_reason)c->reason);
-            return;
-        }
-    }
+    if (conn_pending_out(c) == 0 && output_done(w, c) != 0)
+        return;
     output_drained(w, c);
+}
+
+/* ---- flow control between connections ---------------------------------------- */
+
+void conn_read_pause(wk_worker *w, weft_conn *c)
+{
+    (void)w;
+    c->flags |= C_HPAUSED;
+}
+
+void conn_read_resume(wk_worker *w, weft_conn *c)
+{
+    if (!(c->flags & C_HPAUSED))
+        return;
+    c->flags &= ~C_HPAUSED;
+    if (!(c->flags & (C_CLOSED | C_CLOSING | C_PAUSED)))
+        read_again(w, c);
+}
+
+/* c's extension, made on first need; NULL on ENOMEM. */
+static conn_ext *ext_of(weft_conn *c)
+{
+    if (!c->x)
+        c->x = calloc(1, sizeof(*c->x));
+    return c->x;
+}
+
+/* After a link: who pauses for whose output, from what is pending now. */
+static void link_settle(wk_worker *w, weft_conn *c)
+{
+    weft_conn *p = c->x->link;
+    if (conn_pending_out(p) > cfg_of(w)->output_high_wm)
+        c->flags |= C_PAUSED; /* p's output is full of what c sent */
+    else
+        c->flags &= ~C_PAUSED;
+    if (c->flags & C_EOF)
+        p->flags |= C_SHUTWR; /* c's peer had already half-closed */
+    if (!(c->flags & C_PAUSED))
+        read_again(w, c); /* bytes already in c's ring go to p now */
+    wk_flush_push(w, p);
+}
+
+int conn_link(wk_worker *w, weft_conn *a, weft_conn *b)
+{
+    const uint32_t busy = C_CLOSED | C_CLOSING | C_LINGER;
+    if (a == b || a->w != w || b->w != w || (a->flags & busy) || (b->flags & busy) ||
+        (a->x && a->x->link) || (b->x && b->x->link))
+        return -EINVAL;
+    if (!ext_of(a) || !ext_of(b))
+        return -ENOMEM;
+    a->x->link = b;
+    b->x->link = a;
+    link_settle(w, a);
+    link_settle(w, b);
+    return 0;
 }
 
 /* ---- output from the handler (workers/conn_api.c) ------------------------- */
@@ -603,8 +767,9 @@ int conn_after_send(wk_worker *w, weft_conn *c, size_t before)
     if (conn_pending_out(c) <= cfg_of(w)->output_high_wm)
         return 0;
     c->flags |= C_DRAIN_CB;
-    if (!(c->flags & C_PAUSED)) {
-        c->flags |= C_PAUSED;
+    weft_conn *p = producer_of(c);
+    if (!(p->flags & C_PAUSED)) {
+        p->flags |= C_PAUSED;
         ST_ADD(&w->st, bp_pauses, 1);
     }
     return 1;

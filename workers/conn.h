@@ -19,7 +19,32 @@
  * attach it to the backend, call on_open. On failure the fd is closed and
  * the close counted; NULL is returned.
  */
-weft_conn *conn_open(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+weft_conn *conn_open(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+                     const wk_origin *o);
+
+/* Remember sa as c's peer address (IPv4, IPv6; others leave it unset). */
+void conn_set_peer(weft_conn *c, const struct sockaddr *sa, socklen_t len);
+
+/*
+ * Open an outbound connection to addr (workers/addr.h syntax) on w with
+ * handler h and user data ud (workers/outbound.c). On w's thread. 0 with
+ * *out set, or a negative errno and nothing created.
+ */
+int wk_connect(wk_worker *w, const char *addr, const weft_connect_opts *opts, const weft_handler *h,
+               void *ud, weft_conn **out);
+
+/*
+ * The output event of a connecting connection came: 0 once connected
+ * (on_open ran), 1 while it is still connecting, -1 when it closed.
+ */
+int conn_connect_done(wk_worker *w, weft_conn *c);
+
+/* Pause / resume c's reading for the handler (weft_read_pause/resume). */
+void conn_read_pause(wk_worker *w, weft_conn *c);
+void conn_read_resume(wk_worker *w, weft_conn *c);
+
+/* Link a and b (weft_link): 0, or -EINVAL / -ENOMEM. */
+int conn_link(wk_worker *w, weft_conn *a, weft_conn *b);
 
 /* Note what the backend reported (WK_IO_*) in c's flags and queue it. */
 void conn_event(wk_worker *w, weft_conn *c, unsigned events);

@@ -79,6 +79,13 @@ void weft_conn_resume(weft_conn *c)
     wk_ready_push(c->w, c);
 }
 
+void weft_read_pause(weft_conn *c) { conn_read_pause(c->w, c); }
+void weft_read_resume(weft_conn *c) { conn_read_resume(c->w, c); }
+int weft_link(weft_conn *a, weft_conn *b) { return conn_link(a->w, a, b); }
+weft_conn *weft_conn_linked(const weft_conn *c) { return c->x ? c->x->link : NULL; }
+int weft_conn_listener(const weft_conn *c) { return c->o->listener; }
+void *weft_conn_origin_userdata(const weft_conn *c) { return c->o->ud; }
+
 void *weft_conn_userdata(const weft_conn *c) { return c->ud; }
 void weft_conn_set_userdata(weft_conn *c, void *ud) { c->ud = ud; }
 int weft_conn_worker(const weft_conn *c) { return c->w->index; }

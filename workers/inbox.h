@@ -37,6 +37,7 @@ typedef struct inbox_msg {
     int fd;
     weft_post_fn fn;
     void *arg;
+    const struct wk_origin *origin; /* INBOX_CONN: its listener's handler and data */
     /* The peer (sockaddr_in or sockaddr_in6): 64 bytes a message in all. */
     union {
         struct sockaddr sa;

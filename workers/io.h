@@ -35,6 +35,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "workers/worker-t.h"
@@ -46,6 +47,9 @@ enum {
     WK_IO_HUP = 1u << 2, /* the peer half-closed or hung up */
     WK_IO_ERR = 1u << 3, /* an error is pending on the socket */
 };
+
+/* Socket options an outbound connection may ask for. */
+enum { WK_SOCK_NODELAY = 1u << 0 };
 
 typedef struct wk_io_ops {
     const char *name; /* "epoll", "poll": what --io, the startup line and the stats show */
@@ -84,6 +88,20 @@ typedef struct wk_io_ops {
      * returned by the next send).
      */
     ssize_t (*send)(wk_worker *w, weft_conn *c, weft_ring *out);
+
+    /*
+     * Start an outbound connection to sa: create the socket (non-blocking,
+     * close-on-exec, with the WK_SOCK_* options asked for), start the
+     * connect and attach it as attach does, setting c->fd. Returns 0 while
+     * the connect is in progress (WK_IO_OUT, or WK_IO_ERR, reports its
+     * end), 1 when it completed at once, or a negative errno (nothing was
+     * left open).
+     */
+    int (*connect)(wk_worker *w, weft_conn *c, const struct sockaddr *sa, socklen_t len,
+                   unsigned sockopts);
+
+    /* The outcome of a connect whose end was reported: 0, or -errno. */
+    int (*connected)(wk_worker *w, weft_conn *c);
 
     /* Send FIN after what was taken (shutdown(SHUT_WR)). 0 or -errno. */
     int (*shutdown_wr)(wk_worker *w, weft_conn *c);

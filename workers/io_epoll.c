@@ -87,6 +87,22 @@ static int ep_attach(wk_worker *w, weft_conn *c)
     return epoll_ctl(st_of(w)->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0 ? 0 : -errno;
 }
 
+static int ep_connect(wk_worker *w, weft_conn *c, const struct sockaddr *sa, socklen_t len,
+                      unsigned sockopts)
+{
+    int fd, rc = io_sock_connect(sa, len, sockopts, &fd);
+    if (rc < 0)
+        return rc;
+    c->fd = fd;
+    int e = ep_attach(w, c);
+    if (e != 0) {
+        io_sock_close(fd, false);
+        c->fd = -1;
+        return e;
+    }
+    return rc;
+}
+
 static void ep_close(wk_worker *w, weft_conn *c, bool reset)
 {
     (void)w;
@@ -138,6 +154,8 @@ const wk_io_ops wk_io_epoll = {
     .attach = ep_attach,
     .recv = io_sock_op_recv,
     .send = io_sock_op_send,
+    .connect = ep_connect,
+    .connected = io_sock_op_connected,
     .shutdown_wr = io_sock_op_shutdown_wr,
     .close = ep_close,
     .discard = io_sock_op_discard,

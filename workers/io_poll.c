@@ -105,6 +105,22 @@ static int pl_attach(wk_worker *w, weft_conn *c)
     return 0;
 }
 
+static int pl_connect(wk_worker *w, weft_conn *c, const struct sockaddr *sa, socklen_t len,
+                      unsigned sockopts)
+{
+    int fd, rc = io_sock_connect(sa, len, sockopts, &fd);
+    if (rc < 0)
+        return rc;
+    c->fd = fd;
+    int e = pl_attach(w, c);
+    if (e != 0) {
+        io_sock_close(fd, false);
+        c->fd = -1;
+        return e;
+    }
+    return rc;
+}
+
 static void pl_close(wk_worker *w, weft_conn *c, bool reset)
 {
     pl_state *p = st_of(w);
@@ -200,6 +216,8 @@ const wk_io_ops wk_io_poll = {
     .attach = pl_attach,
     .recv = io_sock_op_recv,
     .send = io_sock_op_send,
+    .connect = pl_connect,
+    .connected = io_sock_op_connected,
     .shutdown_wr = io_sock_op_shutdown_wr,
     .close = pl_close,
     .discard = io_sock_op_discard,

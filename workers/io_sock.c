@@ -5,6 +5,8 @@
 #include "workers/io_sock.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "buffers/ring.h"
+#include "workers/io.h"
 
 ssize_t io_sock_recv(int fd, weft_ring *r, size_t max)
 {
@@ -70,6 +73,43 @@ void io_sock_setup(int fd, const weft_config *cfg)
         int sz = (int)cfg->sndbuf;
         (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
     }
+}
+
+int io_sock_connect(const struct sockaddr *sa, socklen_t len, unsigned sockopts, int *fd)
+{
+    int s = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    if ((sockopts & WK_SOCK_NODELAY) && sa->sa_family != AF_UNIX) {
+        int one = 1;
+        (void)setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    int rc;
+    do
+        rc = connect(s, sa, len);
+    while (rc < 0 && errno == EINTR);
+    if (rc == 0) {
+        *fd = s;
+        return 1;
+    }
+    if (errno == EINPROGRESS) {
+        *fd = s;
+        return 0;
+    }
+    /* (A Unix socket whose listener's backlog is full says EAGAIN: an error.) */
+    rc = -errno;
+    close(s);
+    return rc;
+}
+
+int io_sock_op_connected(wk_worker *w, weft_conn *c)
+{
+    (void)w;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        return -errno;
+    return -err;
 }
 
 ssize_t io_sock_op_recv(wk_worker *w, weft_conn *c, weft_ring *in, size_t max)

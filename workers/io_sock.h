@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "weft/weft.h"
@@ -40,6 +41,13 @@ void io_sock_close(int fd, bool reset);
 void io_sock_setup(int fd, const weft_config *cfg);
 
 /*
+ * A non-blocking, close-on-exec stream socket for sa with the WK_SOCK_*
+ * options, its connect started: the fd in *fd and 0 (in progress) or 1
+ * (connected at once), or a negative errno with nothing left open.
+ */
+int io_sock_connect(const struct sockaddr *sa, socklen_t len, unsigned sockopts, int *fd);
+
+/*
  * The wk_io_ops entries every readiness backend shares, on c->fd: recv,
  * send, shutdown_wr and discard as workers/io.h specifies them.
  */
@@ -47,6 +55,7 @@ ssize_t io_sock_op_recv(wk_worker *w, weft_conn *c, weft_ring *in, size_t max);
 ssize_t io_sock_op_send(wk_worker *w, weft_conn *c, weft_ring *out);
 int io_sock_op_shutdown_wr(wk_worker *w, weft_conn *c);
 void io_sock_op_discard(wk_worker *w, int fd);
+int io_sock_op_connected(wk_worker *w, weft_conn *c);
 
 /*
  * A non-blocking eventfd for wake-ups: returns the fd or a negative errno.

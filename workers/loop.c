@@ -105,7 +105,7 @@ static void inbox_one(inbox_msg *m, void *ctx)
     wk_worker *w = ctx;
     ST_ADD(&w->st, handoffs, 1);
     if (m->kind == INBOX_CONN)
-        conn_open(w, m->fd, &m->addr.sa, sizeof(m->addr));
+        conn_open(w, m->fd, &m->addr.sa, sizeof(m->addr), m->origin);
     else
         m->fn(w->g->srv, w->index, m->arg);
     free(m);

@@ -49,6 +49,8 @@ weft_conn *wk_slot_get(wk_worker *w)
 
 void wk_slot_put(wk_worker *w, weft_conn *c)
 {
+    free(c->x);
+    c->x = NULL;
     c->gen++;
     c->flags = 0;
     c->ud = NULL;

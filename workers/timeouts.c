@@ -50,6 +50,19 @@ void to_conn_open(wk_worker *w, weft_conn *c)
     tw_add(&w->conn_wheel, &c->tmr, w->now_ms + first);
 }
 
+void to_conn_connecting(wk_worker *w, weft_conn *c, uint32_t ms)
+{
+    /* partial_since is free until the connection reads: the connect's start. */
+    c->partial_since = c->last_in = c->last_out = (uint32_t)w->now_ms;
+    tw_add(&w->conn_wheel, &c->tmr, w->now_ms + ms);
+}
+
+void to_conn_connected(wk_worker *w, weft_conn *c)
+{
+    tw_del(&w->conn_wheel, &c->tmr);
+    to_conn_open(w, c);
+}
+
 void to_conn_close(wk_worker *w, weft_conn *c) { tw_del(&w->conn_wheel, &c->tmr); }
 
 /* The verdict on c, or -1 with c re-armed for its next possible deadline. */
@@ -57,6 +70,13 @@ static int check(wk_worker *w, weft_conn *c)
 {
     const weft_config *cfg = cfg_of(w);
     int64_t now = w->now_ms, next = INT64_MAX;
+    if (c->flags & C_CONNECTING) {
+        int64_t due = unstamp(w, c->partial_since) + c->x->connect_ms;
+        if (due <= now)
+            return WEFT_CLOSE_CONNECT_TIMEOUT;
+        tw_add(&w->conn_wheel, &c->tmr, due);
+        return -1;
+    }
     int64_t in = unstamp(w, c->last_in), out = unstamp(w, c->last_out);
     if (cfg->output_stall_ms) {
         if (conn_pending_out(c) > 0) {

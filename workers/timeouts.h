@@ -15,7 +15,8 @@
 /* A connection whose deadline passed, and which deadline. */
 typedef struct to_verdict {
     weft_conn *c;
-    weft_close_reason why; /* WEFT_CLOSE_TIMEOUT, _INPUT_STALL or _OUTPUT_STALL */
+    weft_close_reason why; /* WEFT_CLOSE_TIMEOUT, _INPUT_STALL, _OUTPUT_STALL or
+                              _CONNECT_TIMEOUT */
 } to_verdict;
 
 /*
@@ -29,6 +30,12 @@ typedef struct to_verdict {
 
 /* Start c's timeout timer (at open), when any timeout is configured. */
 void to_conn_open(wk_worker *w, weft_conn *c);
+
+/* An outbound connection started connecting: it expires after ms. */
+void to_conn_connecting(wk_worker *w, weft_conn *c, uint32_t ms);
+
+/* It connected: the timeouts of an open connection apply from now. */
+void to_conn_connected(wk_worker *w, weft_conn *c);
 
 /* Stop c's timeout timer (at close). */
 void to_conn_close(wk_worker *w, weft_conn *c);

@@ -43,6 +43,12 @@ typedef struct wk_group {
     int drain;                  /* atomic: stop reading, flush, close, exit */
     wk_log_fn log;
     void *log_ctx;
+    /* The handler's per-worker hooks, run on each worker's thread. */
+    weft_post_fn worker_start, worker_stop;
+    void *worker_arg;
+    /* The resolver thread (workers/resolve.c), started on first use. */
+    struct wk_resolver *resolver;
+    pthread_mutex_t resolver_mu;
 } wk_group;
 
 #define WK_SLAB_CHUNK 256 /* connections per slab chunk */

@@ -49,6 +49,8 @@ static void wk_exit(wk_worker *w)
     w->stopping = 1;
     wk_inbox_run(w);
     wk_loop_fini(w);
+    if (w->g->worker_stop)
+        w->g->worker_stop(w->g->srv, w->index, w->g->worker_arg);
 }
 
 static void *wk_main(void *arg)
@@ -64,6 +66,8 @@ static void *wk_main(void *arg)
     __atomic_store_n(&w->started, rc == 0 ? 1 : -1, __ATOMIC_RELEASE);
     if (rc != 0)
         return NULL;
+    if (w->g->worker_start)
+        w->g->worker_start(w->g->srv, w->index, w->g->worker_arg);
     while ((rc = wk_turn(w)) > 0)
         ;
     if (rc < 0) {
@@ -161,13 +165,14 @@ static void deliver(wk_worker *w, inbox_msg *m)
         w->io->wake(w);
 }
 
-int wk_adopt(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t len)
+int wk_adopt(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t len, const wk_origin *o)
 {
     inbox_msg *m = malloc(sizeof(*m));
     if (!m)
         return -ENOMEM;
     m->kind = INBOX_CONN;
     m->fd = fd;
+    m->origin = o;
     memset(&m->addr, 0, sizeof(m->addr));
     memcpy(&m->addr, peer, len < sizeof(m->addr) ? len : sizeof(m->addr));
     deliver(w, m);
@@ -198,4 +203,13 @@ int wk_post(wk_worker *w, weft_post_fn fn, void *arg)
 
 void wk_wake(wk_worker *w) { w->io->wake(w); }
 
-uint64_t wk_closed(const wk_worker *w) { return ST_GET(&w->st, closed); }
+uint64_t wk_closed(const wk_worker *w)
+{
+    /*
+     * Closes of outbound connections are not the acceptor's business: take
+     * them out, mod 2^64 (read closed first, as snap_sum_worker does, so
+     * accepted - this never counts a connection as open twice).
+     */
+    uint64_t closed = __atomic_load_n(&w->st.closed, __ATOMIC_ACQUIRE);
+    return closed - ST_GET(&w->st, outbound);
+}

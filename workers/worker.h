@@ -35,10 +35,11 @@ int wk_join(wk_worker *w);
 void wk_destroy(wk_worker *w);
 
 /*
- * Hand w the connected socket fd (from any thread): w owns it from now on.
- * 0, or -ENOMEM (fd untouched: still the caller's).
+ * Hand w the connected socket fd (from any thread): w owns it from now on
+ * and runs o's handler for it (o must outlive the connection). 0, or
+ * -ENOMEM (fd untouched: still the caller's).
  */
-int wk_adopt(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t len);
+int wk_adopt(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t len, const wk_origin *o);
 
 /*
  * Run fn(srv, w->index, arg) on w's thread soon (any thread; not from a
@@ -49,7 +50,11 @@ int wk_post(wk_worker *w, weft_post_fn fn, void *arg);
 /* Wake w's loop (any thread, signal-safe): it re-reads wk_group.drain. */
 void wk_wake(wk_worker *w);
 
-/* Connections w has closed so far (any thread; a relaxed read). */
+/*
+ * Handed connections w has closed so far: every close minus the outbound
+ * connections w opened, mod 2^64, so that handed - wk_closed is what the
+ * acceptor's gates count (any thread).
+ */
 uint64_t wk_closed(const wk_worker *w);
 
 #endif

@@ -64,17 +64,22 @@ typedef struct weft_ring {
 
 /* Why a connection closed; passed to on_close and counted per reason. */
 typedef enum weft_close_reason {
-    WEFT_CLOSE_PEER = 0,     /* the peer closed (EOF), after our output drained */
-    WEFT_CLOSE_ERROR,        /* socket error, including a reset by the peer */
-    WEFT_CLOSE_TIMEOUT,      /* idle: no input and no output for idle_timeout_ms */
-    WEFT_CLOSE_INPUT_CAP,    /* pending input reached config.input_cap */
-    WEFT_CLOSE_OUTPUT_CAP,   /* pending output would exceed config.output_cap */
-    WEFT_CLOSE_SHUTDOWN,     /* the server is stopping */
-    WEFT_CLOSE_HANDLER,      /* the handler called weft_close/weft_abort */
-    WEFT_CLOSE_INPUT_STALL,  /* a partial message waited input_stall_ms for a byte */
-    WEFT_CLOSE_OUTPUT_STALL, /* pending output, and the peer took no byte for
-                                output_stall_ms */
-    WEFT_CLOSE_REASONS       /* number of reasons */
+    WEFT_CLOSE_PEER = 0,        /* the peer closed (EOF), after our output drained */
+    WEFT_CLOSE_ERROR,           /* socket error, including a reset by the peer */
+    WEFT_CLOSE_TIMEOUT,         /* idle: no input and no output for idle_timeout_ms */
+    WEFT_CLOSE_INPUT_CAP,       /* pending input reached config.input_cap */
+    WEFT_CLOSE_OUTPUT_CAP,      /* pending output would exceed config.output_cap */
+    WEFT_CLOSE_SHUTDOWN,        /* the server is stopping */
+    WEFT_CLOSE_HANDLER,         /* the handler called weft_close/weft_abort */
+    WEFT_CLOSE_INPUT_STALL,     /* a partial message waited input_stall_ms for a byte */
+    WEFT_CLOSE_OUTPUT_STALL,    /* pending output, and the peer took no byte for
+                                   output_stall_ms */
+    WEFT_CLOSE_CONNECT_REFUSED, /* outbound: the peer refused (ECONNREFUSED) */
+    WEFT_CLOSE_CONNECT_TIMEOUT, /* outbound: not connected within the timeout */
+    WEFT_CLOSE_UNREACHABLE,     /* outbound: no route to the peer's network or host */
+    WEFT_CLOSE_RESOLVE,         /* outbound: the host name did not resolve */
+    WEFT_CLOSE_LINK,            /* the connection it was linked to (weft_link) closed */
+    WEFT_CLOSE_REASONS          /* number of reasons */
 } weft_close_reason;
 
 /* A short lower-case name for a close reason ("peer", "input_cap", ...). */
@@ -107,8 +112,10 @@ typedef struct weft_handler {
     /* Output fell below the low watermark after weft_send reported 1. */
     void (*on_drain)(weft_conn *c);
     /*
-     * The connection is closing; called exactly once. The fd is closed and
-     * the weft_conn freed when it returns: drop every reference to it.
+     * The connection is closing; called exactly once (for an outbound
+     * connection also when it never connected, and on_open never ran).
+     * The fd is closed and the weft_conn freed when it returns: drop every
+     * reference to it.
      */
     void (*on_close)(weft_conn *c, weft_close_reason reason);
 } weft_handler;
@@ -311,7 +318,7 @@ typedef struct weft_stats {
     uint64_t opened;              /* connections opened on workers */
     uint64_t closed;              /* connections closed on workers */
     uint64_t closed_by[WEFT_CLOSE_REASONS];
-    uint64_t open; /* accepted - closed (including in handoff) */
+    uint64_t open; /* accepted + outbound - closed (including in handoff) */
     uint64_t bytes_in, bytes_out;
     uint64_t reads, writes;         /* read/write system calls */
     uint64_t eagain;                /* reads or writes that returned EAGAIN */
@@ -324,6 +331,8 @@ typedef struct weft_stats {
     uint64_t ring_allocs; /* rings allocated (pool misses, growth) */
     uint64_t pool_bytes;  /* ring memory held by the pools (cached + used) */
     uint64_t handoffs;    /* inbox messages consumed */
+    uint64_t outbound;    /* outbound connections opened (weft_connect) */
+    uint64_t connects;    /* ... of which connected */
 } weft_stats;
 
 /* Fill *st with the sums of every worker's and the acceptor's counters. */
@@ -455,6 +464,67 @@ uint64_t weft_conn_id(const weft_conn *c);
  */
 int weft_send_to(weft_server *s, uint64_t id, const void *data, size_t len);
 
+/*
+ * Run start(s, worker, arg) on each worker's thread before it serves any
+ * connection, and stop(s, worker, arg) on it after its last connection
+ * closed, as it exits: for per-worker state (a cache, a registration with
+ * a library that wants its threads known). Either may be NULL. Before
+ * weft_server_start only: 0 or -EBUSY.
+ */
+int weft_server_worker_hooks(weft_server *s, weft_post_fn start, weft_post_fn stop, void *arg);
+
+/* --- outbound connections and flow control -------------------------------- */
+
+typedef struct weft_connect_opts {
+    uint32_t timeout_ms; /* give up connecting after this; 0 = 10000 */
+    bool nodelay;        /* TCP_NODELAY on the new socket */
+} weft_connect_opts;
+
+/*
+ * Open a connection from worker `worker` to addr: "host:port", "[v6]:port"
+ * or "unix:/path". Call it on that worker's thread (from any of its
+ * callbacks: on_data, on_open, a timer, a weft_post function); the
+ * connection belongs to that worker, so it and the connection that asked
+ * for it share an owner. It has the same rings, watermarks, caps, timeouts
+ * and counters as an accepted one, and runs handler h with user data ud
+ * (weft_conn_origin_userdata). Output sent before it connects waits in its
+ * ring. on_open runs once connected; if it never connects, on_close runs
+ * with WEFT_CLOSE_CONNECT_REFUSED, _CONNECT_TIMEOUT, _UNREACHABLE,
+ * _RESOLVE or _ERROR (and on_open never ran). A host name is resolved off
+ * the worker threads (getaddrinfo; the first address is used). Returns 0
+ * with *out set, or a negative errno and nothing created: -EINVAL (a bad
+ * address, h without on_data, a bad worker), -EPERM (not on that worker's
+ * thread), -ESHUTDOWN (stopping), -ENOMEM, -EMFILE, or a connect that
+ * failed at once (-ECONNREFUSED, -ENOENT for a Unix path).
+ */
+int weft_connect(weft_server *s, int worker, const char *addr, const weft_connect_opts *opts,
+                 const weft_handler *h, void *ud, weft_conn **out);
+
+/*
+ * Stop reading c (its peer's data waits in the kernel, which then applies
+ * TCP flow control) until weft_read_resume; what c's ring holds is
+ * delivered again on resume. Owning worker's thread.
+ */
+void weft_read_pause(weft_conn *c);
+void weft_read_resume(weft_conn *c);
+
+/*
+ * Link a and b (two open connections of one worker): from now on what
+ * either reads is sent to the other (on_data is no longer called for
+ * them), with backpressure on each side (a's reading pauses while b's
+ * output is over the high watermark, and the other way), half-close passed
+ * on (a's FIN becomes b's FIN once b's output is flushed) and close passed
+ * on (when one closes, the other closes after flushing, with
+ * WEFT_CLOSE_LINK). Bytes already in a ring are forwarded at once. A
+ * connecting outbound connection may be linked: what it is sent waits for
+ * the connect. Returns 0 or -EINVAL (not two distinct open connections of
+ * the calling worker, or one already linked) or -ENOMEM.
+ */
+int weft_link(weft_conn *a, weft_conn *b);
+
+/* The connection c is linked to, or NULL. */
+weft_conn *weft_conn_linked(const weft_conn *c);
+
 /* --- timers: on the owning worker's thread -------------------------------- */
 
 /*
@@ -528,6 +598,11 @@ void weft_conn_set_userdata(weft_conn *c, void *ud);
 socklen_t weft_conn_peer(const weft_conn *c, struct sockaddr_storage *ss);
 /* The index of the owning worker. */
 int weft_conn_worker(const weft_conn *c);
+/* The index of the listener c came through (0: the config's bind/port), or
+ * -1 for an outbound connection. */
+int weft_conn_listener(const weft_conn *c);
+/* The user data of c's listener, or of the weft_connect that opened it. */
+void *weft_conn_origin_userdata(const weft_conn *c);
 /* The server that owns the connection. */
 weft_server *weft_conn_server(const weft_conn *c);
 /* The socket fd (for setsockopt; do not read, write or close it). */
