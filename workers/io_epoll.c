@@ -90,17 +90,7 @@ static int ep_attach(wk_worker *w, weft_conn *c)
 static int ep_connect(wk_worker *w, weft_conn *c, const struct sockaddr *sa, socklen_t len,
                       unsigned sockopts)
 {
-    int fd, rc = io_sock_connect(sa, len, sockopts, &fd);
-    if (rc < 0)
-        return rc;
-    c->fd = fd;
-    int e = ep_attach(w, c);
-    if (e != 0) {
-        io_sock_close(fd, false);
-        c->fd = -1;
-        return e;
-    }
-    return rc;
+    return io_sock_connect_attach(w, c, sa, len, sockopts, ep_attach);
 }
 
 static void ep_close(wk_worker *w, weft_conn *c, bool reset)

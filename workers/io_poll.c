@@ -108,17 +108,7 @@ static int pl_attach(wk_worker *w, weft_conn *c)
 static int pl_connect(wk_worker *w, weft_conn *c, const struct sockaddr *sa, socklen_t len,
                       unsigned sockopts)
 {
-    int fd, rc = io_sock_connect(sa, len, sockopts, &fd);
-    if (rc < 0)
-        return rc;
-    c->fd = fd;
-    int e = pl_attach(w, c);
-    if (e != 0) {
-        io_sock_close(fd, false);
-        c->fd = -1;
-        return e;
-    }
-    return rc;
+    return io_sock_connect_attach(w, c, sa, len, sockopts, pl_attach);
 }
 
 static void pl_close(wk_worker *w, weft_conn *c, bool reset)

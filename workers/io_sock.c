@@ -102,6 +102,22 @@ int io_sock_connect(const struct sockaddr *sa, socklen_t len, unsigned sockopts,
     return rc;
 }
 
+int io_sock_connect_attach(wk_worker *w, weft_conn *c, const struct sockaddr *sa, socklen_t len,
+                           unsigned sockopts, int (*attach)(wk_worker *, weft_conn *))
+{
+    int fd, rc = io_sock_connect(sa, len, sockopts, &fd);
+    if (rc < 0)
+        return rc;
+    c->fd = fd;
+    int e = attach(w, c);
+    if (e != 0) {
+        io_sock_close(fd, false);
+        c->fd = -1;
+        return e;
+    }
+    return rc;
+}
+
 int io_sock_op_connected(wk_worker *w, weft_conn *c)
 {
     (void)w;

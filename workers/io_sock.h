@@ -48,6 +48,14 @@ void io_sock_setup(int fd, const weft_config *cfg);
 int io_sock_connect(const struct sockaddr *sa, socklen_t len, unsigned sockopts, int *fd);
 
 /*
+ * The connect operation of a readiness backend: io_sock_connect, then
+ * attach (the backend's own) on the new fd; c->fd set, or nothing left
+ * open on failure.
+ */
+int io_sock_connect_attach(wk_worker *w, weft_conn *c, const struct sockaddr *sa, socklen_t len,
+                           unsigned sockopts, int (*attach)(wk_worker *, weft_conn *));
+
+/*
  * The wk_io_ops entries every readiness backend shares, on c->fd: recv,
  * send, shutdown_wr and discard as workers/io.h specifies them.
  */
