@@ -20,7 +20,7 @@
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/server-t.h"
-#include "stats/service.h"
+#include "core/stats_thread.h"
 #include "stats/snapshot.h"
 #include "workers/cpu.h"
 #include "workers/worker.h"
@@ -115,7 +115,7 @@ fail:
     return rc;
 }
 
-/* Publish the stat blocks and start the stats thread (stats/service.c). */
+/* Publish the stat blocks and start the stats thread (core/stats_thread.c). */
 static int start_stats(struct weft_server *s)
 {
     size_t n = (size_t)s->nworkers;

@@ -1,7 +1,7 @@
 /*
  * weft-stat — a live view of a running weft server's statistics.
  *
- * It is a plain client of the server's admin socket (stats/service.c): each
+ * It is a plain client of the server's admin socket (core/admin.c): each
  * refresh connects, sends "stats json\nquit\n", reads to EOF and parses the
  * one JSON object it gets. Nothing here links the library; any program that
  * embeds weft with stats on can be watched.

@@ -1,0 +1,86 @@
+/*
+ * core/endpoint.h — a listener of the stats thread and its clients.
+ *
+ * The admin socket (core/admin.c) and the metrics listener
+ * (core/metrics_http.c) are both an endpoint: a listening socket, a table
+ * of client slots of its own, and a protocol that turns the bytes a client
+ * sent into one answer at a time. This file owns what they share: accepting,
+ * non-blocking reads and writes, and the time limits. The stats thread
+ * (core/stats_thread.c) polls every endpoint's sockets and calls ep_serve.
+ *
+ * Protection: a client's next input is not read while its answer is unsent
+ * (a client that never reads holds one answer at most); a client whose
+ * answer makes no progress for EP_STALL_NS, or that waits for input longer
+ * than its protocol allows, is closed.
+ */
+#ifndef WEFT_CORE_ENDPOINT_H
+#define WEFT_CORE_ENDPOINT_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct weft_server;
+
+#define EP_STALL_NS (10ull * 1000000000) /* a pending answer, no byte taken */
+#define EP_DRAIN_NS (2ull * 1000000000)  /* discarding the rest of a refused request */
+
+typedef struct ep_client {
+    int fd;
+    int closing;    /* close once the answer is out */
+    int draining;   /* after a refused request: discard input until EOF */
+    uint64_t since; /* last progress, ns */
+    char *out;      /* the pending answer (malloc'd) or NULL */
+    size_t outlen, outoff;
+    size_t inlen;
+    char in[]; /* the protocol's in_max bytes */
+} ep_client;
+
+/* What differs between the endpoints. */
+typedef struct ep_proto {
+    const char *name; /* in log lines: "admin socket" */
+    int max_clients;  /* client slots of this endpoint */
+    size_t in_max;    /* input held at once: a command line, a request head */
+    uint64_t wait_ns; /* waiting for input (no answer pending): limit */
+    /*
+     * New input in c->in[0..c->inlen) while no answer is pending, and again
+     * after each answer went out: consume what forms a request, queue at
+     * most one answer (ep_answer), set closing or draining as needed.
+     */
+    void (*input)(void *ctx, ep_client *c);
+    /* Every slot is busy: tell fd so (non-blocking, best effort); the caller closes it. */
+    void (*refuse)(void *ctx, int fd);
+} ep_proto;
+
+typedef struct endpoint {
+    const ep_proto *proto;
+    void *ctx; /* the protocol's, passed to its callbacks */
+    int lfd;   /* the listener, -1 when off */
+    struct weft_server *srv;
+    int polled_listener; /* ep_poll_fill put lfd first in its pollfds */
+    int nclients;
+    ep_client **clients; /* proto->max_clients slots */
+} endpoint;
+
+/* Set e up with no listener (lfd -1) and no client. Returns 0 or -ENOMEM. */
+int ep_init(endpoint *e, const ep_proto *proto, void *ctx, struct weft_server *srv);
+
+/* Close every client and free the slots; the listener is the owner's to close. */
+void ep_fini(endpoint *e);
+
+/* The most pollfds ep_poll_fill writes for e. */
+int ep_poll_max(const endpoint *e);
+
+/* Write e's pollfds (its listener, then each client) into pf; returns how many. */
+int ep_poll_fill(endpoint *e, struct pollfd *pf);
+
+/*
+ * Serve what poll(2) reported in pf (as ep_poll_fill wrote it; revents all
+ * zero after a timeout): client I/O, time limits, then new clients.
+ */
+void ep_serve(endpoint *e, const struct pollfd *pf, uint64_t now);
+
+/* Queue text (malloc'd, ownership taken) as c's answer; NULL closes c instead. */
+void ep_answer(ep_client *c, char *text);
+
+#endif
