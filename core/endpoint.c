@@ -119,13 +119,15 @@ static int client_io(endpoint *e, ep_client *c, short revents, uint64_t now)
         return -1;
     if (c->closing && !c->out && !c->draining)
         return -1;
-    uint64_t limit = c->draining ? EP_DRAIN_NS : c->out ? EP_STALL_NS : e->proto->wait_ns;
-    return now - c->since > limit ? -1 : 0;
+    const ep_proto *p = e->proto;
+    uint64_t from = p->wait_from_accept && !c->out && !c->draining ? c->accepted : c->since;
+    uint64_t limit = c->draining ? EP_DRAIN_NS : c->out ? EP_STALL_NS : p->wait_ns;
+    return now - from > limit ? -1 : 0;
 }
 
 static void accept_clients(endpoint *e, uint64_t now)
 {
-    for (;;) {
+    for (int i = 0; i < EP_ACCEPT_BATCH; i++) {
         int fd = accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or an error worth no retry loop here */
@@ -137,7 +139,7 @@ static void accept_clients(endpoint *e, uint64_t now)
             continue;
         }
         c->fd = fd;
-        c->since = now;
+        c->accepted = c->since = now;
         e->clients[e->nclients++] = c;
     }
 }

@@ -11,7 +11,9 @@
  * Protection: a client's next input is not read while its answer is unsent
  * (a client that never reads holds one answer at most); a client whose
  * answer makes no progress for EP_STALL_NS, or that waits for input longer
- * than its protocol allows, is closed.
+ * than its protocol allows, is closed. A burst of connections is accepted
+ * EP_ACCEPT_BATCH at a time, so one endpoint's flood delays the other's
+ * clients by one batch per turn at most.
  */
 #ifndef WEFT_CORE_ENDPOINT_H
 #define WEFT_CORE_ENDPOINT_H
@@ -22,15 +24,17 @@
 
 struct weft_server;
 
-#define EP_STALL_NS (10ull * 1000000000) /* a pending answer, no byte taken */
-#define EP_DRAIN_NS (2ull * 1000000000)  /* discarding the rest of a refused request */
+#define EP_STALL_NS     (10ull * 1000000000) /* a pending answer, no byte taken */
+#define EP_DRAIN_NS     (2ull * 1000000000)  /* discarding the rest of a refused request */
+#define EP_ACCEPT_BATCH 16                   /* accept(2) calls per endpoint per turn */
 
 typedef struct ep_client {
     int fd;
-    int closing;    /* close once the answer is out */
-    int draining;   /* after a refused request: discard input until EOF */
-    uint64_t since; /* last progress, ns */
-    char *out;      /* the pending answer (malloc'd) or NULL */
+    int closing;       /* close once the answer is out */
+    int draining;      /* after a refused request: discard input until EOF */
+    uint64_t accepted; /* ns */
+    uint64_t since;    /* last progress, ns */
+    char *out;         /* the pending answer (malloc'd) or NULL */
     size_t outlen, outoff;
     size_t inlen;
     char in[]; /* the protocol's in_max bytes */
@@ -38,10 +42,12 @@ typedef struct ep_client {
 
 /* What differs between the endpoints. */
 typedef struct ep_proto {
-    const char *name; /* in log lines: "admin socket" */
-    int max_clients;  /* client slots of this endpoint */
-    size_t in_max;    /* input held at once: a command line, a request head */
-    uint64_t wait_ns; /* waiting for input (no answer pending): limit */
+    const char *name;     /* in log lines: "admin socket" */
+    int max_clients;      /* client slots of this endpoint */
+    size_t in_max;        /* input held at once: a command line, a request head */
+    uint64_t wait_ns;     /* waiting for input (no answer pending): limit */
+    int wait_from_accept; /* wait_ns counts from the accept (a request head's
+                             deadline), not from the last byte */
     /*
      * New input in c->in[0..c->inlen) while no answer is pending, and again
      * after each answer went out: consume what forms a request, queue at

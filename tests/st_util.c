@@ -214,28 +214,9 @@ int st_echo_roundtrip(int fd, size_t n, unsigned seed)
     return 0;
 }
 
-int st_unix_connect(const char *sock)
+/* Send cmd on fd (non-blocking), half-close, read to EOF: see st_admin. */
+static char *exchange(int fd, const char *cmd, size_t cmdlen, int timeout_ms, int *reset)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
-
-char *st_admin(const char *sock, const char *cmd, size_t cmdlen, int timeout_ms, int *reset)
-{
-    int fd = st_unix_connect(sock);
-    if (fd < 0) {
-        errno = -fd;
-        return NULL;
-    }
     fcntl(fd, F_SETFL, O_NONBLOCK);
     size_t off = 0, cap = 65536, len = 0;
     char *buf = malloc(cap);
@@ -290,6 +271,55 @@ char *st_admin(const char *sock, const char *cmd, size_t cmdlen, int timeout_ms,
     close(fd);
     buf[len] = 0;
     return buf;
+}
+
+char *st_http(uint16_t port, const char *req, int timeout_ms)
+{
+    int fd = st_tcp_connect(port);
+    if (fd < 0) {
+        errno = -fd;
+        return NULL;
+    }
+    return exchange(fd, req, strlen(req), timeout_ms, NULL);
+}
+
+uint16_t st_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ST_CHECK(fd >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    ST_CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+                 getsockname(fd, (struct sockaddr *)&sa, &len) == 0,
+             "bind: %s", strerror(errno));
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+int st_unix_connect(const char *sock)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+char *st_admin(const char *sock, const char *cmd, size_t cmdlen, int timeout_ms, int *reset)
+{
+    int fd = st_unix_connect(sock);
+    if (fd < 0) {
+        errno = -fd;
+        return NULL;
+    }
+    return exchange(fd, cmd, cmdlen, timeout_ms, reset);
 }
 
 int64_t st_json_num(const char *json, const char *obj, const char *key)

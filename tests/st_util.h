@@ -54,6 +54,16 @@ int st_echo_roundtrip(int fd, size_t n, unsigned seed);
  */
 char *st_admin(const char *sock, const char *cmd, size_t cmdlen, int timeout_ms, int *reset);
 
+/*
+ * Send req on a new TCP connection to 127.0.0.1:port and read to EOF (a
+ * reset after the answer ends it too), within timeout_ms. Returns the
+ * malloc'd NUL-terminated answer, or NULL with errno set.
+ */
+char *st_http(uint16_t port, const char *req, int timeout_ms);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound, then closed). */
+uint16_t st_free_port(void);
+
 /* A connected blocking Unix socket to sock, or -errno. */
 int st_unix_connect(const char *sock);
 
