@@ -97,11 +97,13 @@ static void admin_input(void *ctx, ep_client *c)
     }
 }
 
-static void admin_refuse(void *ctx, int fd)
+static void admin_refuse(void *ctx, int fd, ep_refusal why)
 {
     (void)ctx;
     static const char busy[] = "error: too many admin clients\n";
-    ssize_t n = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    static const char room[] = "error: the server is out of file descriptors or memory\n";
+    const char *m = why == EP_BUSY ? busy : room;
+    ssize_t n = send(fd, m, strlen(m), MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)n;
 }
 

@@ -4,17 +4,23 @@
 #include "core/endpoint.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-int ep_init(endpoint *e, const ep_proto *proto, void *ctx, struct weft_server *srv)
+#include "core/log.h"
+
+int ep_init(endpoint *e, const ep_proto *proto, void *ctx, struct weft_server *srv, st_endpoint *st,
+            int *spare)
 {
     memset(e, 0, sizeof(*e));
     e->proto = proto;
     e->ctx = ctx;
     e->srv = srv;
+    e->st = st;
+    e->spare = spare;
     e->lfd = -1;
     e->clients = calloc((size_t)proto->max_clients, sizeof(*e->clients));
     return e->clients ? 0 : -ENOMEM;
@@ -50,10 +56,14 @@ void ep_answer(ep_client *c, char *text)
 
 int ep_poll_max(const endpoint *e) { return 1 + e->proto->max_clients; }
 
-int ep_poll_fill(endpoint *e, struct pollfd *pf)
+uint64_t ep_pause_end(const endpoint *e) { return e->paused_until; }
+
+int ep_poll_fill(endpoint *e, struct pollfd *pf, uint64_t now)
 {
     int n = 0;
-    e->polled_listener = e->lfd >= 0;
+    if (e->paused_until && now >= e->paused_until)
+        e->paused_until = 0;
+    e->polled_listener = e->lfd >= 0 && !e->paused_until;
     if (e->polled_listener)
         pf[n++] = (struct pollfd){.fd = e->lfd, .events = POLLIN};
     for (int i = 0; i < e->nclients; i++) {
@@ -122,21 +132,67 @@ static int client_io(endpoint *e, ep_client *c, short revents, uint64_t now)
     const ep_proto *p = e->proto;
     uint64_t from = p->wait_from_accept && !c->out && !c->draining ? c->accepted : c->since;
     uint64_t limit = c->draining ? EP_DRAIN_NS : c->out ? EP_STALL_NS : p->wait_ns;
-    return now - from > limit ? -1 : 0;
+    if (now - from <= limit)
+        return 0;
+    ST_ADD(e->st, timeouts, 1);
+    return -1;
+}
+
+static void refuse(endpoint *e, int fd, ep_refusal why)
+{
+    e->proto->refuse(e->ctx, fd, why);
+    close(fd);
+    ST_ADD(e->st, rejected, 1);
+}
+
+/* accept(2) failed with err (see the header: fd exhaustion). */
+static void accept_failed(endpoint *e, int err, uint64_t now)
+{
+    e->paused_until = now + EP_PAUSE_MS * 1000000ull;
+    if (err != EMFILE && err != ENFILE) {
+        wlog_limit(e->srv, LIM_ENDPOINT_FDS, "%s: accept: %s: pausing %d ms", e->proto->name,
+                   weft_strerror(err), EP_PAUSE_MS);
+        return;
+    }
+    ST_ADD(e->st, emfile, 1);
+    wlog_limit(e->srv, LIM_ENDPOINT_FDS, "%s: accept: %s: refusing what waits, pausing %d ms",
+               e->proto->name, weft_strerror(err), EP_PAUSE_MS);
+    if (*e->spare >= 0) {
+        close(*e->spare);
+        *e->spare = -1;
+    }
+    for (int i = 0; i < EP_ACCEPT_BATCH; i++) {
+        int fd = accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            break;
+        refuse(e, fd, EP_NO_ROOM);
+    }
+    *e->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 static void accept_clients(endpoint *e, uint64_t now)
 {
+    const ep_proto *p = e->proto;
     for (int i = 0; i < EP_ACCEPT_BATCH; i++) {
         int fd = accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return; /* EAGAIN, or an error worth no retry loop here */
-        ep_client *c =
-            e->nclients < e->proto->max_clients ? calloc(1, sizeof(*c) + e->proto->in_max) : NULL;
-        if (!c) {
-            e->proto->refuse(e->ctx, fd);
-            close(fd);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) /* the peer gave up while queued */
+                continue;
+            if (errno != EAGAIN)
+                accept_failed(e, errno, now);
+            return;
+        }
+        if (e->nclients >= p->max_clients) {
+            wlog_limit(e->srv, LIM_ENDPOINT_BUSY, "%s: all %d client slots busy: refusing", p->name,
+                       p->max_clients);
+            refuse(e, fd, EP_BUSY);
             continue;
+        }
+        ep_client *c = calloc(1, sizeof(*c) + p->in_max);
+        if (!c) {
+            refuse(e, fd, EP_NO_ROOM);
+            e->paused_until = now + EP_PAUSE_MS * 1000000ull;
+            return;
         }
         c->fd = fd;
         c->accepted = c->since = now;

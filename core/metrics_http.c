@@ -73,12 +73,12 @@ static void metrics_input(void *ctx, ep_client *c)
 }
 
 /*
- * Every slot is busy: 503 with Retry-After (a slot frees within the head
- * timeout at the latest). The request bytes that already arrived are read
- * first, so the close sends FIN, not a reset that could destroy the answer
- * before the client reads it.
+ * 503 with Retry-After: a slot frees within the head timeout at the latest
+ * (EP_BUSY); out of fds or memory, try again soon. The request bytes that
+ * already arrived are read first, so the close sends FIN, not a reset that
+ * could destroy the answer before the client reads it.
  */
-static void metrics_refuse(void *ctx, int fd)
+static void metrics_refuse(void *ctx, int fd, ep_refusal why)
 {
     (void)ctx;
     char buf[512];
@@ -86,9 +86,10 @@ static void metrics_refuse(void *ctx, int fd)
     for (int i = 0; n > 0 && i < MET_HEAD_MAX / (int)sizeof(buf); i++)
         n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
     char retry[32];
-    snprintf(retry, sizeof(retry), "Retry-After: %d\r\n", MET_HEAD_S);
+    snprintf(retry, sizeof(retry), "Retry-After: %d\r\n", why == EP_BUSY ? MET_HEAD_S : 1);
     int len = http_format(buf, sizeof(buf), "503 Service Unavailable", PLAIN_TYPE, retry,
-                          "too many metrics clients\n");
+                          why == EP_BUSY ? "too many metrics clients\n"
+                                         : "the server is out of file descriptors or memory\n");
     n = send(fd, buf, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)n;
     shutdown(fd, SHUT_WR);

@@ -2,12 +2,16 @@
  * core/stats_thread.c — the stats thread (see stats_thread.h).
  *
  * One poll(2) set: the stop eventfd, then each endpoint's listener and
- * clients. The thread wakes for the next sample, for its clients, and at
- * least once a second to enforce the clients' time limits.
+ * clients. The thread wakes for the next sample, for its clients, when a
+ * listener's pause after EMFILE ends, and at least once a second to
+ * enforce the clients' time limits. It is named "weft-stats" (ps -L, top
+ * -H, /proc/PID/task/TID/comm). It keeps one spare fd for the endpoints to
+ * release when the process is out of fds (core/endpoint.h).
  */
 #include "core/stats_thread.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,6 +33,7 @@ struct st_service {
     pthread_t tid;
     int started;
     int stop_efd;
+    int spare_fd; /* released on EMFILE (core/endpoint.c); -1 while taken */
     uint32_t interval_ms;
     endpoint ep[EP_COUNT];
     uint16_t metrics_port;
@@ -47,6 +52,7 @@ static int poll_timeout(uint64_t next, uint64_t now)
 static void *svc_main(void *arg)
 {
     st_service *svc = arg;
+    pthread_setname_np(pthread_self(), "weft-stats");
     sampler_thread_online();
     uint64_t interval = (uint64_t)svc->interval_ms * 1000000u;
     uint64_t next = weft_now_ns() + interval;
@@ -56,12 +62,16 @@ static void *svc_main(void *arg)
     struct pollfd *pf = calloc((size_t)max, sizeof(*pf));
     while (pf) {
         int n = 0, at[EP_COUNT];
+        uint64_t now = weft_now_ns(), wake = next;
         pf[n++] = (struct pollfd){.fd = svc->stop_efd, .events = POLLIN};
         for (int k = 0; k < EP_COUNT; k++) {
             at[k] = n;
-            n += ep_poll_fill(&svc->ep[k], pf + n);
+            n += ep_poll_fill(&svc->ep[k], pf + n, now);
+            uint64_t end = ep_pause_end(&svc->ep[k]);
+            if (end && end < wake)
+                wake = end;
         }
-        int r = poll(pf, (nfds_t)n, poll_timeout(next, weft_now_ns()));
+        int r = poll(pf, (nfds_t)n, poll_timeout(wake, now));
         if (r < 0 && errno != EINTR)
             break;
         if (pf[0].revents)
@@ -69,7 +79,7 @@ static void *svc_main(void *arg)
         if (r <= 0)
             for (int i = 0; i < n; i++)
                 pf[i].revents = 0;
-        uint64_t now = weft_now_ns();
+        now = weft_now_ns();
         if (now >= next) {
             sampler_sample(svc->sampler);
             next += interval;
@@ -93,12 +103,16 @@ int stsvc_start(struct weft_server *s, st_registry *reg, st_service **out)
         return -ENOMEM;
     }
     svc->stop_efd = -1;
+    /* At the fd limit already, there is none: the pauses still stop a spin. */
+    svc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     svc->interval_ms = s->cfg.stats_interval_ms;
     int rc = sampler_new(reg, &svc->sampler);
     if (rc != 0)
         goto fail;
-    if ((rc = ep_init(&svc->ep[EP_ADMIN], &admin_proto, svc->sampler, s)) != 0 ||
-        (rc = ep_init(&svc->ep[EP_METRICS], &metrics_proto, svc->sampler, s)) != 0)
+    if ((rc = ep_init(&svc->ep[EP_ADMIN], &admin_proto, svc->sampler, s, &s->est.admin,
+                      &svc->spare_fd)) != 0 ||
+        (rc = ep_init(&svc->ep[EP_METRICS], &metrics_proto, svc->sampler, s, &s->est.metrics,
+                      &svc->spare_fd)) != 0)
         goto fail;
     svc->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (svc->stop_efd < 0) {
@@ -146,6 +160,8 @@ void stsvc_stop(st_service *svc)
     }
     if (svc->stop_efd >= 0)
         close(svc->stop_efd);
+    if (svc->spare_fd >= 0)
+        close(svc->spare_fd);
     sampler_free(svc->sampler);
     free(svc);
 }

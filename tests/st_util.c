@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -86,6 +87,12 @@ void st_cleanup_dir(void)
 
 pid_t st_start_echo(const char *echo, const char *sock, uint16_t *port, const char *const *extra)
 {
+    return st_start_echo_nofile(echo, sock, port, extra, 0);
+}
+
+pid_t st_start_echo_nofile(const char *echo, const char *sock, uint16_t *port,
+                           const char *const *extra, long nofile)
+{
     const char *argv[32];
     int n = 0;
     argv[n++] = echo;
@@ -102,6 +109,9 @@ pid_t st_start_echo(const char *echo, const char *sock, uint16_t *port, const ch
     ST_CHECK(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
         dup2(pfd[1], 1);
+        struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
+        if (nofile > 0 && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            _exit(126);
         execv(echo, (char *const *)argv);
         _exit(127);
     }

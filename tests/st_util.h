@@ -37,6 +37,10 @@ void st_cleanup_dir(void);
  */
 pid_t st_start_echo(const char *echo, const char *sock, uint16_t *port, const char *const *extra);
 
+/* The same with RLIMIT_NOFILE (soft and hard) set to nofile in the child. */
+pid_t st_start_echo_nofile(const char *echo, const char *sock, uint16_t *port,
+                           const char *const *extra, long nofile);
+
 /* SIGTERM pid and wait up to timeout_ms; returns its wait status, or -1 on timeout (then killed).
  */
 int st_stop(pid_t pid, int timeout_ms);
