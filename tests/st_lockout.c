@@ -13,6 +13,7 @@
  *      complete within the head timeout (MET_HEAD_S), not earlier, and
  *      well before the admin idle limit; at least one of each, as 200 is
  *      more than the listener's slots;
+ *      metrics_rejected and metrics_timeouts count them;
  *   4. once they are gone a full GET /metrics gets 200 with Prometheus
  *      text, and weft-echo stops cleanly.
  *
@@ -166,6 +167,20 @@ int main(int argc, char **argv)
            refused, timed_out, (long long)shortest, (long long)longest, MET_HEAD_S,
            MET_MAX_CLIENTS);
     ST_CHECK(refused >= 1 && timed_out >= 1, "refused %d, timed out %d", refused, timed_out);
+    /* Counted (the next sample is at most 100 ms away): every refusal and
+     * head timeout seen here, and one refusal more at most (step 2). */
+    int64_t rej = 0, tmo = 0;
+    for (int64_t t = st_now_ms() + 2000; (rej < refused || tmo < timed_out) && st_now_ms() < t;) {
+        char *j = st_admin(sock, "stats json\nquit\n", 16, 5000, NULL);
+        ST_CHECK(j, "stats json: %s", strerror(errno));
+        rej = st_json_num(j, "total", "metrics_rejected");
+        tmo = st_json_num(j, "total", "metrics_timeouts");
+        free(j);
+        st_sleep_ms(50);
+    }
+    ST_CHECK(rej >= refused && rej <= refused + 1 && tmo == timed_out,
+             "metrics_rejected %lld, metrics_timeouts %lld; seen %d and %d", (long long)rej,
+             (long long)tmo, refused, timed_out);
 
     /* 4. Served again. */
     a = st_http(mport, full_get, 5000);
