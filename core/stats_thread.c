@@ -52,7 +52,6 @@ static int poll_timeout(uint64_t next, uint64_t now)
 static void *svc_main(void *arg)
 {
     st_service *svc = arg;
-    pthread_setname_np(pthread_self(), "weft-stats");
     sampler_thread_online();
     uint64_t interval = (uint64_t)svc->interval_ms * 1000000u;
     uint64_t next = weft_now_ns() + interval;
@@ -129,6 +128,8 @@ int stsvc_start(struct weft_server *s, st_registry *reg, st_service **out)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
         goto fail;
+    /* Named here, not in the thread: the name is set once start returns. */
+    pthread_setname_np(svc->tid, "weft-stats");
     svc->started = 1;
     *out = svc;
     return 0;
