@@ -40,6 +40,7 @@ struct weft_server {
     int started, joined;
     pthread_t acceptor_tid;
     st_acceptor ast;
+    st_endpoints est; /* the stats thread's counters (that thread writes them) */
 
     /* Handler-defined counters (fixed once started). */
     int ncounters;

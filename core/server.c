@@ -20,7 +20,7 @@
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/server-t.h"
-#include "stats/service.h"
+#include "core/stats_thread.h"
 #include "stats/snapshot.h"
 #include "workers/cpu.h"
 #include "workers/io.h"
@@ -142,7 +142,7 @@ fail:
     return rc;
 }
 
-/* Publish the stat blocks and start the stats thread (stats/service.c). */
+/* Publish the stat blocks and start the stats thread (core/stats_thread.c). */
 static int start_stats(struct weft_server *s)
 {
     size_t n = (size_t)s->nworkers;
@@ -161,6 +161,7 @@ static int start_stats(struct weft_server *s)
     reg->cpu = cpu;
     reg->node = node;
     reg->acc = &s->ast;
+    reg->ep = &s->est;
     reg->ncounters = s->ncounters;
     reg->names = (const char *const *)s->counter_names;
     reg->help = (const char *const *)s->counter_help;
@@ -296,12 +297,7 @@ int weft_server_worker_cpu(const weft_server *s, int i, int *cpu, int *node)
 void weft_server_stats(const weft_server *s, weft_stats *st)
 {
     memset(st, 0, sizeof(*st));
-    st->accepted = ST_GET(&s->ast, accepted);
-    st->rejected_max = ST_GET(&s->ast, rejected_max);
-    st->rejected_worker_cap = ST_GET(&s->ast, rejected_worker);
-    st->accept_emfile = ST_GET(&s->ast, emfile);
-    st->accept_shed = ST_GET(&s->ast, shed);
-    st->accept_errors = ST_GET(&s->ast, errors);
+    snap_server_wide(st, &s->ast, &s->est);
     for (int i = 0; i < s->nworkers; i++)
         snap_sum_worker(st, &s->workers[i]->st);
     st->rings_in_use = st->rings_borrowed - st->rings_returned;

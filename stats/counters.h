@@ -37,6 +37,18 @@ typedef struct st_acceptor {
     uint64_t accepted, rejected_max, rejected_worker, emfile, shed, errors;
 } __attribute__((aligned(ST_CACHELINE))) st_acceptor;
 
+/* One endpoint of the stats thread (the admin socket or the metrics listener). */
+typedef struct st_endpoint {
+    uint64_t rejected; /* closed at accept: every client slot busy, or out of fds */
+    uint64_t timeouts; /* clients closed by a time limit */
+    uint64_t emfile;   /* accept(2) failures with EMFILE/ENFILE */
+} st_endpoint;
+
+/* The stats thread's counters: it is their only writer. */
+typedef struct st_endpoints {
+    st_endpoint admin, metrics;
+} __attribute__((aligned(ST_CACHELINE))) st_endpoints;
+
 /* Add n to a counter; only the block's owner thread may call this. */
 #define ST_ADD(blk, field, n)                                                                      \
     __atomic_store_n(&(blk)->field, __atomic_load_n(&(blk)->field, __ATOMIC_RELAXED) + (n),        \

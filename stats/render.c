@@ -48,23 +48,34 @@ typedef struct field {
     const char *name, *help;
     size_t off;
     int gauge;
+    int server_wide; /* the acceptor's or the stats thread's: no worker label */
 } field;
 
 #define F(n, h)                                                                                    \
     {                                                                                              \
-#n, h, offsetof(weft_stats, n), 0                                                          \
+#n, h, offsetof(weft_stats, n), 0, 0                                                       \
+    }
+#define S(n, h)                                                                                    \
+    {                                                                                              \
+#n, h, offsetof(weft_stats, n), 0, 1                                                       \
     }
 #define G(n, h)                                                                                    \
     {                                                                                              \
-#n, h, offsetof(weft_stats, n), 1                                                          \
+#n, h, offsetof(weft_stats, n), 1, 0                                                       \
     }
 static const field fields[] = {
-    F(accepted, "Connections accepted and handed to a worker."),
-    F(rejected_max, "Connections closed at accept: over max_conns."),
-    F(rejected_worker_cap, "Connections closed at accept: every worker at its cap."),
-    F(accept_emfile, "EMFILE/ENFILE episodes at the acceptor."),
-    F(accept_shed, "Connections dropped while out of file descriptors."),
-    F(accept_errors, "Other accept errors."),
+    S(accepted, "Connections accepted and handed to a worker."),
+    S(rejected_max, "Connections closed at accept: over max_conns."),
+    S(rejected_worker_cap, "Connections closed at accept: every worker at its cap."),
+    S(accept_emfile, "EMFILE/ENFILE episodes at the acceptor."),
+    S(accept_shed, "Connections dropped while out of file descriptors."),
+    S(accept_errors, "Other accept errors."),
+    S(admin_rejected, "Admin socket clients refused at accept: every slot busy, or no fd."),
+    S(admin_timeouts, "Admin socket clients closed by the stall or idle limit."),
+    S(admin_emfile, "EMFILE/ENFILE on the admin socket's accept."),
+    S(metrics_rejected, "Metrics clients answered 503 at accept: every slot busy, or no fd."),
+    S(metrics_timeouts, "Metrics clients closed: head not in within the timeout, or stalled."),
+    S(metrics_emfile, "EMFILE/ENFILE on the metrics listener's accept."),
     F(opened, "Connections opened on workers."),
     F(closed, "Connections closed (accepted and outbound)."),
     G(open, "Connections open now."),
@@ -225,13 +236,12 @@ static void prom_lat(sbuf *b, const char *name, const char *help, const weft_sna
 
 static void prometheus(sbuf *b, const weft_snapshot *s)
 {
-    static const int acceptor_fields = 6; /* the first six come from the acceptor */
     for (size_t i = 0; i < NFIELDS; i++) {
         const field *f = &fields[i];
         const char *suffix = f->gauge ? "" : "_total";
         put(b, "# HELP weft_%s%s %s\n# TYPE weft_%s%s %s\n", f->name, suffix, f->help, f->name,
             suffix, f->gauge ? "gauge" : "counter");
-        if ((int)i < acceptor_fields) {
+        if (f->server_wide) {
             put(b, "weft_%s%s %llu\n", f->name, suffix, (unsigned long long)val(&s->total, f));
             continue;
         }

@@ -44,6 +44,22 @@ void snap_sum_worker(weft_stats *st, const st_worker *b)
         st->rings_borrowed > st->rings_returned ? st->rings_borrowed - st->rings_returned : 0;
 }
 
+void snap_server_wide(weft_stats *st, const st_acceptor *acc, const st_endpoints *ep)
+{
+    st->accepted = ST_GET(acc, accepted);
+    st->rejected_max = ST_GET(acc, rejected_max);
+    st->rejected_worker_cap = ST_GET(acc, rejected_worker);
+    st->accept_emfile = ST_GET(acc, emfile);
+    st->accept_shed = ST_GET(acc, shed);
+    st->accept_errors = ST_GET(acc, errors);
+    st->admin_rejected = ST_GET(ep, admin.rejected);
+    st->admin_timeouts = ST_GET(ep, admin.timeouts);
+    st->admin_emfile = ST_GET(ep, admin.emfile);
+    st->metrics_rejected = ST_GET(ep, metrics.rejected);
+    st->metrics_timeouts = ST_GET(ep, metrics.timeouts);
+    st->metrics_emfile = ST_GET(ep, metrics.emfile);
+}
+
 static void latency_of(weft_latency *l, const st_hist *h)
 {
     uint64_t n = 0;
@@ -139,13 +155,7 @@ st_snap *snap_take(const st_registry *reg, const st_snap *prev, uint64_t seq, do
         str += b;
     }
 
-    const st_acceptor *acc = reg->acc;
-    p->total.accepted = ST_GET(acc, accepted);
-    p->total.rejected_max = ST_GET(acc, rejected_max);
-    p->total.rejected_worker_cap = ST_GET(acc, rejected_worker);
-    p->total.accept_emfile = ST_GET(acc, emfile);
-    p->total.accept_shed = ST_GET(acc, shed);
-    p->total.accept_errors = ST_GET(acc, errors);
+    snap_server_wide(&p->total, reg->acc, reg->ep);
     for (int i = 0; i < nw; i++) {
         const st_worker *b = reg->blocks[i];
         weft_worker_snapshot *w = &ws[i];

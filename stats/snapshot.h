@@ -27,6 +27,7 @@ typedef struct st_registry {
     int nworkers;
     const st_worker **blocks;
     const st_acceptor *acc;
+    const st_endpoints *ep; /* the stats thread's own counters */
     const int *cpu, *node;
     int ncounters;
     const char *const *names;
@@ -53,7 +54,10 @@ st_snap *snap_copy(const st_snap *s);
 /* The st_snap behind a public pointer from snap_copy. */
 st_snap *snap_of(const weft_snapshot *pub);
 
-/* Sum one worker block's counters into st (acceptor fields untouched). */
+/* Sum one worker block's counters into st (server-wide fields untouched). */
 void snap_sum_worker(weft_stats *st, const st_worker *b);
+
+/* Set st's server-wide fields: the acceptor's and the stats thread's counters. */
+void snap_server_wide(weft_stats *st, const st_acceptor *acc, const st_endpoints *ep);
 
 #endif

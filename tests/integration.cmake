@@ -90,3 +90,8 @@ unset(_weft_programs)
 weft_it_exe(it_connect it_connect.c LIBS weft_static weft_internal Threads::Threads)
 add_test(NAME it_connect COMMAND it_connect)
 set_tests_properties(it_connect PROPERTIES LABELS integration TIMEOUT 60)
+
+# The layout rules: one-way folder dependencies, socket calls only in the
+# I/O backends (tests/check_layout.sh).
+add_test(NAME check_layout COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/check_layout.sh ${PROJECT_SOURCE_DIR})
+set_tests_properties(check_layout PROPERTIES LABELS integration TIMEOUT 30)

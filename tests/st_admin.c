@@ -10,7 +10,7 @@
  *      answers are stuck, 100 admin clients connect at once and each gets a
  *      complete, well-formed answer (stats json, stats, workers, metrics in
  *      turn), the sampler keeps publishing, and the stuck client is
- *      eventually closed by the server's stall limit;
+ *      eventually closed by the server's stall limit (admin_timeouts 1);
  *   4. the echo traffic beside all this stayed correct, and weft-echo stops
  *      cleanly (exit 0, admin socket removed).
  *
@@ -271,6 +271,16 @@ int main(int argc, char **argv)
     close(stuck);
     ST_CHECK(eof, "the server never closed the client that does not read");
     printf("the non-reading client was closed after its stall (it got %zu bytes)\n", got);
+    /* Counted once the next sample is out (every 100 ms). */
+    int64_t timeouts = 0;
+    for (int64_t until = st_now_ms() + 2000; timeouts < 1 && st_now_ms() < until;) {
+        st_sleep_ms(50);
+        char *j = st_admin(sock, "stats json\nquit\n", 16, 5000, NULL);
+        ST_CHECK(j, "stats json: %s", strerror(errno));
+        timeouts = st_json_num(j, "total", "admin_timeouts");
+        free(j);
+    }
+    ST_CHECK(timeouts == 1, "admin_timeouts %lld after one stalled client", (long long)timeouts);
 
     atomic_store(&stop_traffic, 1);
     pthread_join(tt, NULL);

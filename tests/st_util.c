@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -86,6 +87,12 @@ void st_cleanup_dir(void)
 
 pid_t st_start_echo(const char *echo, const char *sock, uint16_t *port, const char *const *extra)
 {
+    return st_start_echo_nofile(echo, sock, port, extra, 0);
+}
+
+pid_t st_start_echo_nofile(const char *echo, const char *sock, uint16_t *port,
+                           const char *const *extra, long nofile)
+{
     const char *argv[32];
     int n = 0;
     argv[n++] = echo;
@@ -102,6 +109,9 @@ pid_t st_start_echo(const char *echo, const char *sock, uint16_t *port, const ch
     ST_CHECK(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
         dup2(pfd[1], 1);
+        struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
+        if (nofile > 0 && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            _exit(126);
         execv(echo, (char *const *)argv);
         _exit(127);
     }
@@ -214,28 +224,9 @@ int st_echo_roundtrip(int fd, size_t n, unsigned seed)
     return 0;
 }
 
-int st_unix_connect(const char *sock)
+/* Send cmd on fd (non-blocking), half-close, read to EOF: see st_admin. */
+static char *exchange(int fd, const char *cmd, size_t cmdlen, int timeout_ms, int *reset)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
-
-char *st_admin(const char *sock, const char *cmd, size_t cmdlen, int timeout_ms, int *reset)
-{
-    int fd = st_unix_connect(sock);
-    if (fd < 0) {
-        errno = -fd;
-        return NULL;
-    }
     fcntl(fd, F_SETFL, O_NONBLOCK);
     size_t off = 0, cap = 65536, len = 0;
     char *buf = malloc(cap);
@@ -290,6 +281,55 @@ char *st_admin(const char *sock, const char *cmd, size_t cmdlen, int timeout_ms,
     close(fd);
     buf[len] = 0;
     return buf;
+}
+
+char *st_http(uint16_t port, const char *req, int timeout_ms)
+{
+    int fd = st_tcp_connect(port);
+    if (fd < 0) {
+        errno = -fd;
+        return NULL;
+    }
+    return exchange(fd, req, strlen(req), timeout_ms, NULL);
+}
+
+uint16_t st_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ST_CHECK(fd >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    ST_CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+                 getsockname(fd, (struct sockaddr *)&sa, &len) == 0,
+             "bind: %s", strerror(errno));
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+int st_unix_connect(const char *sock)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+char *st_admin(const char *sock, const char *cmd, size_t cmdlen, int timeout_ms, int *reset)
+{
+    int fd = st_unix_connect(sock);
+    if (fd < 0) {
+        errno = -fd;
+        return NULL;
+    }
+    return exchange(fd, cmd, cmdlen, timeout_ms, reset);
 }
 
 int64_t st_json_num(const char *json, const char *obj, const char *key)

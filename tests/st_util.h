@@ -37,6 +37,10 @@ void st_cleanup_dir(void);
  */
 pid_t st_start_echo(const char *echo, const char *sock, uint16_t *port, const char *const *extra);
 
+/* The same with RLIMIT_NOFILE (soft and hard) set to nofile in the child. */
+pid_t st_start_echo_nofile(const char *echo, const char *sock, uint16_t *port,
+                           const char *const *extra, long nofile);
+
 /* SIGTERM pid and wait up to timeout_ms; returns its wait status, or -1 on timeout (then killed).
  */
 int st_stop(pid_t pid, int timeout_ms);
@@ -53,6 +57,16 @@ int st_echo_roundtrip(int fd, size_t n, unsigned seed);
  * set. A reset after some bytes ends the answer (*reset set when not NULL).
  */
 char *st_admin(const char *sock, const char *cmd, size_t cmdlen, int timeout_ms, int *reset);
+
+/*
+ * Send req on a new TCP connection to 127.0.0.1:port and read to EOF (a
+ * reset after the answer ends it too), within timeout_ms. Returns the
+ * malloc'd NUL-terminated answer, or NULL with errno set.
+ */
+char *st_http(uint16_t port, const char *req, int timeout_ms);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound, then closed). */
+uint16_t st_free_port(void);
 
 /* A connected blocking Unix socket to sock, or -errno. */
 int st_unix_connect(const char *sock);

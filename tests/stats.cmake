@@ -1,5 +1,5 @@
-# Statistics tests: the admin socket, weft-stat, and the snapshot API under
-# concurrency (see docs/stats.md). Real programs on loopback, labelled
+# Statistics tests: the admin socket, the metrics listener, weft-stat, and
+# the snapshot API under concurrency (see docs/stats.md). Real programs on loopback, labelled
 # "stats"; run them alone with
 #   ctest -L stats
 if(NOT TARGET weft-echo OR NOT TARGET weft-stat)
@@ -21,16 +21,20 @@ endfunction()
 weft_st_exe(st_exact st_exact.c)
 weft_st_exe(st_admin st_admin.c LIBS Threads::Threads)
 weft_st_exe(st_concurrency st_concurrency.c LIBS weft_static weft_internal Threads::Threads)
+weft_st_exe(st_lockout st_lockout.c LIBS weft_internal)
+weft_st_exe(st_emfile st_emfile.c)
 
 add_test(NAME st_exact COMMAND st_exact $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-stat>)
 add_test(NAME st_admin COMMAND st_admin $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-stat>)
 add_test(NAME st_concurrency COMMAND st_concurrency)
+add_test(NAME st_lockout COMMAND st_lockout $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-stat>)
+add_test(NAME st_emfile COMMAND st_emfile $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-stat>)
 if(WEFT_SANITIZE STREQUAL "address")
   set_tests_properties(st_concurrency PROPERTIES ENVIRONMENT WEFT_ASAN=1)
 endif()
 add_test(NAME st_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/st_cli.sh $<TARGET_FILE:weft-echo>
                              $<TARGET_FILE:weft-stat>)
-set(WEFT_ST_TESTS st_exact st_admin st_concurrency st_cli)
+set(WEFT_ST_TESTS st_exact st_admin st_concurrency st_cli st_lockout st_emfile)
 set_tests_properties(${WEFT_ST_TESTS} PROPERTIES LABELS stats TIMEOUT 180)
 if(WEFT_SANITIZE STREQUAL "thread" AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/tsan.supp)
   # Justified suppressions of liburcu-internal reports only (see the file).

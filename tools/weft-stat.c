@@ -1,7 +1,7 @@
 /*
  * weft-stat — a live view of a running weft server's statistics.
  *
- * It is a plain client of the server's admin socket (stats/service.c): each
+ * It is a plain client of the server's admin socket (core/admin.c): each
  * refresh connects, sends "stats json\nquit\n", reads to EOF and parses the
  * one JSON object it gets. Nothing here links the library; any program that
  * embeds weft with stats on can be watched.
@@ -335,12 +335,16 @@ typedef struct sample {
     row total;
     double rejected, emfile, shed, accept_errors, deferrals, eagain, bp_pauses;
     double rings_in_use, pool_bytes;
+    double ep[6]; /* the stats thread's endpoints: epnames */
     int nreasons; /* closed_by, as the server names the reasons */
     char reason[MAX_REASONS][24];
     double closed_by[MAX_REASONS];
     int nworkers;
     row *w;
 } sample;
+
+static const char *const epnames[6] = {"admin_rejected",   "admin_timeouts",   "admin_emfile",
+                                       "metrics_rejected", "metrics_timeouts", "metrics_emfile"};
 
 static void read_lat(lat *l, const char *p)
 {
@@ -389,6 +393,8 @@ static int parse(sample *s, const char *json)
     s->bp_pauses = jnum(jget(total, "bp_pauses"));
     s->rings_in_use = jnum(jget(total, "rings_in_use"));
     s->pool_bytes = jnum(jget(total, "pool_bytes"));
+    for (int i = 0; i < 6; i++)
+        s->ep[i] = jnum(jget(total, epnames[i]));
     /* Whatever reasons the server reports, in its order. */
     const char *p = jws(jget(total, "closed_by"));
     if (p && *p == '{') {
@@ -522,9 +528,13 @@ static void render(FILE *f, const sample *s, const char *path)
             fmt_bytes(a[2], 32, t->c[C_BYTES_IN]), fmt_bytes(a[3], 32, t->c[C_BYTES_OUT]));
     fprintf(f,
             "pressure     deferred %.0f  eagain %.0f  backpressure pauses %.0f  rings %.0f  "
-            "pool %s\n\n",
+            "pool %s\n",
             s->deferrals, s->eagain, s->bp_pauses, s->rings_in_use,
             fmt_bytes(a[4], 32, s->pool_bytes));
+    fprintf(f,
+            "endpoints    admin rejected %.0f  timeouts %.0f  fd-exhaustion %.0f   "
+            "metrics rejected %.0f  timeouts %.0f  fd-exhaustion %.0f\n\n",
+            s->ep[0], s->ep[1], s->ep[2], s->ep[3], s->ep[4], s->ep[5]);
     put_lat(f, "turn", &t->turn);
     if (t->handler.count > 0)
         put_lat(f, "handler", &t->handler);

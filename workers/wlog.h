@@ -24,6 +24,8 @@ typedef enum wk_limit {
     LIM_IDLE,
     LIM_INPUT_STALL,
     LIM_OUTPUT_STALL,
+    LIM_ENDPOINT_BUSY, /* admin socket or metrics listener: every client slot busy */
+    LIM_ENDPOINT_FDS,  /* admin socket or metrics listener: accept failed (EMFILE ...) */
     LIM_KINDS
 } wk_limit;
 

@@ -333,9 +333,16 @@ typedef struct weft_stats {
     uint64_t handoffs;    /* inbox messages consumed */
     uint64_t outbound;    /* outbound connections opened (weft_connect) */
     uint64_t connects;    /* ... of which connected */
+    /* The stats thread's endpoints (server-wide; 0 in a worker's row). */
+    uint64_t admin_rejected;   /* admin clients closed at accept: slots busy or no fd */
+    uint64_t admin_timeouts;   /* admin clients closed by the stall or idle limit */
+    uint64_t admin_emfile;     /* accept on the admin socket hit EMFILE/ENFILE */
+    uint64_t metrics_rejected; /* metrics clients answered 503 at accept: slots busy or no fd */
+    uint64_t metrics_timeouts; /* metrics clients closed: head not in time, or stalled */
+    uint64_t metrics_emfile;   /* accept on the metrics listener hit EMFILE/ENFILE */
 } weft_stats;
 
-/* Fill *st with the sums of every worker's and the acceptor's counters. */
+/* Fill *st with the sums of every worker's, the acceptor's and the stats thread's counters. */
 void weft_server_stats(const weft_server *s, weft_stats *st);
 
 /* --- statistics ------------------------------------------------------------ */

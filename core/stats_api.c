@@ -1,5 +1,5 @@
 /*
- * stats/api.c — the public statistics calls (weft.h, "statistics").
+ * core/stats_api.c — the public statistics calls (weft.h, "statistics").
  */
 #include <ctype.h>
 #include <errno.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/server-t.h"
-#include "stats/service.h"
+#include "core/stats_thread.h"
 #include "stats/snapshot.h"
 
 weft_snapshot *weft_server_snapshot(weft_server *s, int *err)
