@@ -128,11 +128,7 @@ static int arg_is(const resp_arg *a, const char *lit)
 
 static int arg_ll(const resp_arg *a, long long *v) { return resp_strtoll(a->p, a->len, v); }
 
-static void count(kv_ctx *x, int which, uint64_t n)
-{
-    if (x->app->ctr[which] >= 0)
-        weft_counter_add(x->c, x->app->ctr[which], n);
-}
+static void count(kv_ctx *x, int which, uint64_t n) { kv_count(x->c, x->app, which, n); }
 
 static void value_to_reply(void *arg, const char *v, size_t len) { reply_bulk(arg, v, len); }
 

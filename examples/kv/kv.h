@@ -18,8 +18,23 @@
 /* What HELLO and INFO report as the Redis version the commands follow. */
 #define KV_REDIS_VERSION "7.0.0"
 
-/* Handler-defined counters (weft_server_add_counter ids). */
-enum { KV_CTR_COMMANDS, KV_CTR_HITS, KV_CTR_MISSES, KV_CTR_EXPIRED, KV_NCTR };
+/*
+ * Handler-defined counters (weft_server_add_counter ids). The CLOSED_* ones
+ * count the connections weft-kv itself closes, by why: a malformed request,
+ * a request over one of the parser's limits (README.md, "Limits"), or an
+ * allocation that failed. Closes weft makes (input cap, input stall, ...)
+ * are weft's own closed_* counters.
+ */
+enum {
+    KV_CTR_COMMANDS,
+    KV_CTR_HITS,
+    KV_CTR_MISSES,
+    KV_CTR_EXPIRED,
+    KV_CTR_CLOSED_PROTOCOL,
+    KV_CTR_CLOSED_LIMIT,
+    KV_CTR_CLOSED_NOMEM,
+    KV_NCTR
+};
 
 /* The server: one per process, shared read-only by the workers. */
 typedef struct kv_app {
@@ -61,6 +76,9 @@ typedef struct kv_ctx {
 
 /* Run argv[0..argc) (argc >= 1) and queue the reply on x->c. */
 void kv_execute(kv_ctx *x, size_t argc, const resp_arg *argv);
+
+/* Add n to handler counter `which` (a KV_CTR_* id) on c's worker. Owner thread. */
+void kv_count(weft_conn *c, const kv_app *app, int which, uint64_t n);
 
 /* Queue "-<msg>\r\n"; CR and LF in msg become spaces. */
 void kv_reply_error(kv_ctx *x, const char *msg);

@@ -48,6 +48,7 @@ static void kv_open(weft_conn *c)
     kv_app *app = app_of(c);
     kv_conn *k = malloc(sizeof(*k));
     if (!k) {
+        kv_count(c, app, KV_CTR_CLOSED_NOMEM, 1);
         weft_abort(c);
         return;
     }
@@ -64,6 +65,19 @@ static void kv_open(weft_conn *c)
     k->id = ++w->next_id * (uint64_t)weft_server_workers(app->srv) + (uint64_t)w->index;
     k->busy = k->closed = 0;
     weft_conn_set_userdata(c, k);
+}
+
+void kv_count(weft_conn *c, const kv_app *app, int which, uint64_t n)
+{
+    if (app->ctr[which] >= 0)
+        weft_counter_add(c, app->ctr[which], n);
+}
+
+static int close_counter(resp_err_kind kind)
+{
+    return kind == RESP_E_LIMIT   ? KV_CTR_CLOSED_LIMIT
+           : kind == RESP_E_NOMEM ? KV_CTR_CLOSED_NOMEM
+                                  : KV_CTR_CLOSED_PROTOCOL;
 }
 
 /*
@@ -95,6 +109,7 @@ static void kv_data(weft_conn *c, weft_ring *in)
         if (r == RESP_NEED)
             break;
         if (r == RESP_ERR) {
+            kv_count(c, k->app, close_counter(k->p.err_kind), 1);
             kv_reply_error(&x, k->p.err);
             if (!k->closed) {
                 weft_ring_consume(in, weft_ring_len(in)); /* the framing is lost */
@@ -342,6 +357,11 @@ static void add_counters(kv_app *app)
         [KV_CTR_HITS] = {"keyspace_hits", "Reads that found their key"},
         [KV_CTR_MISSES] = {"keyspace_misses", "Reads that did not find their key"},
         [KV_CTR_EXPIRED] = {"expired_keys", "Keys removed by the expiry sweep"},
+        [KV_CTR_CLOSED_PROTOCOL] = {"closed_protocol",
+                                    "Connections closed after a malformed request"},
+        [KV_CTR_CLOSED_LIMIT] = {"closed_limit",
+                                 "Connections closed after a request over a parser limit"},
+        [KV_CTR_CLOSED_NOMEM] = {"closed_nomem", "Connections closed because an allocation failed"},
     };
     for (int i = 0; i < KV_NCTR; i++) {
         int id = weft_server_add_counter(app->srv, names[i][0], names[i][1]);

@@ -19,120 +19,16 @@ usage: kv_proto.py PATH-TO-WEFT-KV
 Starts weft-kv itself (port 0, 2 workers) and stops it by PID.
 """
 import os
-import re
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-KV = sys.argv[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kvlib  # noqa: E402
+from kvlib import Reader, cmd, connect, expect_error_close, fail, roundtrip, start, stop  # noqa: E402
+
+kvlib.KV = sys.argv[1]
 DEADLINE = time.monotonic() + 150
-
-
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def start(*args):
-    tmp = tempfile.mkdtemp(prefix="weft-kv-proto.")
-    log = open(os.path.join(tmp, "out"), "w+")
-    p = subprocess.Popen([KV, "--bind", "127.0.0.1", "--port", "0", "--stats-socket", ""]
-                         + list(args), stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(300):
-        log.seek(0)
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+),", log.read())
-        if m:
-            return p, int(m.group(1)), log
-        if p.poll() is not None:
-            break
-        time.sleep(0.1)
-    p.kill()
-    log.seek(0)
-    fail("weft-kv did not start: " + log.read())
-
-
-def stop(p, log):
-    p.send_signal(signal.SIGTERM)
-    try:
-        rc = p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        fail("weft-kv did not exit within 30 s of SIGTERM")
-    if rc != 0:
-        log.seek(0)
-        fail("weft-kv exit status %d: %s" % (rc, log.read()))
-
-
-def connect(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
-def cmd(*args):
-    """A multibulk request."""
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-class Reader:
-    """Reads RESP2 replies from a socket."""
-
-    def __init__(self, s):
-        self.s, self.buf = s, b""
-
-    def _fill(self):
-        d = self.s.recv(1 << 20)
-        if not d:
-            raise EOFError("connection closed")
-        self.buf += d
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def reply(self):
-        line = self._line()
-        t, rest = line[:1], line[1:]
-        if t in (b"+", b"-"):
-            return line  # status and errors keep their type byte
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self._fill()
-            v, self.buf = self.buf[:n], self.buf[n + 2:]
-            return v
-        if t == b"*":
-            return [self.reply() for _ in range(int(rest))]
-        raise ValueError("bad reply line %r" % line)
-
-    def eof(self):
-        """True when the peer closes with nothing more to read."""
-        try:
-            return self.s.recv(1) == b"" and self.buf == b""
-        except ConnectionResetError:
-            return self.buf == b""
-
-
-def roundtrip(port, *args):
-    s = connect(port)
-    s.sendall(cmd(*args))
-    r = Reader(s).reply()
-    s.close()
-    return r
 
 
 # A request stream exercising every parser state, and its replies.
@@ -252,18 +148,6 @@ def test_concurrent_incr(port):
         if v != b"4000":
             fail("concurrent INCR on %s: %r, want 4000" % (key, v))
     print("concurrent INCR: 4x1000 and 4x(4x250 pipelined) -> 4000 each")
-
-
-def expect_error_close(port, data, want):
-    s = connect(port)
-    s.sendall(data)
-    rd = Reader(s)
-    got = rd.reply()
-    if got != want:
-        fail("%r: got %r, want %r" % (data[:40], got, want))
-    if not rd.eof():
-        fail("%r: connection not closed after the protocol error" % data[:40])
-    s.close()
 
 
 def test_protocol_errors(port):
