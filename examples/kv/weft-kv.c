@@ -8,7 +8,7 @@
  * connection per worker turn.
  *
  * This file: options, the handler callbacks, and the per-worker expiry
- * sweep. resp.c parses requests; commands.c runs them.
+ * sweep. resp.c parses requests; commands.c runs them; clients.c lists them.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -36,8 +36,9 @@ static void on_signal(int sig)
 
 static kv_app *app_of(weft_conn *c) { return weft_server_userdata(weft_conn_server(c)); }
 
-static void conn_free(kv_conn *k)
+void kv_conn_free(kv_conn *k)
 {
+    kv_clients_unlink(k->w, k);
     resp_free(&k->p);
     free(k);
 }
@@ -63,7 +64,13 @@ static void kv_open(weft_conn *c)
     kv_worker *w = &app->workers[weft_conn_worker(c)];
     /* Unique without a shared counter: worker i hands out i, i+N, i+2N ... */
     k->id = ++w->next_id * (uint64_t)weft_server_workers(app->srv) + (uint64_t)w->index;
-    k->busy = k->closed = 0;
+    k->w = w;
+    k->c = c;
+    k->since_ms = k->last_ms = kvs_now_ms();
+    k->last_cmd = NULL;
+    k->waiting = k->busy = k->closed = 0;
+    k->name_len = 0;
+    kv_clients_link(w, k);
     weft_conn_set_userdata(c, k);
 }
 
@@ -93,8 +100,8 @@ static int close_counter(resp_err_kind kind)
 static void kv_data(weft_conn *c, weft_ring *in)
 {
     kv_conn *k = weft_conn_userdata(c);
-    if (!k)
-        return;
+    if (!k || k->waiting)
+        return; /* a CLIENT LIST is out: its answer resumes us (clients.c) */
     kv_ctx x = {.app = k->app, .c = c, .k = k, .now = kvs_now_ms()};
     k->busy = 1;
     for (;;) {
@@ -128,11 +135,13 @@ static void kv_data(weft_conn *c, weft_ring *in)
             weft_close(c);
             break;
         }
+        if (k->waiting)
+            break; /* the replies keep their order: the rest waits in the ring */
     }
     k->busy = 0;
     if (k->closed) {
         weft_conn_set_userdata(c, NULL);
-        conn_free(k);
+        kv_conn_free(k);
     }
 }
 
@@ -146,7 +155,7 @@ static void kv_close(weft_conn *c, weft_close_reason why)
         return;
     }
     weft_conn_set_userdata(c, NULL);
-    conn_free(k);
+    kv_conn_free(k);
 }
 
 /* ---- the expiry sweep ---------------------------------------------------- */

@@ -13,7 +13,11 @@
     batches on another) count exactly 4000;
   - protocol errors get Redis's error text and a close: bad multibulk
     length, '$' expected, bad bulk length, a command over --input-cap;
-  - QUIT answers +OK then closes.
+  - QUIT answers +OK then closes;
+  - CLIENT SETNAME is kept: GETNAME, INFO and LIST (from another
+    connection, over every worker) show it, a reply pipelined after CLIENT
+    LIST comes after the list, a closed connection leaves it, HELLO
+    SETNAME names too, an empty name clears, bad names get Redis's error.
 
 usage: kv_proto.py PATH-TO-WEFT-KV
 Starts weft-kv itself (port 0, 2 workers) and stops it by PID.
@@ -190,6 +194,81 @@ def test_input_cap():
     print("input cap: an oversized command gets an error and a close")
 
 
+def client_lines(listing):
+    """CLIENT LIST's answer as {id: {field: value}}."""
+    out = {}
+    for line in listing.decode().splitlines():
+        f = dict(kv.split("=", 1) for kv in line.split(" "))
+        out[int(f["id"])] = f
+    return out
+
+
+def test_client_names(port, workers):
+    # Named connections on every worker; one more asks for the list.
+    named = []
+    for i in range(8):
+        s = connect(port)
+        rd = Reader(s)
+        s.sendall(cmd("CLIENT", "SETNAME", "conn-%d" % i) + cmd("CLIENT", "ID"))
+        if rd.reply() != b"+OK":
+            fail("CLIENT SETNAME conn-%d" % i)
+        named.append((s, rd, rd.reply()))
+    if len({cid % workers for _, _, cid in named}) != workers:
+        fail("the named connections are not on every worker")
+    asker = connect(port)
+    ard = Reader(asker)
+    asker.sendall(cmd("CLIENT", "GETNAME") + cmd("CLIENT", "SETNAME", "asker") +
+                  cmd("CLIENT", "GETNAME") + cmd("CLIENT", "ID"))
+    if [ard.reply() for _ in range(3)] != [None, b"+OK", b"asker"]:
+        fail("GETNAME before and after SETNAME")
+    aid = ard.reply()
+    # Pipelined after CLIENT LIST: the PING's reply comes after the list.
+    asker.sendall(cmd("CLIENT", "LIST") + cmd("PING"))
+    got = client_lines(ard.reply())
+    if ard.reply() != b"+PONG":
+        fail("the reply after CLIENT LIST")
+    for i, (_, _, cid) in enumerate(named):
+        if got.get(cid, {}).get("name") != "conn-%d" % i:
+            fail("CLIENT LIST: id %d: %r, want name conn-%d" % (cid, got.get(cid), i))
+    me = got.get(aid, {})
+    if me.get("name") != "asker" or me.get("cmd") != "client" or not me.get("addr"):
+        fail("CLIENT LIST: the asker's own line: %r" % me)
+    info = client_lines(roundtrip_on(asker, ard, cmd("CLIENT", "INFO")))
+    if list(info) != [aid] or info[aid]["name"] != "asker":
+        fail("CLIENT INFO: %r" % info)
+    # A closed connection leaves the list; HELLO SETNAME and an empty name.
+    gone = named.pop()
+    gone[0].close()
+    end = time.monotonic() + 5
+    while gone[2] in client_lines(roundtrip_on(asker, ard, cmd("CLIENT", "LIST"))):
+        if time.monotonic() > end:
+            fail("a closed connection still in CLIENT LIST after 5 s")
+        time.sleep(0.05)
+    s, rd, cid = named[0]
+    s.sendall(cmd("HELLO", "2", "SETNAME", "via-hello") + cmd("CLIENT", "GETNAME"))
+    if not isinstance(rd.reply(), list) or rd.reply() != b"via-hello":
+        fail("HELLO 2 SETNAME")
+    s.sendall(cmd("CLIENT", "SETNAME", "") + cmd("CLIENT", "GETNAME"))
+    if rd.reply() != b"+OK" or rd.reply() is not None:
+        fail("an empty name clears it")
+    for bad, err in ((b"has space", b"-ERR Client names cannot contain spaces, newlines or "
+                      b"special characters."),
+                     (b"x" * 129, b"-ERR Client names are limited to 128 bytes")):
+        s.sendall(cmd("CLIENT", "SETNAME", bad))
+        if rd.reply() != err:
+            fail("CLIENT SETNAME %r" % bad[:20])
+    asker.close()
+    for s, _, _ in named:
+        s.close()
+    print("CLIENT SETNAME/GETNAME/INFO/LIST: names on %d workers listed, pipelined order kept"
+          % workers)
+
+
+def roundtrip_on(s, rd, req):
+    s.sendall(req)
+    return rd.reply()
+
+
 def main():
     workers = 2
     p, port, log = start("--workers", str(workers))
@@ -199,6 +278,7 @@ def main():
         test_cross_worker(port, workers)
         test_concurrent_incr(port)
         test_protocol_errors(port)
+        test_client_names(port, workers)
     finally:
         stop(p, log)
     test_input_cap()
