@@ -52,12 +52,16 @@
  *
  * ---- Nicks, private messages, /who: asynchronous commands --------------------
  *
- * The nick directory is sharded over the workers by hash(nick); each shard
- * is a plain hash map owned by one worker, so uniqueness needs no lock: the
- * shard serialises the claims. /nick posts a claim to the shard and the
- * answer comes back by post. /msg posts to the target nick's shard, which
- * forwards to the target's worker by id (two hops; per sender and target
- * nick the order is kept, but a /msg is not ordered against room messages).
+ * Nicks compare case-insensitively ("Bob" and "bob" are one user) and are
+ * shown as their holder wrote them last.
+ *
+ * The nick directory is sharded over the workers by hash(nick in lower
+ * case); each shard is a plain hash map owned by one worker, so uniqueness
+ * needs no lock: the shard serialises the claims. /nick posts a claim to
+ * the shard and the answer comes back by post. /msg posts to the target
+ * nick's shard, which forwards to the target's worker by id (two hops; per
+ * sender and target nick the order is kept, but a /msg is not ordered
+ * against room messages).
  * /who asks every worker for its local members of the room and answers when
  * the last reply is in (scatter-gather through an atomic countdown).
  *
@@ -94,12 +98,14 @@
  */
 #include "chat.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "proto.h"
@@ -130,24 +136,40 @@ typedef struct smap_node {
 typedef struct smap {
     smap_node **b;
     uint32_t nb, n; /* buckets (a power of two), entries */
+    bool fold;      /* keys compare case-insensitively (the nick map) */
 } smap;
 
-/* FNV-1a: names are short and come from clients; good enough for a demo. */
-static uint32_t hash_name(const char *s, size_t n)
+/*
+ * FNV-1a: names are short and come from clients; good enough for a demo.
+ * With fold, of the name in lower case: names are ASCII ([A-Za-z0-9_-]),
+ * so "Bob" and "bob" hash, and shard, alike.
+ */
+static uint32_t hash_name(const char *s, size_t n, bool fold)
 {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
+        h = (h ^ (unsigned char)(fold ? tolower((unsigned char)s[i]) : s[i])) * 16777619u;
     return h;
+}
+
+/* Two nicks name one user: nicks compare case-insensitively. */
+static bool same_nick(const char *a, size_t an, const char *b, size_t bn)
+{
+    return an == bn && strncasecmp(a, b, an) == 0;
+}
+
+static bool key_eq(const smap *m, const smap_node *e, const char *k, size_t n)
+{
+    return m->fold ? same_nick(e->key, e->klen, k, n) : e->klen == n && memcmp(e->key, k, n) == 0;
 }
 
 static smap_node *smap_get(const smap *m, const char *k, size_t n)
 {
     if (!m->nb)
         return NULL;
-    uint32_t h = hash_name(k, n);
+    uint32_t h = hash_name(k, n, m->fold);
     for (smap_node *e = m->b[h & (m->nb - 1)]; e; e = e->next)
-        if (e->hash == h && e->klen == n && memcmp(e->key, k, n) == 0)
+        if (e->hash == h && key_eq(m, e, k, n))
             return e;
     return NULL;
 }
@@ -180,7 +202,7 @@ static int smap_put(smap *m, smap_node *e, const char *k, size_t n)
     memcpy(e->key, k, n);
     e->key[n] = '\0';
     e->klen = (uint32_t)n;
-    e->hash = hash_name(k, n);
+    e->hash = hash_name(k, n, m->fold);
     e->next = m->b[e->hash & (m->nb - 1)];
     m->b[e->hash & (m->nb - 1)] = e;
     m->n++;
@@ -279,7 +301,7 @@ static chat_server *server_of(weft_server *s) { return weft_server_userdata(s); 
 
 static int shard_of(const chat_server *cs, const char *nick, size_t n)
 {
-    return (int)(hash_name(nick, n) % (uint32_t)cs->nworkers);
+    return (int)(hash_name(nick, n, true) % (uint32_t)cs->nworkers);
 }
 
 static void count(chat_worker *w, int ctr, uint64_t n)
@@ -612,11 +634,31 @@ static void nick_reply(weft_server *s, int worker, void *arg)
     run_held(cl);
 }
 
+/*
+ * The client's own nick in other letter case ("/nick Bob" by bob): it is
+ * the same nick, already held at its shard, so only how it is written
+ * changes, and the room hears of it.
+ */
+static void recase_nick(chat_client *cl, const char *name, size_t n)
+{
+    char old[CHAT_NAME_MAX + 1];
+    memcpy(old, cl->nick, (size_t)cl->nick_len + 1);
+    memcpy(cl->nick, name, n);
+    client_sendf(cl, "* you are now %s\n", cl->nick);
+    if (cl->room && !cl->closed) {
+        int k = snprintf(cl->w->out, OUT_EXTRA, "* %s is now known as %s\n", old, cl->nick);
+        room_notice(cl, k, true);
+    }
+}
+
 static void cmd_nick(chat_client *cl, const char *name, size_t n)
 {
     chat_server *cs = cl->w->cs;
-    if (n == cl->nick_len && memcmp(name, cl->nick, n) == 0) {
-        client_sendf(cl, "* you are now %s\n", cl->nick);
+    if (same_nick(name, n, cl->nick, cl->nick_len)) {
+        if (memcmp(name, cl->nick, n) == 0)
+            client_sendf(cl, "* you are now %s\n", cl->nick);
+        else
+            recase_nick(cl, name, n);
         return;
     }
     nick_op *op = malloc(sizeof(*op));
@@ -765,9 +807,10 @@ static void who_ask(weft_server *s, int worker, void *arg)
     who_done(s, q);
 }
 
-static int cmp_str(const void *a, const void *b)
+/* /who's order: nicks compare case-insensitively, so they sort that way. */
+static int cmp_nick(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcasecmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static void who_finish(weft_server *s, int worker, void *arg)
@@ -805,7 +848,7 @@ static void who_finish(weft_server *s, int worker, void *arg)
                 p = sp + 1;
             }
         }
-        qsort(names, k, sizeof(*names), cmp_str);
+        qsort(names, k, sizeof(*names), cmp_nick);
         int n = sprintf(line, "* members of #%s (%zu):", q->room, k);
         for (size_t i = 0; i < k; i++)
             n += sprintf(line + n, " %s", names[i]);
@@ -1195,6 +1238,7 @@ int chat_server_new(const weft_config *cfg_in, uint32_t max_line, int sndbuf, ch
         w->cs = cs;
         w->index = i;
         w->free_head = NO_SLOT;
+        w->nicks.fold = true;
         w->line = malloc(max_line);
         w->out = malloc((size_t)max_line + OUT_EXTRA);
         if (!w->line || !w->out)
