@@ -65,12 +65,12 @@
  * /who asks every worker for its local members of the room and answers when
  * the last reply is in (scatter-gather through an atomic countdown).
  *
- * While /nick or /who is in flight, the client's further input is held, so
- * pipelined commands see the result (e.g. "/nick a" then "/join r" in one
- * packet works). weft has no call to re-run on_data on input left in the
- * ring once an asynchronous answer arrives, so held input is moved out of
- * the ring into a per-client buffer (bounded: max_line + 64 KiB) and parsed
- * from there when the answer arrives.
+ * While /nick or /who is in flight, the client's further input waits in
+ * its input ring, so pipelined commands see the result (e.g. "/nick a" then
+ * "/join r" in one packet works); the answer calls weft_conn_resume, and
+ * on_data parses the ring again. The waiting input is weft's, under the
+ * input cap (max_line + HELD_EXTRA), the pool cap and the input stall: the
+ * server keeps no copy of a client's input anywhere else.
  *
  * ---- Slow members ------------------------------------------------------------
  *
@@ -110,8 +110,9 @@
 
 #include "proto.h"
 
-/* Input held while a command is in flight, beyond one max line. A policy: a
- * client may pipeline this much behind /nick or /who; more closes it. */
+/* Input that may wait in the ring while a command is in flight, beyond one
+ * max line. A policy: a client may pipeline this much behind /nick or /who;
+ * at more, weft closes it (WEFT_CLOSE_INPUT_CAP). */
 #define HELD_EXTRA (64u * 1024)
 
 /* ---- identifiers and maps ------------------------------------------------- */
@@ -276,7 +277,7 @@ struct chat_server {
     int sndbuf; /* SO_SNDBUF for each connection; 0 = the kernel's autotuning */
     int nworkers;
     chat_worker **w;
-    int ctr_messages, ctr_deliveries, ctr_private, ctr_nick_taken;
+    int ctr_messages, ctr_deliveries, ctr_private, ctr_nick_taken, ctr_too_long;
 };
 
 typedef struct chat_client {
@@ -285,12 +286,10 @@ typedef struct chat_client {
     chat_id id;
     room *room; /* NULL when in no room */
     struct chat_client *rprev, *rnext;
-    size_t scan; /* how far the input ring was searched for '\n' */
-    char *held;  /* input held while a command is in flight */
-    size_t held_len, held_cap;
+    size_t scan;      /* how far the input ring was searched for '\n' */
     const char *why;  /* why we closed it, for the "left" line */
     int busy;         /* parsing its input: on_close must not free it */
-    bool waiting;     /* /nick or /who in flight: input is held */
+    bool waiting;     /* /nick or /who in flight: input waits in the ring */
     bool done;        /* we closed it (after /quit or an error) */
     bool closed;      /* on_close ran */
     uint8_t nick_len; /* 0 until /nick succeeded */
@@ -349,11 +348,7 @@ static chat_client *client_lookup(chat_worker *w, chat_id id)
     return s->cl && s->gen == id.gen ? s->cl : NULL;
 }
 
-static void client_free(chat_client *cl)
-{
-    free(cl->held);
-    free(cl);
-}
+static void client_free(chat_client *cl) { free(cl); }
 
 /* Write to a client (its own worker only). May close it: check cl->closed. */
 static void client_send(chat_client *cl, const char *p, size_t n)
@@ -585,7 +580,7 @@ static void nick_claim(weft_server *s, int worker, void *arg)
     }
 }
 
-static void run_held(chat_client *cl);
+static void answered(chat_client *cl);
 
 /* Back on the client's worker: adopt the nick or report why not. */
 static void nick_reply(weft_server *s, int worker, void *arg)
@@ -629,9 +624,7 @@ static void nick_reply(weft_server *s, int worker, void *arg)
         }
         free(op);
     }
-    cl->waiting = false;
-    cl->busy--;
-    run_held(cl);
+    answered(cl);
 }
 
 /*
@@ -858,9 +851,7 @@ static void who_finish(weft_server *s, int worker, void *arg)
     free(names);
     free(line);
     who_free(q);
-    cl->waiting = false;
-    cl->busy--;
-    run_held(cl);
+    answered(cl);
 }
 
 static void cmd_who(chat_client *cl)
@@ -989,85 +980,31 @@ static void handle_line(chat_client *cl, const char *line, size_t len)
     }
 }
 
-/* ---- input: lines from the ring, or from held input ----------------------- */
+/* ---- input: lines from the ring ------------------------------------------- */
 
 static void too_long(chat_client *cl)
 {
+    count(cl->w, cl->w->cs->ctr_too_long, 1);
     client_sendf(cl, "error: line too long (at most %u bytes with the newline)\n",
                  cl->w->cs->max_line);
     client_finish(cl, "line too long");
 }
 
-/* Move all of `in` into the held buffer (a command is in flight). */
-static void hold(chat_client *cl, weft_ring *in)
+/*
+ * A command's answer is in (cl->busy was raised for it): the input that
+ * waited in the ring is parsed now, on weft's next call of on_data.
+ */
+static void answered(chat_client *cl)
 {
-    size_t n = weft_ring_len(in);
-    size_t limit = (size_t)cl->w->cs->max_line + HELD_EXTRA;
-    if (cl->held_len + n > limit) {
-        weft_ring_consume(in, n);
-        client_sendf(cl, "error: too much input while a command is pending\n");
-        client_finish(cl, "too much input");
-        return;
-    }
-    if (cl->held_len + n > cl->held_cap) {
-        size_t cap = cl->held_cap ? cl->held_cap : 1024;
-        while (cap < cl->held_len + n)
-            cap *= 2;
-        char *p = realloc(cl->held, cap);
-        if (!p) {
-            weft_ring_consume(in, n);
-            client_sendf(cl, "error: out of memory\n");
-            client_finish(cl, "out of memory");
-            return;
-        }
-        cl->held = p;
-        cl->held_cap = cap;
-    }
-    weft_ring_copyout(in, 0, cl->held + cl->held_len, n);
-    cl->held_len += n;
-    weft_ring_consume(in, n);
-}
-
-/* After a command's answer: parse what was held, until the next wait. */
-static void run_held(chat_client *cl)
-{
-    uint32_t max = cl->w->cs->max_line;
-    size_t off = 0;
-    if (cl->held_len == 0)
-        return;
-    cl->busy++;
-    while (!cl->waiting && !cl->done && !cl->closed && off < cl->held_len) {
-        char *p = cl->held + off;
-        size_t left = cl->held_len - off;
-        char *nl = memchr(p, '\n', left);
-        size_t len = nl ? (size_t)(nl - p) : left;
-        if (len + 1 > max) {
-            too_long(cl);
-            break;
-        }
-        if (!nl)
-            break; /* a partial line: more input completes it */
-        off += len + 1;
-        handle_line(cl, p, len);
-    }
+    cl->waiting = false;
     cl->busy--;
     if (cl->closed) {
         if (!cl->busy)
             client_free(cl);
         return;
     }
-    if (cl->done) {
-        cl->held_len = 0;
-    } else {
-        memmove(cl->held, cl->held + off, cl->held_len - off);
-        cl->held_len -= off;
-    }
-    if (cl->held_len == 0) {
-        /* An idle client holds no input memory. */
-        free(cl->held);
-        cl->held = NULL;
-        cl->held_cap = 0;
-    }
+    if (!cl->done)
+        weft_conn_resume(cl->conn);
 }
 
 /* Parse complete lines from the input ring; leave a partial one there. */
@@ -1098,10 +1035,8 @@ static void run_ring(chat_client *cl, weft_ring *in)
             weft_ring_consume(in, weft_ring_len(in));
             return;
         }
-        if (cl->waiting) {
-            hold(cl, in);
-            return;
-        }
+        if (cl->waiting)
+            return; /* the rest waits in the ring for the answer */
     }
 }
 
@@ -1138,18 +1073,10 @@ static void on_data(weft_conn *c, weft_ring *in)
         weft_ring_consume(in, weft_ring_len(in));
         return;
     }
+    if (cl->waiting)
+        return; /* /nick or /who in flight: its answer resumes us */
     cl->busy++;
-    if (cl->waiting) {
-        hold(cl, in);
-    } else if (cl->held_len) {
-        /* A partial line waits in the held buffer: keep the order. */
-        hold(cl, in);
-        cl->busy--;
-        run_held(cl); /* frees cl if it closed */
-        return;
-    } else {
-        run_ring(cl, in);
-    }
+    run_ring(cl, in);
     cl->busy--;
     if (cl->closed && !cl->busy)
         client_free(cl);
@@ -1211,7 +1138,7 @@ static void worker_free(chat_worker *w)
 int chat_server_new(const weft_config *cfg_in, uint32_t max_line, int sndbuf, chat_server **out)
 {
     weft_config cfg = *cfg_in;
-    cfg.input_cap = max_line;
+    cfg.input_cap = max_line + HELD_EXTRA;
     chat_server *cs = calloc(1, sizeof(*cs));
     if (!cs)
         return -ENOMEM;
@@ -1251,6 +1178,8 @@ int chat_server_new(const weft_config *cfg_in, uint32_t max_line, int sndbuf, ch
         weft_server_add_counter(cs->srv, "chat_private", "private messages delivered");
     cs->ctr_nick_taken =
         weft_server_add_counter(cs->srv, "chat_nick_taken", "/nick refused: nick in use");
+    cs->ctr_too_long = weft_server_add_counter(cs->srv, "chat_line_too_long",
+                                               "connections closed for a line over --max-line");
     *out = cs;
     return 0;
 fail:

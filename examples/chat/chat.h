@@ -12,11 +12,12 @@
 typedef struct chat_server chat_server;
 
 /*
- * Create the weft server for cfg (input_cap is set to max_line, so a line
- * longer than max_line bytes, '\n' included, is refused) with the chat
- * handler and per-worker state. sndbuf > 0 sets SO_SNDBUF on every
- * connection (0 leaves the kernel's autotuning). Returns 0 or a negative errno (weft's, e.g.
- * -EADDRINUSE). Start it with weft_server_start(chat_weft(cs)).
+ * Create the weft server for cfg with the chat handler and per-worker
+ * state. A line longer than max_line bytes, '\n' included, is refused (an
+ * error, then a close); input_cap is set to max_line + 64 KiB, what a
+ * client may pipeline behind a /nick or /who whose answer is in flight. sndbuf > 0 sets SO_SNDBUF
+ * on every connection (0 leaves the kernel's autotuning). Returns 0 or a negative errno (weft's,
+ * e.g. -EADDRINUSE). Start it with weft_server_start(chat_weft(cs)).
  */
 int chat_server_new(const weft_config *cfg, uint32_t max_line, int sndbuf, chat_server **out);
 

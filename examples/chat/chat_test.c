@@ -4,7 +4,7 @@
  * receives, stop the server by its PID.
  *
  *   usage: chat_test PATH-TO-weft-chat CASE
- *   CASE:  room | msg | nick | nickcase | who | slow | errors
+ *   CASE:  room | msg | nick | nickcase | held | who | slow | errors
  *
  * Every case ends by closing its clients and checking that the server's
  * open fds return to the count they had before the first client, and that
@@ -779,6 +779,82 @@ static void case_nickcase(const char *exe)
     server_stop();
 }
 
+/* ---- case: held --------------------------------------------------------------- */
+
+/*
+ * Input that arrives while a /nick is in flight waits in the connection's
+ * ring, under weft's caps: more than a max line of pipelined commands is
+ * run in order once the answer is in, and a partial line left behind such
+ * a batch is seen by the input-stall timeout like any other (it once moved
+ * to a buffer of the server's own, out of the timeout's sight, where its
+ * connection and that buffer stayed until the idle timeout).
+ */
+#define HELD_ATTACKERS 20
+#define HELD_PIPE      400
+
+static void case_held(const char *exe)
+{
+    const char *args[] = {"--workers", "2", "--input-stall", "2000", NULL};
+    g_port = server_start(exe, args);
+    usleep(100000);
+    int base = server_fds();
+    tc *watch = member("watch", "atk");
+    char want[128];
+
+    /* 400 room lines (9 KB, over --max-line's 4096) behind /nick and /join. */
+    tc *p = tc_connect();
+    size_t cap = HELD_PIPE * 32 + 64, n = 0;
+    char *batch = xrealloc(NULL, cap);
+    n += (size_t)snprintf(batch + n, cap - n, "/nick piper\n/join atk\n");
+    for (int i = 0; i < HELD_PIPE; i++)
+        n += (size_t)snprintf(batch + n, cap - n, "pipelined line %d\n", i);
+    tc_sendf(p, "%s", batch);
+    expect(p, "* you are now piper");
+    expect(p, "* piper joined #atk");
+    expect(watch, "* piper joined #atk");
+    for (int i = 0; i < HELD_PIPE; i++) {
+        snprintf(want, sizeof(want), "<piper> pipelined line %d", i);
+        expect(p, want);
+        expect(watch, want);
+    }
+
+    /* Attackers: a nick, a room, 60,000 empty lines and a partial one. */
+    n = 0;
+    cap = 70000;
+    batch = xrealloc(batch, cap);
+    tc *a[HELD_ATTACKERS];
+    for (int i = 0; i < HELD_ATTACKERS; i++) {
+        a[i] = tc_connect();
+        n = (size_t)snprintf(batch, cap, "/nick a%d\n/join atk\n", i);
+        memset(batch + n, '\n', 60000);
+        n += 60000;
+        batch[n++] = 'x';
+        batch[n] = '\0';
+        tc_sendf(a[i], "%s", batch);
+        snprintf(want, sizeof(want), "* a%d joined #atk", i);
+        expect(watch, want);
+    }
+    free(batch);
+    /* Each one is closed by the input stall (2 s), and the room hears why. */
+    int left = 0;
+    int64_t end = now_ms() + 15000;
+    while (left < HELD_ATTACKERS) {
+        const char *l = tc_next(watch, (int)(end - now_ms()));
+        CHECK(l, "%d of %d attackers closed by the input stall within 15 s", left, HELD_ATTACKERS);
+        int k;
+        CHECK(sscanf(l, "* a%d left #atk (input_stall)", &k) == 1, "watch: unexpected line \"%s\"",
+              l);
+        left++;
+    }
+    for (int i = 0; i < HELD_ATTACKERS; i++)
+        expect_eof(a[i]);
+    printf("chat_test held: %d pipelined lines run in order; %d partial lines behind a "
+           "/nick closed by the input stall\n",
+           HELD_PIPE, HELD_ATTACKERS);
+    close_all_and_check_fds(base);
+    server_stop();
+}
+
 /* ---- case: who --------------------------------------------------------------- */
 
 static void case_who(const char *exe)
@@ -997,7 +1073,7 @@ int main(int argc, char **argv)
 {
     if (argc != 3) {
         fprintf(stderr,
-                "usage: chat_test PATH-TO-weft-chat room|msg|nick|nickcase|who|slow|errors\n");
+                "usage: chat_test PATH-TO-weft-chat room|msg|nick|nickcase|held|who|slow|errors\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -1010,6 +1086,8 @@ int main(int argc, char **argv)
         case_nick(argv[1]);
     else if (strcmp(argv[2], "nickcase") == 0)
         case_nickcase(argv[1]);
+    else if (strcmp(argv[2], "held") == 0)
+        case_held(argv[1]);
     else if (strcmp(argv[2], "who") == 0)
         case_who(argv[1]);
     else if (strcmp(argv[2], "slow") == 0)
