@@ -1,5 +1,6 @@
 /*
- * tests/test_config.c — the command-line helpers every weft program uses:
+ * tests/test_config.c — the command-line helpers of core/config.c that the
+ * servers use (weft-echo, weft-kv, weft-chat; weft-http the first two):
  * weft_parse_number, weft_parse_cpus and the server-option table
  * (weft_config_options / weft_config_option).
  */
@@ -26,7 +27,8 @@ static void test_number(void **state)
     assert_int_equal(weft_parse_number("1G", 0, 1LL << 30, &v), 0);
     assert_int_equal(v, 1LL << 30);
     assert_int_equal(weft_parse_number("2G", 0, 1LL << 30, &v), -EINVAL); /* above hi */
-    assert_int_equal(weft_parse_number("-1", -5, 5, &v), -EINVAL);        /* negative */
+    /* No sign is accepted, even where lo would allow a negative value. */
+    assert_int_equal(weft_parse_number("-1", -5, 5, &v), -EINVAL);
     assert_int_equal(weft_parse_number("12x", 0, 100, &v), -EINVAL);
     assert_int_equal(weft_parse_number("", 0, 100, &v), -EINVAL);
 }
@@ -123,12 +125,17 @@ static void test_options(void **state)
     assert_int_equal(weft_config_option(&c, "cpus", "1,2", NULL), 0);
     assert_int_equal(c.ncpus, 2);
 
-    /* Bad values leave the field alone and say why. */
+    /*
+     * A bad number leaves its field alone and says why. A bad CPU list
+     * says why too, but does not leave the list alone: weft_parse_cpus
+     * fills cpus/ncpus as it reads, so they are not to be used after the
+     * error (the programs exit on it).
+     */
     assert_int_equal(weft_config_option(&c, "port", "70000", &why), -EINVAL);
     assert_string_equal(why, "expected a number from 0 to 65535");
     assert_int_equal(c.port, 8080);
     assert_int_equal(weft_config_option(&c, "cpus", "x", &why), -EINVAL);
-    assert_non_null(why);
+    assert_string_equal(why, "expected a CPU list such as 0-3,8, each CPU once");
     assert_int_equal(weft_config_option(&c, "port", NULL, &why), -EINVAL);
     assert_int_equal(weft_config_option(&c, "lines", "1", &why), -ENOENT);
 }

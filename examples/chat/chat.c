@@ -52,21 +52,25 @@
  *
  * ---- Nicks, private messages, /who: asynchronous commands --------------------
  *
- * The nick directory is sharded over the workers by hash(nick); each shard
- * is a plain hash map owned by one worker, so uniqueness needs no lock: the
- * shard serialises the claims. /nick posts a claim to the shard and the
- * answer comes back by post. /msg posts to the target nick's shard, which
- * forwards to the target's worker by id (two hops; per sender and target
- * nick the order is kept, but a /msg is not ordered against room messages).
+ * Nicks compare case-insensitively ("Bob" and "bob" are one user) and are
+ * shown as their holder wrote them last.
+ *
+ * The nick directory is sharded over the workers by hash(nick in lower
+ * case); each shard is a plain hash map owned by one worker, so uniqueness
+ * needs no lock: the shard serialises the claims. /nick posts a claim to
+ * the shard and the answer comes back by post. /msg posts to the target
+ * nick's shard, which forwards to the target's worker by id (two hops; per
+ * sender and target nick the order is kept, but a /msg is not ordered
+ * against room messages).
  * /who asks every worker for its local members of the room and answers when
  * the last reply is in (scatter-gather through an atomic countdown).
  *
- * While /nick or /who is in flight, the client's further input is held, so
- * pipelined commands see the result (e.g. "/nick a" then "/join r" in one
- * packet works). weft has no call to re-run on_data on input left in the
- * ring once an asynchronous answer arrives, so held input is moved out of
- * the ring into a per-client buffer (bounded: max_line + 64 KiB) and parsed
- * from there when the answer arrives.
+ * While /nick or /who is in flight, the client's further input waits in
+ * its input ring, so pipelined commands see the result (e.g. "/nick a" then
+ * "/join r" in one packet works); the answer calls weft_conn_resume, and
+ * on_data parses the ring again. The waiting input is weft's, under the
+ * input cap (max_line + HELD_EXTRA), the pool cap and the input stall: the
+ * server keeps no copy of a client's input anywhere else.
  *
  * ---- Slow members ------------------------------------------------------------
  *
@@ -94,19 +98,19 @@
  */
 #include "chat.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "proto.h"
 
-/* Input held while a command is in flight, beyond one max line. A policy: a
- * client may pipeline this much behind /nick or /who; more closes it. */
-#define HELD_EXTRA (64u * 1024)
+#define HELD_EXTRA CHAT_HELD_EXTRA
 
 /* ---- identifiers and maps ------------------------------------------------- */
 
@@ -130,24 +134,40 @@ typedef struct smap_node {
 typedef struct smap {
     smap_node **b;
     uint32_t nb, n; /* buckets (a power of two), entries */
+    bool fold;      /* keys compare case-insensitively (the nick map) */
 } smap;
 
-/* FNV-1a: names are short and come from clients; good enough for a demo. */
-static uint32_t hash_name(const char *s, size_t n)
+/*
+ * FNV-1a: names are short and come from clients; good enough for a demo.
+ * With fold, of the name in lower case: names are ASCII ([A-Za-z0-9_-]),
+ * so "Bob" and "bob" hash, and shard, alike.
+ */
+static uint32_t hash_name(const char *s, size_t n, bool fold)
 {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
+        h = (h ^ (unsigned char)(fold ? tolower((unsigned char)s[i]) : s[i])) * 16777619u;
     return h;
+}
+
+/* Two nicks name one user: nicks compare case-insensitively. */
+static bool same_nick(const char *a, size_t an, const char *b, size_t bn)
+{
+    return an == bn && strncasecmp(a, b, an) == 0;
+}
+
+static bool key_eq(const smap *m, const smap_node *e, const char *k, size_t n)
+{
+    return m->fold ? same_nick(e->key, e->klen, k, n) : e->klen == n && memcmp(e->key, k, n) == 0;
 }
 
 static smap_node *smap_get(const smap *m, const char *k, size_t n)
 {
     if (!m->nb)
         return NULL;
-    uint32_t h = hash_name(k, n);
+    uint32_t h = hash_name(k, n, m->fold);
     for (smap_node *e = m->b[h & (m->nb - 1)]; e; e = e->next)
-        if (e->hash == h && e->klen == n && memcmp(e->key, k, n) == 0)
+        if (e->hash == h && key_eq(m, e, k, n))
             return e;
     return NULL;
 }
@@ -180,7 +200,7 @@ static int smap_put(smap *m, smap_node *e, const char *k, size_t n)
     memcpy(e->key, k, n);
     e->key[n] = '\0';
     e->klen = (uint32_t)n;
-    e->hash = hash_name(k, n);
+    e->hash = hash_name(k, n, m->fold);
     e->next = m->b[e->hash & (m->nb - 1)];
     m->b[e->hash & (m->nb - 1)] = e;
     m->n++;
@@ -253,7 +273,7 @@ struct chat_server {
     uint32_t max_line;
     int nworkers;
     chat_worker **w;
-    int ctr_messages, ctr_deliveries, ctr_private, ctr_nick_taken;
+    int ctr_messages, ctr_deliveries, ctr_private, ctr_nick_taken, ctr_too_long;
 };
 
 typedef struct chat_client {
@@ -262,12 +282,10 @@ typedef struct chat_client {
     chat_id id;
     room *room; /* NULL when in no room */
     struct chat_client *rprev, *rnext;
-    size_t scan; /* how far the input ring was searched for '\n' */
-    char *held;  /* input held while a command is in flight */
-    size_t held_len, held_cap;
+    size_t scan;      /* how far the input ring was searched for '\n' */
     const char *why;  /* why we closed it, for the "left" line */
     int busy;         /* parsing its input: on_close must not free it */
-    bool waiting;     /* /nick or /who in flight: input is held */
+    bool waiting;     /* /nick or /who in flight: input waits in the ring */
     bool done;        /* we closed it (after /quit or an error) */
     bool closed;      /* on_close ran */
     uint8_t nick_len; /* 0 until /nick succeeded */
@@ -278,7 +296,7 @@ static chat_server *server_of(weft_server *s) { return weft_server_userdata(s); 
 
 static int shard_of(const chat_server *cs, const char *nick, size_t n)
 {
-    return (int)(hash_name(nick, n) % (uint32_t)cs->nworkers);
+    return (int)(hash_name(nick, n, true) % (uint32_t)cs->nworkers);
 }
 
 static void count(chat_worker *w, int ctr, uint64_t n)
@@ -326,11 +344,7 @@ static chat_client *client_lookup(chat_worker *w, chat_id id)
     return s->cl && s->gen == id.gen ? s->cl : NULL;
 }
 
-static void client_free(chat_client *cl)
-{
-    free(cl->held);
-    free(cl);
-}
+static void client_free(chat_client *cl) { free(cl); }
 
 /* Write to a client (its own worker only). May close it: check cl->closed. */
 static void client_send(chat_client *cl, const char *p, size_t n)
@@ -562,7 +576,7 @@ static void nick_claim(weft_server *s, int worker, void *arg)
     }
 }
 
-static void run_held(chat_client *cl);
+static void answered(chat_client *cl);
 
 /* Back on the client's worker: adopt the nick or report why not. */
 static void nick_reply(weft_server *s, int worker, void *arg)
@@ -606,16 +620,34 @@ static void nick_reply(weft_server *s, int worker, void *arg)
         }
         free(op);
     }
-    cl->waiting = false;
-    cl->busy--;
-    run_held(cl);
+    answered(cl);
+}
+
+/*
+ * The client's own nick in other letter case ("/nick Bob" by bob): it is
+ * the same nick, already held at its shard, so only how it is written
+ * changes, and the room hears of it.
+ */
+static void recase_nick(chat_client *cl, const char *name, size_t n)
+{
+    char old[CHAT_NAME_MAX + 1];
+    memcpy(old, cl->nick, (size_t)cl->nick_len + 1);
+    memcpy(cl->nick, name, n);
+    client_sendf(cl, "* you are now %s\n", cl->nick);
+    if (cl->room && !cl->closed) {
+        int k = snprintf(cl->w->out, OUT_EXTRA, "* %s is now known as %s\n", old, cl->nick);
+        room_notice(cl, k, true);
+    }
 }
 
 static void cmd_nick(chat_client *cl, const char *name, size_t n)
 {
     chat_server *cs = cl->w->cs;
-    if (n == cl->nick_len && memcmp(name, cl->nick, n) == 0) {
-        client_sendf(cl, "* you are now %s\n", cl->nick);
+    if (same_nick(name, n, cl->nick, cl->nick_len)) {
+        if (memcmp(name, cl->nick, n) == 0)
+            client_sendf(cl, "* you are now %s\n", cl->nick);
+        else
+            recase_nick(cl, name, n);
         return;
     }
     nick_op *op = malloc(sizeof(*op));
@@ -764,9 +796,10 @@ static void who_ask(weft_server *s, int worker, void *arg)
     who_done(s, q);
 }
 
-static int cmp_str(const void *a, const void *b)
+/* /who's order: nicks compare case-insensitively, so they sort that way. */
+static int cmp_nick(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcasecmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static void who_finish(weft_server *s, int worker, void *arg)
@@ -804,7 +837,7 @@ static void who_finish(weft_server *s, int worker, void *arg)
                 p = sp + 1;
             }
         }
-        qsort(names, k, sizeof(*names), cmp_str);
+        qsort(names, k, sizeof(*names), cmp_nick);
         int n = sprintf(line, "* members of #%s (%zu):", q->room, k);
         for (size_t i = 0; i < k; i++)
             n += sprintf(line + n, " %s", names[i]);
@@ -814,9 +847,7 @@ static void who_finish(weft_server *s, int worker, void *arg)
     free(names);
     free(line);
     who_free(q);
-    cl->waiting = false;
-    cl->busy--;
-    run_held(cl);
+    answered(cl);
 }
 
 static void cmd_who(chat_client *cl)
@@ -945,85 +976,31 @@ static void handle_line(chat_client *cl, const char *line, size_t len)
     }
 }
 
-/* ---- input: lines from the ring, or from held input ----------------------- */
+/* ---- input: lines from the ring ------------------------------------------- */
 
 static void too_long(chat_client *cl)
 {
+    count(cl->w, cl->w->cs->ctr_too_long, 1);
     client_sendf(cl, "error: line too long (at most %u bytes with the newline)\n",
                  cl->w->cs->max_line);
     client_finish(cl, "line too long");
 }
 
-/* Move all of `in` into the held buffer (a command is in flight). */
-static void hold(chat_client *cl, weft_ring *in)
+/*
+ * A command's answer is in (cl->busy was raised for it): the input that
+ * waited in the ring is parsed now, on weft's next call of on_data.
+ */
+static void answered(chat_client *cl)
 {
-    size_t n = weft_ring_len(in);
-    size_t limit = (size_t)cl->w->cs->max_line + HELD_EXTRA;
-    if (cl->held_len + n > limit) {
-        weft_ring_consume(in, n);
-        client_sendf(cl, "error: too much input while a command is pending\n");
-        client_finish(cl, "too much input");
-        return;
-    }
-    if (cl->held_len + n > cl->held_cap) {
-        size_t cap = cl->held_cap ? cl->held_cap : 1024;
-        while (cap < cl->held_len + n)
-            cap *= 2;
-        char *p = realloc(cl->held, cap);
-        if (!p) {
-            weft_ring_consume(in, n);
-            client_sendf(cl, "error: out of memory\n");
-            client_finish(cl, "out of memory");
-            return;
-        }
-        cl->held = p;
-        cl->held_cap = cap;
-    }
-    weft_ring_copyout(in, 0, cl->held + cl->held_len, n);
-    cl->held_len += n;
-    weft_ring_consume(in, n);
-}
-
-/* After a command's answer: parse what was held, until the next wait. */
-static void run_held(chat_client *cl)
-{
-    uint32_t max = cl->w->cs->max_line;
-    size_t off = 0;
-    if (cl->held_len == 0)
-        return;
-    cl->busy++;
-    while (!cl->waiting && !cl->done && !cl->closed && off < cl->held_len) {
-        char *p = cl->held + off;
-        size_t left = cl->held_len - off;
-        char *nl = memchr(p, '\n', left);
-        size_t len = nl ? (size_t)(nl - p) : left;
-        if (len + 1 > max) {
-            too_long(cl);
-            break;
-        }
-        if (!nl)
-            break; /* a partial line: more input completes it */
-        off += len + 1;
-        handle_line(cl, p, len);
-    }
+    cl->waiting = false;
     cl->busy--;
     if (cl->closed) {
         if (!cl->busy)
             client_free(cl);
         return;
     }
-    if (cl->done) {
-        cl->held_len = 0;
-    } else {
-        memmove(cl->held, cl->held + off, cl->held_len - off);
-        cl->held_len -= off;
-    }
-    if (cl->held_len == 0) {
-        /* An idle client holds no input memory. */
-        free(cl->held);
-        cl->held = NULL;
-        cl->held_cap = 0;
-    }
+    if (!cl->done)
+        weft_conn_resume(cl->conn);
 }
 
 /* Parse complete lines from the input ring; leave a partial one there. */
@@ -1054,10 +1031,8 @@ static void run_ring(chat_client *cl, weft_ring *in)
             weft_ring_consume(in, weft_ring_len(in));
             return;
         }
-        if (cl->waiting) {
-            hold(cl, in);
-            return;
-        }
+        if (cl->waiting)
+            return; /* the rest waits in the ring for the answer */
     }
 }
 
@@ -1086,18 +1061,10 @@ static void on_data(weft_conn *c, weft_ring *in)
         weft_ring_consume(in, weft_ring_len(in));
         return;
     }
+    if (cl->waiting)
+        return; /* /nick or /who in flight: its answer resumes us */
     cl->busy++;
-    if (cl->waiting) {
-        hold(cl, in);
-    } else if (cl->held_len) {
-        /* A partial line waits in the held buffer: keep the order. */
-        hold(cl, in);
-        cl->busy--;
-        run_held(cl); /* frees cl if it closed */
-        return;
-    } else {
-        run_ring(cl, in);
-    }
+    run_ring(cl, in);
     cl->busy--;
     if (cl->closed && !cl->busy)
         client_free(cl);
@@ -1181,6 +1148,7 @@ int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line)
         w->cs = cs;
         w->index = i;
         w->free_head = NO_SLOT;
+        w->nicks.fold = true;
         w->line = malloc(cs->max_line);
         w->out = malloc((size_t)cs->max_line + OUT_EXTRA);
         if (!w->line || !w->out)
@@ -1192,6 +1160,8 @@ int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line)
     cs->ctr_private = weft_server_add_counter(s, "chat_private", "private messages delivered");
     cs->ctr_nick_taken =
         weft_server_add_counter(s, "chat_nick_taken", "/nick refused: nick in use");
+    cs->ctr_too_long = weft_server_add_counter(s, "chat_line_too_long",
+                                               "connections closed for a line over --max-line");
     return 0;
 }
 

@@ -4,7 +4,7 @@
  * receives, stop the server by its PID.
  *
  *   usage: chat_test PATH-TO-weft-chat CASE
- *   CASE:  room | msg | nick | who | slow | errors
+ *   CASE:  room | msg | nick | nickcase | held | who | slow | errors
  *
  * Every case ends by closing its clients and checking that the server's
  * open fds return to the count they had before the first client, and that
@@ -699,6 +699,171 @@ static void case_nick(const char *exe)
     server_stop();
 }
 
+/* ---- case: nickcase ---------------------------------------------------------- */
+
+/*
+ * Nicks compare case-insensitively: "Bob" and "bob" are one user, whichever
+ * worker each connection is on (each shard of the nick directory must see
+ * every spelling), for /nick, /msg and /who. A nick shows as its holder
+ * wrote it.
+ */
+static void case_nickcase(const char *exe)
+{
+    const char *args[] = {"--workers", "4", NULL};
+    g_port = server_start(exe, args);
+    usleep(100000);
+    int base = server_fds();
+    char want[128];
+    tc *bob = member("Bob", "den");
+    const char *spell[] = {"bob", "BOB", "bOb", "boB"};
+    tc *o[4];
+    int other_workers = 0;
+    for (int i = 0; i < 4; i++) {
+        o[i] = tc_connect();
+        other_workers += o[i]->worker != bob->worker;
+        tc_sendf(o[i], "/nick %s\n", spell[i]);
+        snprintf(want, sizeof(want), "error: nick %s is taken", spell[i]);
+        expect(o[i], want);
+    }
+    CHECK(other_workers >= 3, "only %d of the claimants on another worker than Bob", other_workers);
+
+    /* Private messages reach Bob however the nick is written. */
+    tc *alice = member("alice", "den");
+    expect(bob, "* alice joined #den");
+    tc_sendf(alice, "/msg BOB hi there\n");
+    expect(bob, "*alice* hi there");
+    tc_sendf(alice, "/msg bob again\n");
+    expect(bob, "*alice* again");
+    tc_sendf(bob, "/msg ALICE back\n");
+    expect(alice, "*Bob* back");
+
+    /* /who: nicks as written, sorted without regard to case. */
+    tc *carol = member("carol", "den");
+    expect(bob, "* carol joined #den");
+    expect(alice, "* carol joined #den");
+    tc_sendf(carol, "/who\n");
+    expect(carol, "* members of #den (3): alice Bob carol");
+
+    /* Another case of one's own nick is the same nick: announced, still held. */
+    tc_sendf(bob, "/nick bOB\n");
+    expect(bob, "* you are now bOB");
+    tc *den[] = {bob, alice, carol};
+    for (int i = 0; i < 3; i++)
+        expect(den[i], "* Bob is now known as bOB");
+    tc_sendf(o[0], "/nick Bob\n");
+    expect(o[0], "error: nick Bob is taken");
+    tc_sendf(alice, "/msg bob still you?\n");
+    expect(bob, "*alice* still you?");
+
+    /* A rename frees every spelling of the old nick. */
+    tc_sendf(bob, "/nick robert\n");
+    expect(bob, "* you are now robert");
+    for (int i = 0; i < 3; i++)
+        expect(den[i], "* bOB is now known as robert");
+    tc_sendf(o[1], "/nick BOB\n");
+    expect(o[1], "* you are now BOB");
+    tc_sendf(alice, "/msg bob for the new one\n");
+    expect(o[1], "*alice* for the new one");
+    tc_sendf(o[2], "/nick Robert\n");
+    expect(o[2], "error: nick Robert is taken");
+
+    /* So does leaving: the release reaches the shard before the "left" line. */
+    tc_free(bob);
+    expect(alice, "* robert left #den (peer)");
+    expect(carol, "* robert left #den (peer)");
+    tc_sendf(o[2], "/nick ROBERT\n");
+    expect(o[2], "* you are now ROBERT");
+    expect_quiet(alice, 200);
+    expect_quiet(carol, 0);
+    close_all_and_check_fds(base);
+    server_stop();
+}
+
+/* ---- case: held --------------------------------------------------------------- */
+
+/*
+ * Input that arrives while a /nick is in flight waits in the connection's
+ * ring, under weft's caps: more than a max line of pipelined commands is
+ * run in order once the answer is in, and a partial line left behind such
+ * a batch is seen by the input-stall timeout like any other (it once moved
+ * to a buffer of the server's own, out of the timeout's sight, where its
+ * connection and that buffer stayed until the idle timeout).
+ */
+#define HELD_ATTACKERS 20
+#define HELD_PIPE      400
+
+static void case_held(const char *exe)
+{
+    const char *args[] = {"--workers", "2", "--input-stall", "2000", NULL};
+    g_port = server_start(exe, args);
+    usleep(100000);
+    int base = server_fds();
+    tc *watch = member("watch", "atk");
+    char want[128];
+
+    /* 400 room lines (9 KB, over --max-line's 4096) behind /nick and /join. */
+    tc *p = tc_connect();
+    size_t cap = HELD_PIPE * 32 + 64, n = 0;
+    char *batch = xrealloc(NULL, cap);
+    n += (size_t)snprintf(batch + n, cap - n, "/nick piper\n/join atk\n");
+    for (int i = 0; i < HELD_PIPE; i++)
+        n += (size_t)snprintf(batch + n, cap - n, "pipelined line %d\n", i);
+    tc_sendf(p, "%s", batch);
+    expect(p, "* you are now piper");
+    expect(p, "* piper joined #atk");
+    expect(watch, "* piper joined #atk");
+    for (int i = 0; i < HELD_PIPE; i++) {
+        snprintf(want, sizeof(want), "<piper> pipelined line %d", i);
+        expect(p, want);
+        expect(watch, want);
+    }
+
+    /* Attackers: a nick, a room, 60,000 empty lines and a partial one. */
+    cap = 70000;
+    batch = xrealloc(batch, cap);
+    tc *a[HELD_ATTACKERS];
+    for (int i = 0; i < HELD_ATTACKERS; i++)
+        a[i] = tc_connect();
+    for (int i = 0; i < HELD_ATTACKERS; i++) {
+        n = (size_t)snprintf(batch, cap, "/nick a%d\n/join atk\n", i);
+        memset(batch + n, '\n', 60000);
+        n += 60000;
+        batch[n++] = 'x';
+        batch[n] = '\0';
+        tc_sendf(a[i], "%s", batch);
+    }
+    free(batch);
+    /*
+     * Each one joins, then is closed by the input stall (2 s) and the room
+     * hears why; the lines of different attackers may interleave.
+     */
+    int state[HELD_ATTACKERS] = {0}; /* 1 joined, 2 left */
+    int left = 0;
+    int64_t end = now_ms() + 20000;
+    while (left < HELD_ATTACKERS) {
+        const char *l = tc_next(watch, (int)(end - now_ms()));
+        CHECK(l, "%d of %d attackers closed by the input stall within 20 s", left, HELD_ATTACKERS);
+        int k;
+        if (sscanf(l, "* a%d joined #atk", &k) == 1 && k >= 0 && k < HELD_ATTACKERS &&
+            state[k] == 0) {
+            state[k] = 1;
+        } else if (sscanf(l, "* a%d left #atk (input_stall)", &k) == 1 && k >= 0 &&
+                   k < HELD_ATTACKERS && state[k] == 1) {
+            state[k] = 2;
+            left++;
+        } else {
+            CHECK(0, "watch: unexpected line \"%s\"", l);
+        }
+    }
+    for (int i = 0; i < HELD_ATTACKERS; i++)
+        expect_eof(a[i]);
+    printf("chat_test held: %d pipelined lines run in order; %d partial lines behind a "
+           "/nick closed by the input stall\n",
+           HELD_PIPE, HELD_ATTACKERS);
+    close_all_and_check_fds(base);
+    server_stop();
+}
+
 /* ---- case: who --------------------------------------------------------------- */
 
 static void case_who(const char *exe)
@@ -916,7 +1081,8 @@ static void case_errors(const char *exe)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: chat_test PATH-TO-weft-chat room|msg|nick|who|slow|errors\n");
+        fprintf(stderr,
+                "usage: chat_test PATH-TO-weft-chat room|msg|nick|nickcase|held|who|slow|errors\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -927,6 +1093,10 @@ int main(int argc, char **argv)
         case_msg(argv[1]);
     else if (strcmp(argv[2], "nick") == 0)
         case_nick(argv[1]);
+    else if (strcmp(argv[2], "nickcase") == 0)
+        case_nickcase(argv[1]);
+    else if (strcmp(argv[2], "held") == 0)
+        case_held(argv[1]);
     else if (strcmp(argv[2], "who") == 0)
         case_who(argv[1]);
     else if (strcmp(argv[2], "slow") == 0)

@@ -1,11 +1,14 @@
 /*
  * fuzz_chat — libFuzzer target for the weft-chat line parser (proto.c),
- * compiled directly. Each input is split at '\n' like the server does; every
- * parsed field must lie inside its line and names must be valid.
+ * compiled directly. Each input is split at '\n' like the server does, and
+ * each line copied into a buffer of its exact size, so a read past the line
+ * (not only past the input) is an ASan error; every parsed field must lie
+ * inside its line and names must be valid.
  */
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
@@ -19,10 +22,13 @@ static void check_in(const char *line, size_t len, const char *p, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *p = (const char *)data, *end = p + size;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    const char *in = (const char *)data, *end = in + size;
+    while (in < end) {
+        const char *nl = memchr(in, '\n', (size_t)(end - in));
+        size_t len = nl ? (size_t)(nl - in) : (size_t)(end - in);
+        char *p = malloc(len ? len : 1);
+        assert(p);
+        memcpy(p, in, len);
         chat_cmd c;
         chat_parse(p, len, &c);
         switch (c.kind) {
@@ -47,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         default:
             break;
         }
-        p += len + 1;
+        free(p);
+        in += len + 1;
     }
     return 0;
 }

@@ -25,7 +25,7 @@ static void defaults(weft_config *cfg, void *ud)
     cfg->output_cap = CHAT_OUTPUT_CAP;
     cfg->output_high_wm = CHAT_OUTPUT_CAP / 2;
     cfg->output_low_wm = CHAT_OUTPUT_CAP / 8;
-    cfg->input_cap = CHAT_MAX_LINE;
+    cfg->input_cap = CHAT_MAX_LINE + CHAT_HELD_EXTRA;
 }
 
 static int option(weft_config *cfg, const char *name, const char *arg, const char **why, void *ud)
@@ -38,7 +38,7 @@ static int option(weft_config *cfg, const char *name, const char *arg, const cha
         return -EINVAL;
     }
     g_max_line = (uint32_t)v;
-    cfg->input_cap = g_max_line;
+    cfg->input_cap = g_max_line + CHAT_HELD_EXTRA;
     return 0;
 }
 

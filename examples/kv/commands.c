@@ -8,7 +8,7 @@
  *   GET key  MGET key...  MSET key value...  DEL key...  EXISTS key...
  *   INCR/DECR key  INCRBY/DECRBY key n  TTL/PTTL key  DBSIZE  FLUSHALL/FLUSHDB
  *   SELECT 0  QUIT  HELLO [2]  INFO  COMMAND [COUNT|DOCS|INFO]  CONFIG GET
- *   CLIENT SETNAME|GETNAME|SETINFO|ID
+ *   CLIENT SETNAME|GETNAME|SETINFO|ID|INFO|LIST
  *
  * A reply is queued with weft_send, which copies it into the connection's
  * output ring; the worker writes everything a batch of pipelined commands
@@ -128,11 +128,7 @@ static int arg_is(const resp_arg *a, const char *lit)
 
 static int arg_ll(const resp_arg *a, long long *v) { return resp_strtoll(a->p, a->len, v); }
 
-static void count(kv_ctx *x, int which, uint64_t n)
-{
-    if (x->app->ctr[which] >= 0)
-        weft_counter_add(x->c, x->app->ctr[which], n);
-}
+static void count(kv_ctx *x, int which, uint64_t n) { kv_count(x->c, x->app, which, n); }
 
 static void value_to_reply(void *arg, const char *v, size_t len) { reply_bulk(arg, v, len); }
 
@@ -348,6 +344,29 @@ static void cmd_quit(kv_ctx *x, size_t argc, const resp_arg *a)
 }
 
 /*
+ * The connection's name, as Redis checks it: printable ASCII without
+ * blanks, at most KV_NAME_MAX bytes (Redis has no length limit; this one
+ * keeps the name inside the connection's fixed state). An empty name
+ * clears it. Returns 0, or -1 after an error reply.
+ */
+static int set_name(kv_ctx *x, const resp_arg *name)
+{
+    for (size_t i = 0; i < name->len; i++)
+        if (name->p[i] <= ' ' || name->p[i] > '~') {
+            kv_reply_error(x, "ERR Client names cannot contain spaces, newlines or special "
+                              "characters.");
+            return -1;
+        }
+    if (name->len > KV_NAME_MAX) {
+        reply_errorf(x, "ERR Client names are limited to %d bytes", KV_NAME_MAX);
+        return -1;
+    }
+    memcpy(x->k->name, name->p, name->len);
+    x->k->name_len = name->len;
+    return 0;
+}
+
+/*
  * HELLO [protover [AUTH user pass] [SETNAME name]]. Only RESP2 is spoken:
  * HELLO 3 gets Redis's NOPROTO error, and clients fall back to RESP2.
  */
@@ -365,7 +384,8 @@ static void cmd_hello(kv_ctx *x, size_t argc, const resp_arg *a)
         }
         for (size_t i = 2; i < argc; i++) {
             if (arg_is(&a[i], "setname") && i + 1 < argc) {
-                i++;
+                if (set_name(x, &a[++i]) != 0)
+                    return;
             } else if (arg_is(&a[i], "auth") && i + 2 < argc) {
                 kv_reply_error(x, "WRONGPASS invalid username-password pair or user is "
                                   "disabled.");
@@ -395,17 +415,42 @@ static void cmd_hello(kv_ctx *x, size_t argc, const resp_arg *a)
     reply_array(x, 0);
 }
 
+/* CLIENT LIST [TYPE normal|master|replica|pubsub]: every client is "normal". */
+static void client_list(kv_ctx *x, size_t argc, const resp_arg *a)
+{
+    if (argc == 2 || (argc == 4 && arg_is(&a[2], "type") && arg_is(&a[3], "normal"))) {
+        kv_client_list(x);
+    } else if (argc == 4 && arg_is(&a[2], "type") &&
+               (arg_is(&a[3], "master") || arg_is(&a[3], "replica") || arg_is(&a[3], "slave") ||
+                arg_is(&a[3], "pubsub"))) {
+        reply_bulk(x, "", 0);
+    } else if (argc == 4 && arg_is(&a[2], "type")) {
+        reply_errorf(x, "ERR Unknown client type '%.*s'", (int)(a[3].len > 64 ? 64 : a[3].len),
+                     a[3].p);
+    } else {
+        kv_reply_error(x, E_SYNTAX);
+    }
+}
+
 static void cmd_client(kv_ctx *x, size_t argc, const resp_arg *a)
 {
-    if (arg_is(&a[1], "setname") && argc == 3)
+    if (arg_is(&a[1], "setname") && argc == 3) {
+        if (set_name(x, &a[2]) == 0)
+            reply_ok(x);
+    } else if (arg_is(&a[1], "setinfo") && argc == 4) {
         reply_ok(x);
-    else if (arg_is(&a[1], "setinfo") && argc == 4)
-        reply_ok(x);
-    else if (arg_is(&a[1], "getname") && argc == 2)
-        reply_nil(x);
-    else if (arg_is(&a[1], "id") && argc == 2)
+    } else if (arg_is(&a[1], "getname") && argc == 2) {
+        if (x->k->name_len)
+            reply_bulk(x, x->k->name, x->k->name_len);
+        else
+            reply_nil(x);
+    } else if (arg_is(&a[1], "id") && argc == 2) {
         reply_int(x, (long long)x->k->id);
-    else
+    } else if (arg_is(&a[1], "info") && argc == 2) {
+        kv_client_info(x);
+    } else if (arg_is(&a[1], "list")) {
+        client_list(x, argc, a);
+    } else
         reply_errorf(x,
                      "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try "
                      "CLIENT HELP.",
@@ -580,10 +625,12 @@ void kv_execute(kv_ctx *x, size_t argc, const resp_arg *argv)
             break;
         }
     count(x, KV_CTR_COMMANDS, 1);
+    x->k->last_ms = x->now;
     if (!cmd) {
         reply_unknown(x, argc, argv);
         return;
     }
+    x->k->last_cmd = cmd->name;
     if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
         (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
         reply_errorf(x, "ERR wrong number of arguments for '%s' command", cmd->name);

@@ -9,7 +9,9 @@
  * and the two transcripts (every command's arguments, then the final NEED
  * or error text) must be identical. Each segment is its own exact-size
  * allocation, so ASan catches a read past either; small limits make the
- * limit paths reachable.
+ * limit paths reachable. In A, each multibulk's argument table is also
+ * checked against the bytes themselves (check_mbulk), so an error that
+ * both parses would share cannot hide.
  *
  * Build: cmake -DCMAKE_C_COMPILER=clang -DWEFT_FUZZ=ON ... --target fuzz_resp
  * Seeds: fuzz/corpus/kv/
@@ -61,6 +63,30 @@ static const resp_limits LIMITS = {
     .max_cmd = 4096,
 };
 
+/*
+ * An oracle for the argument table, independent of how the parser built it:
+ * in one contiguous segment a multibulk's argument i must point just past
+ * its "$L\r\n" header (an empty one may point anywhere), with L its
+ * length, and the next header must follow its CRLF.
+ */
+static void check_mbulk(const char *cmd, const resp_parser *p)
+{
+    if (cmd[0] != '*' || p->argc == 0)
+        return;
+    const char *at = (const char *)memchr(cmd, '\n', p->used) + 1;
+    for (size_t i = 0; i < p->argc; i++) {
+        const char *nl = memchr(at, '\n', (size_t)(cmd + p->used - at));
+        char want[32];
+        int k = snprintf(want, sizeof(want), "$%zu\r\n", p->argv[i].len);
+        if (at[0] != '$' || !nl || nl + 1 - at != k || memcmp(at, want, (size_t)k) != 0 ||
+            (p->argv[i].len && p->argv[i].p != nl + 1))
+            abort();
+        at = nl + 1 + p->argv[i].len + 2;
+    }
+    if (at != cmd + p->used)
+        abort();
+}
+
 /* A: the whole stream in one segment. */
 static void run_whole(const uint8_t *d, size_t n, transcript *t)
 {
@@ -78,6 +104,7 @@ static void run_whole(const uint8_t *d, size_t n, transcript *t)
             put_cmd(t, &p);
             if (p.used == 0 || p.used > n - off)
                 abort(); /* a command must consume something within the input */
+            check_mbulk(copy + off, &p);
             off += p.used;
             resp_next(&p);
             continue;

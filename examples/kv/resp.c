@@ -11,6 +11,16 @@
  * Any state can end in ERROR, which is sticky: after a protocol error the
  * stream's framing is lost and the caller closes the connection.
  *
+ * A multibulk's arguments are counted as their bulk strings arrive, and only
+ * the first RESP_SMALL_ARGS spans are kept (in the parser). When the last
+ * one is in, a longer command's table is allocated at its exact size and
+ * filled by walking the command's bulk headers again: they were validated
+ * on arrival, so the walk cannot fail, and it touches each header once more
+ * (a few bytes per argument, against the argument's own bytes). A client
+ * that announces "*1048576" and sends empty arguments slowly thus makes the
+ * connection hold nothing but the bytes it sent, which weft counts against
+ * the input cap and the worker's ring memory cap (see resp.h, "Memory").
+ *
  * Error texts are Redis's own ("Protocol error: invalid bulk length", ...),
  * so clients and tests that match them keep working. Two checks are
  * stricter than Redis: a header line must end in "\r\n" (Redis looks for
@@ -27,11 +37,6 @@ enum { S_START, S_INLINE, S_MBULK, S_BULKHDR, S_BULKDATA, S_ERROR };
 
 /* A state function's "made progress, go on with the next state". */
 #define AGAIN 2
-
-/* Slot arrays above this many entries are given back after their command. */
-#define RESP_KEEP_SLOTS 1024
-/* A scratch buffer above this size is given back after its command. */
-#define RESP_KEEP_SCRATCH (64u * 1024)
 
 resp_limits resp_limits_default(size_t max_cmd)
 {
@@ -80,7 +85,7 @@ void resp_next(resp_parser *p)
     p->argv = NULL;
     p->used = 0;
     p->state = S_START;
-    p->pos = p->scan = p->want = p->bulk = 0;
+    p->pos = p->scan = p->want = p->first = p->bulk = 0;
 }
 
 int resp_strtoll(const char *s, size_t len, long long *out)
@@ -168,21 +173,36 @@ static void src_copy(const resp_src *s, size_t off, char *dst, size_t n)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static int fail(resp_parser *p, const char *msg)
+static int fail_kind(resp_parser *p, resp_err_kind kind, const char *msg)
 {
     p->state = S_ERROR;
     p->err = msg;
+    p->err_kind = kind;
     return RESP_ERR;
 }
 
-/* Room for n argument slots; grows by doubling, starting small. */
-static int reserve(resp_parser *p, size_t n)
+/* Malformed input. */
+static int fail(resp_parser *p, const char *msg) { return fail_kind(p, RESP_E_PROTO, msg); }
+
+/* Well-formed, but over a limit. */
+static int fail_limit(resp_parser *p, const char *msg) { return fail_kind(p, RESP_E_LIMIT, msg); }
+
+static int fail_nomem(resp_parser *p) { return fail_kind(p, RESP_E_NOMEM, "ERR out of memory"); }
+
+/*
+ * Room for n argument slots: exactly n when the command's size is known
+ * (exact), else by doubling (an inline command's words, counted on a line
+ * that is already complete).
+ */
+static int reserve(resp_parser *p, size_t n, int exact)
 {
     if (n <= p->cap)
         return 0;
     size_t cap = p->cap * 2;
     while (cap < n)
         cap *= 2;
+    if (exact)
+        cap = n;
     union resp_slot *ns;
     if (p->slot == p->small) {
         ns = malloc(cap * sizeof(*ns));
@@ -200,8 +220,8 @@ static int reserve(resp_parser *p, size_t n)
 
 static int add_span(resp_parser *p, size_t off, size_t len)
 {
-    if (p->argc >= p->cap && reserve(p, p->argc + 1) != 0)
-        return fail(p, "ERR out of memory");
+    if (p->argc >= p->cap && reserve(p, p->argc + 1, 0) != 0)
+        return fail_nomem(p);
     p->slot[p->argc].span.off = off;
     p->slot[p->argc].span.len = len;
     p->argc++;
@@ -222,9 +242,9 @@ static int find_line(resp_parser *p, const resp_src *src, size_t start, size_t *
     long hit = src_find(src, from, '\n');
     size_t end = hit >= 0 ? (size_t)hit : n; /* bytes of the line seen so far */
     if (end - start > p->lim.max_line)
-        return fail(p, too_big);
+        return fail_limit(p, too_big);
     if (end > p->lim.max_cmd)
-        return fail(p, "ERR Protocol error: command exceeds the input cap");
+        return fail_limit(p, "ERR Protocol error: command exceeds the input cap");
     if (hit < 0) {
         p->scan = n;
         return 0;
@@ -247,6 +267,28 @@ static int header_num(const resp_src *src, size_t start, size_t nl, long long *v
     return resp_strtoll(buf, len, v);
 }
 
+/*
+ * The spans of every argument of a complete multibulk, into a table of
+ * exactly argc slots: its bulk headers are walked again from p->first.
+ * Each was checked when it arrived ("$L\r\n", L digits, L+2 bytes after),
+ * so the walk needs no check of its own.
+ */
+static int respan(resp_parser *p, const resp_src *src)
+{
+    if (reserve(p, p->argc, 1) != 0)
+        return fail_nomem(p);
+    size_t off = p->first;
+    for (size_t i = 0; i < p->argc; i++) {
+        size_t nl = (size_t)src_find(src, off, '\n');
+        long long n = 0;
+        (void)header_num(src, off, nl, &n);
+        p->slot[i].span.off = nl + 1;
+        p->slot[i].span.len = (size_t)n;
+        off = nl + 1 + (size_t)n + 2;
+    }
+    return 0;
+}
+
 /* Turn the spans into pointers; copy the one that straddles the segments. */
 static int complete(resp_parser *p, const resp_src *src)
 {
@@ -264,7 +306,7 @@ static int complete(resp_parser *p, const resp_src *src)
             if (len > p->scratch_cap) {
                 char *b = malloc(len);
                 if (!b)
-                    return fail(p, "ERR out of memory");
+                    return fail_nomem(p);
                 free(p->scratch);
                 p->scratch = b;
                 p->scratch_cap = len;
@@ -305,7 +347,7 @@ static int parse_inline(resp_parser *p, const resp_src *src)
         while (i < nl && !is_blank(src_byte(src, i)))
             i++;
         if (p->argc >= p->lim.max_args)
-            return fail(p, "ERR Protocol error: too many arguments");
+            return fail_limit(p, "ERR Protocol error: too many arguments");
         if (add_span(p, w, i - w) != 0)
             return RESP_ERR;
     }
@@ -320,12 +362,15 @@ static int parse_mbulk(resp_parser *p, const resp_src *src)
     int r = find_line(p, src, 0, &nl, "ERR Protocol error: too big mbulk count string");
     if (r <= 0)
         return r;
-    if (header_num(src, 0, nl, &n) != 0 || n > (long long)p->lim.max_args)
+    if (header_num(src, 0, nl, &n) != 0)
         return fail(p, "ERR Protocol error: invalid multibulk length");
+    if (n > (long long)p->lim.max_args) /* Redis's text for this limit, too */
+        return fail_limit(p, "ERR Protocol error: invalid multibulk length");
     p->pos = nl + 1;
     if (n <= 0) /* "*0" and "*-1": an empty command, skipped like Redis */
         return complete(p, src);
     p->want = (size_t)n;
+    p->first = p->pos;
     p->state = S_BULKHDR;
     return AGAIN;
 }
@@ -345,11 +390,13 @@ static int parse_bulkhdr(resp_parser *p, const resp_src *src)
     int r = find_line(p, src, p->pos, &nl, "ERR Protocol error: too big bulk count string");
     if (r <= 0)
         return r;
-    if (header_num(src, p->pos, nl, &n) != 0 || n < 0 || (unsigned long long)n > p->lim.max_bulk)
+    if (header_num(src, p->pos, nl, &n) != 0 || n < 0)
         return fail(p, "ERR Protocol error: invalid bulk length");
+    if ((unsigned long long)n > p->lim.max_bulk)
+        return fail_limit(p, "ERR Protocol error: invalid bulk length");
     /* Known now: the command spans at least this much. Refuse it early. */
     if (nl + 1 + (size_t)n + 2 > p->lim.max_cmd)
-        return fail(p, "ERR Protocol error: command exceeds the input cap");
+        return fail_limit(p, "ERR Protocol error: command exceeds the input cap");
     p->pos = nl + 1;
     p->bulk = (size_t)n;
     p->state = S_BULKDATA;
@@ -363,11 +410,18 @@ static int parse_bulkdata(resp_parser *p, const resp_src *src)
     size_t end = p->pos + p->bulk;
     if (src_byte(src, end) != '\r' || src_byte(src, end + 1) != '\n')
         return fail(p, "ERR Protocol error: bulk string not followed by CRLF");
-    if (add_span(p, p->pos, p->bulk) != 0)
-        return RESP_ERR;
+    /* Only the first few spans are kept: respan finds the rest at the end. */
+    if (p->argc < RESP_SMALL_ARGS) {
+        p->slot[p->argc].span.off = p->pos;
+        p->slot[p->argc].span.len = p->bulk;
+    }
+    p->argc++;
     p->pos = end + 2;
-    if (p->argc == p->want)
+    if (p->argc == p->want) {
+        if (p->argc > RESP_SMALL_ARGS && respan(p, src) != 0)
+            return RESP_ERR;
         return complete(p, src);
+    }
     p->state = S_BULKHDR;
     return AGAIN;
 }

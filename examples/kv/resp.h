@@ -13,6 +13,18 @@
  * last call stopped. It depends on nothing but libc, so the fuzz target
  * (fuzz_resp.c) drives it directly.
  *
+ * Memory. A command that is still arriving costs nothing beyond the parser
+ * struct, whatever its "*N" header announces: its arguments are counted as
+ * they arrive, and only the first RESP_SMALL_ARGS are remembered (in the
+ * struct). The argument table of a longer command is allocated once the
+ * whole command is in the caller's buffer, with exactly argc entries (at
+ * most max_args * sizeof(resp_arg)), and resp_next gives it back unless it
+ * is small (RESP_KEEP_SLOTS). So the bytes of a partial command, which the
+ * caller holds under its own input cap, are the only memory a client can
+ * make a connection keep; what a complete command needs lives only while
+ * it runs. The scratch copy of the one argument that straddles the two
+ * segments follows the same rule (RESP_KEEP_SCRATCH).
+ *
  *     resp_parser p;  resp_init(&p, &limits);
  *     for (;;) {                                  // on each arrival of input
  *         resp_src src = ...;                     // the unconsumed bytes
@@ -30,10 +42,18 @@
 #include <stddef.h>
 
 enum {
-    RESP_ERR = -1, /* protocol error: p->err says why; the stream is unusable */
+    RESP_ERR = -1, /* protocol error: p->err says why, p->err_kind what kind;
+                      the stream is unusable */
     RESP_NEED = 0, /* the next command is not complete yet */
     RESP_CMD = 1,  /* a whole command: p->argc arguments in p->argv */
 };
+
+/* What kind of RESP_ERR: the caller counts them apart. */
+typedef enum resp_err_kind {
+    RESP_E_PROTO = 1, /* malformed: not RESP */
+    RESP_E_LIMIT,     /* well-formed but over a resp_limits bound */
+    RESP_E_NOMEM,     /* the argument table or scratch could not be allocated */
+} resp_err_kind;
 
 /* The unconsumed input: seg[0] then seg[1] (either may be empty). */
 typedef struct resp_src {
@@ -60,9 +80,14 @@ typedef struct resp_limits {
 /* Redis's limits, with max_cmd given. */
 resp_limits resp_limits_default(size_t max_cmd);
 
+/* Arguments remembered while a command arrives (and its table's first size). */
 #define RESP_SMALL_ARGS 8
+/* Argument tables up to this many entries are kept for the next command. */
+#define RESP_KEEP_SLOTS 64
+/* A scratch buffer up to this size is kept for the next command. */
+#define RESP_KEEP_SCRATCH 1024u
 
-/* Parser state. Fields other than argc, argv, used and err are private. */
+/* Parser state. Fields other than argc, argv, used, err and err_kind are private. */
 typedef struct resp_parser {
     resp_limits lim;
     /* The complete command (after RESP_CMD). */
@@ -70,13 +95,16 @@ typedef struct resp_parser {
     resp_arg *argv;
     size_t used;     /* bytes the command spans; consume them, then resp_next */
     const char *err; /* after RESP_ERR: the reply text, without "-" and CRLF */
+    resp_err_kind err_kind;
     /* Progress in the command being parsed (offsets from the source's start). */
     int state;
-    size_t pos;  /* first byte not parsed yet */
-    size_t scan; /* a line's '\n' was searched for up to here */
-    size_t want; /* arguments declared by the multibulk header */
-    size_t bulk; /* length of the bulk string being waited for */
-    /* Arguments so far: offsets while parsing, pointers once complete. */
+    size_t pos;   /* first byte not parsed yet */
+    size_t scan;  /* a line's '\n' was searched for up to here */
+    size_t want;  /* arguments declared by the multibulk header */
+    size_t first; /* where the first bulk header starts */
+    size_t bulk;  /* length of the bulk string being waited for */
+    /* Arguments: offsets while parsing (the first RESP_SMALL_ARGS of a
+       multibulk, every word of an inline command), pointers once complete. */
     union resp_slot {
         struct {
             size_t off, len;

@@ -8,7 +8,7 @@
  * connection per worker turn.
  *
  * This file: options, the handler callbacks, and the per-worker expiry
- * sweep. resp.c parses requests; commands.c runs them.
+ * sweep. resp.c parses requests; commands.c runs them; clients.c lists them.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -22,8 +22,9 @@
 
 static kv_app *app_of(weft_conn *c) { return weft_server_userdata(weft_conn_server(c)); }
 
-static void conn_free(kv_conn *k)
+void kv_conn_free(kv_conn *k)
 {
+    kv_clients_unlink(k->w, k);
     resp_free(&k->p);
     free(k);
 }
@@ -34,6 +35,7 @@ static void kv_open(weft_conn *c)
     kv_app *app = app_of(c);
     kv_conn *k = malloc(sizeof(*k));
     if (!k) {
+        kv_count(c, app, KV_CTR_CLOSED_NOMEM, 1);
         weft_abort(c);
         return;
     }
@@ -48,8 +50,27 @@ static void kv_open(weft_conn *c)
     kv_worker *w = &app->workers[weft_conn_worker(c)];
     /* Unique without a shared counter: worker i hands out i, i+N, i+2N ... */
     k->id = ++w->next_id * (uint64_t)weft_server_workers(app->srv) + (uint64_t)w->index;
-    k->busy = k->closed = 0;
+    k->w = w;
+    k->c = c;
+    k->since_ms = k->last_ms = kvs_now_ms();
+    k->last_cmd = NULL;
+    k->waiting = k->busy = k->closed = 0;
+    k->name_len = 0;
+    kv_clients_link(w, k);
     weft_conn_set_userdata(c, k);
+}
+
+void kv_count(weft_conn *c, const kv_app *app, int which, uint64_t n)
+{
+    if (app->ctr[which] >= 0)
+        weft_counter_add(c, app->ctr[which], n);
+}
+
+static int close_counter(resp_err_kind kind)
+{
+    return kind == RESP_E_LIMIT   ? KV_CTR_CLOSED_LIMIT
+           : kind == RESP_E_NOMEM ? KV_CTR_CLOSED_NOMEM
+                                  : KV_CTR_CLOSED_PROTOCOL;
 }
 
 /*
@@ -65,8 +86,8 @@ static void kv_open(weft_conn *c)
 static void kv_data(weft_conn *c, weft_ring *in)
 {
     kv_conn *k = weft_conn_userdata(c);
-    if (!k)
-        return;
+    if (!k || k->waiting)
+        return; /* a CLIENT LIST is out: its answer resumes us (clients.c) */
     kv_ctx x = {.app = k->app, .c = c, .k = k, .now = kvs_now_ms()};
     k->busy = 1;
     for (;;) {
@@ -81,6 +102,7 @@ static void kv_data(weft_conn *c, weft_ring *in)
         if (r == RESP_NEED)
             break;
         if (r == RESP_ERR) {
+            kv_count(c, k->app, close_counter(k->p.err_kind), 1);
             kv_reply_error(&x, k->p.err);
             if (!k->closed) {
                 weft_ring_consume(in, weft_ring_len(in)); /* the framing is lost */
@@ -99,11 +121,13 @@ static void kv_data(weft_conn *c, weft_ring *in)
             weft_close(c);
             break;
         }
+        if (k->waiting)
+            break; /* the replies keep their order: the rest waits in the ring */
     }
     k->busy = 0;
     if (k->closed) {
         weft_conn_set_userdata(c, NULL);
-        conn_free(k);
+        kv_conn_free(k);
     }
 }
 
@@ -117,7 +141,7 @@ static void kv_close(weft_conn *c, weft_close_reason why)
         return;
     }
     weft_conn_set_userdata(c, NULL);
-    conn_free(k);
+    kv_conn_free(k);
 }
 
 /* ---- the expiry sweep ---------------------------------------------------- */
@@ -209,6 +233,11 @@ static int kv_setup(weft_server *s, void *ud)
         [KV_CTR_HITS] = {"keyspace_hits", "Reads that found their key"},
         [KV_CTR_MISSES] = {"keyspace_misses", "Reads that did not find their key"},
         [KV_CTR_EXPIRED] = {"expired_keys", "Keys removed by the expiry sweep"},
+        [KV_CTR_CLOSED_PROTOCOL] = {"closed_protocol",
+                                    "Connections closed after a malformed request"},
+        [KV_CTR_CLOSED_LIMIT] = {"closed_limit",
+                                 "Connections closed after a request over a parser limit"},
+        [KV_CTR_CLOSED_NOMEM] = {"closed_nomem", "Connections closed because an allocation failed"},
     };
     kv_app *app = ud;
     app->srv = s;

@@ -14,12 +14,15 @@
 #   curl    one curl run fetching several URLs reuses one connection;
 #           /stats is JSON with "total"; HEAD; 404
 #   ab      ab -k -n 2000 -c 20: 2000 complete, 0 failed, 2000 keep-alive
-#   wrk     wrk -t2 -c50 -d2s: requests > 0, no socket errors, no non-2xx
+#   wrk     wrk -t2 -c50 -d2s with wrk_check.lua: every response is 200 with
+#           the right body, no socket error or timeout, and the server's
+#           http_2xx counter agrees (no 4xx/5xx); no rate is asserted
 #   h2load  h2load --h1 -n 2000 -c 10: 2000 succeeded, 0 failed/errored
 set -u
 MODE=$1
 HTTP=$2
 HTTP_IT=$3
+TESTS=$(cd "$(dirname "$0")" && pwd)
 DIR=$(mktemp -d /tmp/weft-http-test-XXXXXX)
 PID=
 cleanup() {
@@ -44,7 +47,11 @@ case $MODE in
 raw) ;;
 curl) need curl curl ;;
 ab) need ab apache2-utils ;;
-wrk) need wrk wrk ;;
+wrk)
+    need wrk wrk
+    need curl curl
+    need python3 python3
+    ;;
 h2load) need h2load nghttp2-client ;;
 *) fail "unknown mode" ;;
 esac
@@ -105,13 +112,42 @@ ab)
     grep -q '^Non-2xx' "$DIR/out" && fail "ab: $(grep '^Non-2xx' "$DIR/out")"
     ;;
 wrk)
-    timeout 30 wrk -t2 -c50 -d2s "$URL/" >"$DIR/out" 2>&1 || fail "wrk: $(cat "$DIR/out")"
-    n=$(sed -n 's/^ *\([0-9][0-9]*\) requests in .*/\1/p' "$DIR/out")
-    [ -n "$n" ] || fail "wrk reported no request count: $(cat "$DIR/out")"
-    [ "$n" -gt 0 ] || fail "wrk made no requests: $(cat "$DIR/out")"
-    grep -q 'Socket errors' "$DIR/out" && fail "wrk: $(grep 'Socket errors' "$DIR/out")"
+    # wrk_check.lua looks at every response (status 200, body exactly
+    # "hello, world\n") and prints one "checked:" line with wrk's own error
+    # counts. wrk exits 0 even when it cannot load the script: the line
+    # must be there.
+    timeout 30 wrk -t2 -c50 -d2s -s "$TESTS/wrk_check.lua" "$URL/" >"$DIR/out" 2>&1 ||
+        fail "wrk: $(cat "$DIR/out")"
+    line=$(grep '^checked: ' "$DIR/out") || fail "wrk did not run wrk_check.lua: $(cat "$DIR/out")"
+    val() { echo "$line" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
+    n=$(val requests)
+    [ "$n" -gt 0 ] || fail "wrk completed no request: $line"
+    [ "$(val good)" = "$n" ] && [ "$(val bad)" = 0 ] || fail "wrong answers: $line"
+    for e in connect read write status timeout; do
+        [ "$(val $e)" = 0 ] || fail "wrk counted $e errors: $line"
+    done
     grep -q 'Non-2xx' "$DIR/out" && fail "wrk: $(grep 'Non-2xx' "$DIR/out")"
-    echo "wrk: $n requests"
+    # The server counted every one of them as a 2xx, and no other status:
+    # at least the n wrk completed, at most one more per connection (the
+    # answers in flight when wrk stopped) and the /stats polls below.
+    polls=0
+    seq0=
+    while :; do
+        polls=$((polls + 1))
+        [ $polls -le 100 ] || fail "/stats: no new sample in 10 s"
+        curl -sS --max-time 10 -o "$DIR/stats" "$URL/stats" 2>/dev/null
+        seq=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seq"])' \
+            "$DIR/stats" 2>/dev/null) || { sleep 0.1; continue; }
+        [ -n "$seq0" ] || seq0=$seq
+        [ "$seq" -ge $((seq0 + 2)) ] && break # sampled after wrk's last answer
+        sleep 0.1
+    done
+    set -- $(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["counters"]
+print(c["http_2xx"], c["http_4xx"], c["http_5xx"])' "$DIR/stats")
+    [ "$2" = 0 ] && [ "$3" = 0 ] || fail "the server answered non-2xx: 4xx=$2 5xx=$3"
+    [ "$1" -ge "$n" ] && [ "$1" -le $((n + 50 + polls)) ] ||
+        fail "the server counted $1 2xx answers for wrk's $n (and $polls /stats)"
+    echo "wrk: $n requests, every answer 200 with the right body; the server counted $1 2xx"
     ;;
 h2load)
     timeout 60 h2load --h1 -n 2000 -c 10 "$URL/" >"$DIR/out" 2>&1 || fail "h2load: $(tail -5 "$DIR/out")"

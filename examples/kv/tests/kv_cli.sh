@@ -5,7 +5,8 @@
 #   PTTL, DEL/EXISTS counts, INCR/DECR/INCRBY incl. the non-integer and
 #   overflow errors, MGET with missing keys, Redis's exact texts for an
 #   unknown command and a wrong arity, SELECT, HELLO 2/3, CONFIG GET,
-#   COMMAND, INFO, inline commands over nc, 1000 pipelined commands with
+#   COMMAND, INFO, CLIENT SETNAME then GETNAME/INFO/LIST showing the name,
+#   inline commands over nc, 1000 pipelined commands with
 #   exactly 1000 replies in order (nc and redis-cli --pipe), and a clean
 #   exit on SIGTERM.
 #
@@ -93,6 +94,16 @@ expect '(empty array)' command docs
 cli command count | grep -q '^(integer) [1-9]' || fail "command count"
 cli info | grep -q '^redis_version:' || fail "info has no redis_version"
 cli info | grep -q '^db0:keys=' || fail "info has no keyspace line"
+
+# CLIENT SETNAME is kept for the connection (redis-cli reads the commands
+# from stdin and sends them over one connection): GETNAME, INFO and LIST
+# show it.
+printf 'client getname\nclient setname kvcli\nclient getname\nclient info\nclient list\n' |
+    timeout 10 redis-cli -h 127.0.0.1 -p "$KV_PORT" --raw >"$DIR/names" 2>&1
+[ "$(sed -n 2,3p "$DIR/names" | tr '\n' '|')" = 'OK|kvcli|' ] ||
+    fail "client setname/getname: $(cat "$DIR/names")"
+grep -c '^id=[0-9]* addr=127\.0\.0\.1:[0-9]* .* name=kvcli .* cmd=client ' "$DIR/names" |
+    grep -qx 2 || fail "client info/list do not show the name: $(cat "$DIR/names")"
 
 # Inline (telnet-style) commands and 1000 pipelined ones over one connection:
 # exactly 1000 replies, in order (INCR counts 1..1000).

@@ -13,126 +13,26 @@
     batches on another) count exactly 4000;
   - protocol errors get Redis's error text and a close: bad multibulk
     length, '$' expected, bad bulk length, a command over --input-cap;
-  - QUIT answers +OK then closes.
+  - QUIT answers +OK then closes;
+  - CLIENT SETNAME is kept: GETNAME, INFO and LIST (from another
+    connection, over every worker) show it, a reply pipelined after CLIENT
+    LIST comes after the list, a closed connection leaves it, HELLO
+    SETNAME names too, an empty name clears, bad names get Redis's error.
 
 usage: kv_proto.py PATH-TO-WEFT-KV
 Starts weft-kv itself (port 0, 2 workers) and stops it by PID.
 """
 import os
-import re
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-KV = sys.argv[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kvlib  # noqa: E402
+from kvlib import Reader, cmd, connect, expect_error_close, fail, roundtrip, start, stop  # noqa: E402
+
+kvlib.KV = sys.argv[1]
 DEADLINE = time.monotonic() + 150
-
-
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def start(*args):
-    tmp = tempfile.mkdtemp(prefix="weft-kv-proto.")
-    log = open(os.path.join(tmp, "out"), "w+")
-    p = subprocess.Popen([KV, "--bind", "127.0.0.1", "--port", "0", "--stats-socket", ""]
-                         + list(args), stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(300):
-        log.seek(0)
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+),", log.read())
-        if m:
-            return p, int(m.group(1)), log
-        if p.poll() is not None:
-            break
-        time.sleep(0.1)
-    p.kill()
-    log.seek(0)
-    fail("weft-kv did not start: " + log.read())
-
-
-def stop(p, log):
-    p.send_signal(signal.SIGTERM)
-    try:
-        rc = p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        fail("weft-kv did not exit within 30 s of SIGTERM")
-    if rc != 0:
-        log.seek(0)
-        fail("weft-kv exit status %d: %s" % (rc, log.read()))
-
-
-def connect(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
-def cmd(*args):
-    """A multibulk request."""
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-class Reader:
-    """Reads RESP2 replies from a socket."""
-
-    def __init__(self, s):
-        self.s, self.buf = s, b""
-
-    def _fill(self):
-        d = self.s.recv(1 << 20)
-        if not d:
-            raise EOFError("connection closed")
-        self.buf += d
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def reply(self):
-        line = self._line()
-        t, rest = line[:1], line[1:]
-        if t in (b"+", b"-"):
-            return line  # status and errors keep their type byte
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self._fill()
-            v, self.buf = self.buf[:n], self.buf[n + 2:]
-            return v
-        if t == b"*":
-            return [self.reply() for _ in range(int(rest))]
-        raise ValueError("bad reply line %r" % line)
-
-    def eof(self):
-        """True when the peer closes with nothing more to read."""
-        try:
-            return self.s.recv(1) == b"" and self.buf == b""
-        except ConnectionResetError:
-            return self.buf == b""
-
-
-def roundtrip(port, *args):
-    s = connect(port)
-    s.sendall(cmd(*args))
-    r = Reader(s).reply()
-    s.close()
-    return r
 
 
 # A request stream exercising every parser state, and its replies.
@@ -254,18 +154,6 @@ def test_concurrent_incr(port):
     print("concurrent INCR: 4x1000 and 4x(4x250 pipelined) -> 4000 each")
 
 
-def expect_error_close(port, data, want):
-    s = connect(port)
-    s.sendall(data)
-    rd = Reader(s)
-    got = rd.reply()
-    if got != want:
-        fail("%r: got %r, want %r" % (data[:40], got, want))
-    if not rd.eof():
-        fail("%r: connection not closed after the protocol error" % data[:40])
-    s.close()
-
-
 def test_protocol_errors(port):
     expect_error_close(port, b"*abc\r\n", b"-ERR Protocol error: invalid multibulk length")
     expect_error_close(port, b"*2\r\n$3\r\nGET\r\n:1\r\n",
@@ -306,6 +194,81 @@ def test_input_cap():
     print("input cap: an oversized command gets an error and a close")
 
 
+def client_lines(listing):
+    """CLIENT LIST's answer as {id: {field: value}}."""
+    out = {}
+    for line in listing.decode().splitlines():
+        f = dict(kv.split("=", 1) for kv in line.split(" "))
+        out[int(f["id"])] = f
+    return out
+
+
+def test_client_names(port, workers):
+    # Named connections on every worker; one more asks for the list.
+    named = []
+    for i in range(8):
+        s = connect(port)
+        rd = Reader(s)
+        s.sendall(cmd("CLIENT", "SETNAME", "conn-%d" % i) + cmd("CLIENT", "ID"))
+        if rd.reply() != b"+OK":
+            fail("CLIENT SETNAME conn-%d" % i)
+        named.append((s, rd, rd.reply()))
+    if len({cid % workers for _, _, cid in named}) != workers:
+        fail("the named connections are not on every worker")
+    asker = connect(port)
+    ard = Reader(asker)
+    asker.sendall(cmd("CLIENT", "GETNAME") + cmd("CLIENT", "SETNAME", "asker") +
+                  cmd("CLIENT", "GETNAME") + cmd("CLIENT", "ID"))
+    if [ard.reply() for _ in range(3)] != [None, b"+OK", b"asker"]:
+        fail("GETNAME before and after SETNAME")
+    aid = ard.reply()
+    # Pipelined after CLIENT LIST: the PING's reply comes after the list.
+    asker.sendall(cmd("CLIENT", "LIST") + cmd("PING"))
+    got = client_lines(ard.reply())
+    if ard.reply() != b"+PONG":
+        fail("the reply after CLIENT LIST")
+    for i, (_, _, cid) in enumerate(named):
+        if got.get(cid, {}).get("name") != "conn-%d" % i:
+            fail("CLIENT LIST: id %d: %r, want name conn-%d" % (cid, got.get(cid), i))
+    me = got.get(aid, {})
+    if me.get("name") != "asker" or me.get("cmd") != "client" or not me.get("addr"):
+        fail("CLIENT LIST: the asker's own line: %r" % me)
+    info = client_lines(roundtrip_on(asker, ard, cmd("CLIENT", "INFO")))
+    if list(info) != [aid] or info[aid]["name"] != "asker":
+        fail("CLIENT INFO: %r" % info)
+    # A closed connection leaves the list; HELLO SETNAME and an empty name.
+    gone = named.pop()
+    gone[0].close()
+    end = time.monotonic() + 5
+    while gone[2] in client_lines(roundtrip_on(asker, ard, cmd("CLIENT", "LIST"))):
+        if time.monotonic() > end:
+            fail("a closed connection still in CLIENT LIST after 5 s")
+        time.sleep(0.05)
+    s, rd, cid = named[0]
+    s.sendall(cmd("HELLO", "2", "SETNAME", "via-hello") + cmd("CLIENT", "GETNAME"))
+    if not isinstance(rd.reply(), list) or rd.reply() != b"via-hello":
+        fail("HELLO 2 SETNAME")
+    s.sendall(cmd("CLIENT", "SETNAME", "") + cmd("CLIENT", "GETNAME"))
+    if rd.reply() != b"+OK" or rd.reply() is not None:
+        fail("an empty name clears it")
+    for bad, err in ((b"has space", b"-ERR Client names cannot contain spaces, newlines or "
+                      b"special characters."),
+                     (b"x" * 129, b"-ERR Client names are limited to 128 bytes")):
+        s.sendall(cmd("CLIENT", "SETNAME", bad))
+        if rd.reply() != err:
+            fail("CLIENT SETNAME %r" % bad[:20])
+    asker.close()
+    for s, _, _ in named:
+        s.close()
+    print("CLIENT SETNAME/GETNAME/INFO/LIST: names on %d workers listed, pipelined order kept"
+          % workers)
+
+
+def roundtrip_on(s, rd, req):
+    s.sendall(req)
+    return rd.reply()
+
+
 def main():
     workers = 2
     p, port, log = start("--workers", str(workers))
@@ -315,6 +278,7 @@ def main():
         test_cross_worker(port, workers)
         test_concurrent_incr(port)
         test_protocol_errors(port)
+        test_client_names(port, workers)
     finally:
         stop(p, log)
     test_input_cap()
