@@ -1,21 +1,27 @@
 /*
  * core/acceptor.c — the acceptor thread: accept, gate, hand off.
  *
- * The acceptor owns the listening socket and the server's stop eventfd. It
- * sleeps in poll(2) on both, then accepts a batch of connections and hands
- * each, round-robin, to a worker (wk_adopt, workers/worker.h): the worker that
- * receives a connection owns it for good.
+ * The acceptor owns the listening sockets and the server's stop eventfd. It
+ * sleeps in poll(2) on all of them, then accepts a batch of connections
+ * from each readable listener and hands each, round-robin, to a worker
+ * (wk_adopt, workers/worker.h) with its listener's origin (handler and
+ * user data): the worker that receives a connection owns it for good.
+ *
+ * Gates, in order, each refusal a close at once and a count: the server's
+ * max_conns, the listener's max_conns, its accept rate (a token bucket),
+ * its per-source limit, every worker at max_conns_per_worker.
  *
  * Open connections are counted without shared writes: the acceptor counts
- * what it hands off, each worker counts what it closes, and the difference
- * is the number open. A connection over max_conns is closed at once.
+ * what it hands off, each worker counts what it closes (in all, and by
+ * listener), and the difference is the number open.
  *
- * fd exhaustion (EMFILE/ENFILE): the listener stays readable while the
+ * fd exhaustion (EMFILE/ENFILE): a listener stays readable while its
  * backlog holds connections, so retrying at once would spin (the bug libuv
  * and others have shipped). We keep one spare fd open; on EMFILE we close
- * it, accept and immediately close the pending connections (the clients see
- * a clean close instead of hanging in the backlog), reopen the spare and
- * pause briefly before listening again. Each episode is counted.
+ * it, accept and immediately close the pending connections of that
+ * listener (the clients see a clean close instead of hanging in the
+ * backlog), reopen the spare and leave the listeners out of poll briefly.
+ * Each episode is counted.
  */
 #include "core/acceptor.h"
 
@@ -27,11 +33,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/listener.h"
 #include "core/log.h"
 #include "core/server-t.h"
+#include "workers/timer.h"
 #include "workers/worker.h"
 
-/* Connections accepted per wake-up before re-checking the stop flag. */
+/* Connections accepted per listener per wake-up before re-checking the stop flag. */
 #define ACC_BATCH 64
 /* Pause after an EMFILE episode or an allocation failure (milliseconds). */
 #define ACC_PAUSE_MS 10
@@ -44,15 +52,25 @@ static uint64_t open_conns(const struct weft_server *s)
     return ST_GET(&s->ast, accepted) - closed;
 }
 
-/* Accept and drop what waits in the backlog, using the spare fd. */
-static void shed_backlog(struct weft_server *s)
+/* Open connections that came through listener l (acceptor thread). */
+static uint64_t open_of(const struct weft_server *s, const lsn *l)
+{
+    uint64_t closed = 0;
+    int k = l->origin.listener;
+    for (int i = 0; i < s->nworkers; i++)
+        closed += ST_GET(&s->workers[i]->st, closed_lsn[k]);
+    return ST_GET(&l->st, accepted) - closed;
+}
+
+/* Accept and drop what waits in l's backlog, using the spare fd. */
+static void shed_backlog(struct weft_server *s, lsn *l)
 {
     if (s->reserve_fd >= 0) {
         close(s->reserve_fd);
         s->reserve_fd = -1;
     }
     for (int i = 0; i < ACC_BATCH; i++) {
-        int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+        int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0)
             break;
         close(fd);
@@ -78,8 +96,8 @@ static int pick_worker(struct weft_server *s, unsigned *rr)
     return -1;
 }
 
-static int hand_off(struct weft_server *s, int fd, struct sockaddr_storage *ss, socklen_t len,
-                    unsigned *rr)
+static int hand_off(struct weft_server *s, lsn *l, int fd, struct sockaddr_storage *ss,
+                    socklen_t len, unsigned *rr)
 {
     int i = pick_worker(s, rr);
     if (i < 0)
@@ -90,21 +108,49 @@ static int hand_off(struct weft_server *s, int fd, struct sockaddr_storage *ss, 
      */
     s->handed[i]++;
     ST_ADD(&s->ast, accepted, 1);
-    int rc = wk_adopt(s->workers[i], fd, (const struct sockaddr *)ss, len, &s->origin);
+    ST_ADD(&l->st, accepted, 1);
+    int rc = wk_adopt(s->workers[i], fd, (const struct sockaddr *)ss, len, &l->origin);
     if (rc != 0) {
         s->handed[i]--;
         ST_ADD(&s->ast, accepted, (uint64_t)-1);
+        ST_ADD(&l->st, accepted, (uint64_t)-1);
     }
     return rc;
 }
 
-/* One batch of accept4 calls. Returns a poll timeout: -1, or a pause. */
-static int accept_batch(struct weft_server *s, unsigned *rr)
+/* The gates before a handoff; 0 to hand fd off, else it was refused (counted). */
+static int gate(struct weft_server *s, lsn *l, const struct sockaddr_storage *ss)
+{
+    if (open_conns(s) >= (uint64_t)s->max_conns) {
+        ST_ADD(&s->ast, rejected_max, 1);
+        wlog_limit(s, LIM_MAX_CONNS, "max_conns (%d) reached: closing new connections",
+                   s->max_conns);
+        return -1;
+    }
+    if (l->o.max_conns && open_of(s, l) >= (uint64_t)l->o.max_conns) {
+        ST_ADD(&l->st, rejected_max, 1);
+        wlog_limit(s, LIM_MAX_CONNS, "listener %s: max-conns (%d) reached: closing new connections",
+                   l->name, l->o.max_conns);
+        return -1;
+    }
+    int why = lsn_admit(l, (const struct sockaddr *)ss, tw_clock_ms());
+    if (why == LSN_RATE)
+        wlog_limit(s, LIM_LSN_RATE, "listener %s: over its rate (%u/s): closing new connections",
+                   l->name, l->o.rate);
+    else if (why == LSN_SOURCE)
+        wlog_limit(s, LIM_LSN_SOURCE,
+                   "listener %s: a source over per-source (%u): closing its new connections",
+                   l->name, l->o.per_source);
+    return why == LSN_ADMIT ? 0 : -1;
+}
+
+/* One batch of accept4 calls on l. Returns a poll timeout: -1, 0, or a pause. */
+static int accept_batch(struct weft_server *s, lsn *l, unsigned *rr)
 {
     for (int i = 0; i < ACC_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
-        int fd = accept4(s->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             switch (errno) {
             case EAGAIN:
@@ -116,7 +162,7 @@ static int accept_batch(struct weft_server *s, unsigned *rr)
             case ENFILE:
                 ST_ADD(&s->ast, emfile, 1);
                 wlog_limit(s, LIM_EMFILE, "accept: %s: shedding the backlog", weft_strerror(errno));
-                shed_backlog(s);
+                shed_backlog(s, l);
                 return ACC_PAUSE_MS;
             default: /* ENOBUFS, ENOMEM, EPERM (firewall) ...: wait, retry */
                 ST_ADD(&s->ast, errors, 1);
@@ -124,29 +170,39 @@ static int accept_batch(struct weft_server *s, unsigned *rr)
                 return ACC_PAUSE_MS;
             }
         }
-        if (open_conns(s) >= (uint64_t)s->max_conns) {
+        if (gate(s, l, &ss) != 0) {
             close(fd);
-            ST_ADD(&s->ast, rejected_max, 1);
-            wlog_limit(s, LIM_MAX_CONNS, "max_conns (%d) reached: closing new connections",
-                       s->max_conns);
             continue;
         }
-        int rc = hand_off(s, fd, &ss, len, rr);
+        lsn_setup_conn(l, fd);
+        int rc = hand_off(s, l, fd, &ss, len, rr);
+        if (rc == 0)
+            continue;
+        lsn_unadmit(l, (const struct sockaddr *)&ss);
+        close(fd);
         if (rc == -EBUSY) {
-            close(fd);
             ST_ADD(&s->ast, rejected_worker, 1);
             wlog_limit(s, LIM_WORKER_CAP,
                        "every worker holds max_conns_per_worker (%d): closing new connections",
                        s->cfg.max_conns_per_worker);
             continue;
         }
-        if (rc != 0) {
-            close(fd);
-            ST_ADD(&s->ast, errors, 1);
-            return ACC_PAUSE_MS;
-        }
+        ST_ADD(&s->ast, errors, 1);
+        return ACC_PAUSE_MS;
     }
     return 0; /* more may be waiting: poll again without sleeping */
+}
+
+/* Stop accepting first, then let every worker drain (invariant 8). */
+static void stop_accepting(struct weft_server *s)
+{
+    for (int i = 0; i < s->nlsn; i++) {
+        close(s->lsn[i]->fd);
+        s->lsn[i]->fd = -1;
+    }
+    __atomic_store_n(&s->grp.drain, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < s->nworkers; i++)
+        wk_wake(s->workers[i]);
 }
 
 void *acc_main(void *arg)
@@ -154,10 +210,13 @@ void *acc_main(void *arg)
     struct weft_server *s = arg;
     unsigned rr = 0;
     int timeout = -1;
-    struct pollfd pf[2] = {{.fd = s->stop_efd, .events = POLLIN}, {.fd = s->lfd, .events = POLLIN}};
+    struct pollfd pf[1 + WEFT_MAX_LISTENERS];
+    pf[0] = (struct pollfd){.fd = s->stop_efd, .events = POLLIN};
+    for (int i = 0; i < s->nlsn; i++)
+        pf[1 + i] = (struct pollfd){.fd = s->lsn[i]->fd, .events = POLLIN};
     while (!__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE)) {
         /* While pausing after EMFILE, wait on the stop fd only. */
-        int n = poll(pf, timeout > 0 ? 1 : 2, timeout);
+        int n = poll(pf, timeout > 0 ? 1 : 1 + (nfds_t)s->nlsn, timeout);
         if (n < 0 && errno != EINTR) {
             wlog(s, WEFT_LOG_ERROR, "acceptor: poll: %s", weft_strerror(errno));
             break;
@@ -168,14 +227,15 @@ void *acc_main(void *arg)
             timeout = -1; /* the pause is over */
             continue;
         }
-        if (n > 0 && (pf[1].revents & POLLIN))
-            timeout = accept_batch(s, &rr);
+        timeout = -1;
+        for (int i = 0; n > 0 && i < s->nlsn; i++) {
+            if (!(pf[1 + i].revents & POLLIN))
+                continue;
+            int t = accept_batch(s, s->lsn[i], &rr);
+            if (t > timeout)
+                timeout = t;
+        }
     }
-    /* Stop accepting first, then let every worker drain (design: shutdown). */
-    close(s->lfd);
-    s->lfd = -1;
-    __atomic_store_n(&s->grp.drain, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < s->nworkers; i++)
-        wk_wake(s->workers[i]);
+    stop_accepting(s);
     return NULL;
 }

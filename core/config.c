@@ -92,8 +92,8 @@ static int cpus_allowed(const weft_config *c)
 int weft_config_validate(const weft_config *c, const char **why)
 {
     const char *w = NULL;
-    if (!c->bind_addr || !*c->bind_addr)
-        w = "bind_addr is empty";
+    if (c->nlisten < 0 || c->nlisten > WEFT_MAX_LISTENERS)
+        w = "nlisten must be between 0 and 16";
     else if (c->backlog < 1)
         w = "backlog must be at least 1";
     else if (c->workers < 0 || c->workers > WEFT_MAX_CPUS)
@@ -136,6 +136,11 @@ int weft_config_validate(const weft_config *c, const char **why)
     for (int i = 0; !w && i < c->ncpus; i++)
         if (c->cpus[i] < 0 || c->cpus[i] >= WEFT_MAX_CPUS)
             w = "cpus[] entries must be between 0 and 1023";
+    for (int i = 0; !w && i < c->nlisten; i++) {
+        weft_listener_opts o;
+        if (weft_listener_parse(c->listen[i], &o, &w) != 0 && !w)
+            w = "a listen[] spec is not valid";
+    }
     if (!w && c->ncpus > 0 && !cpus_allowed(c))
         w = "cpus names a CPU outside this process's affinity mask (see taskset -p)";
     if (why)
@@ -201,7 +206,7 @@ int weft_parse_cpus(const char *s, weft_config *cfg)
 /* ---- command-line options ---------------------------------------------------- */
 
 /* How an option's argument is stored. */
-enum { K_STR, K_U16, K_U32, K_INT, K_CPUS, K_NOPIN, K_IO };
+enum { K_STR, K_U16, K_U32, K_INT, K_CPUS, K_NOPIN, K_IO, K_LISTEN };
 
 /* What each option sets; g_opt_names[i] names g_opts[i]. */
 typedef struct cfg_opt {
@@ -265,6 +270,12 @@ static const weft_option g_opt_names[] = {
     {"metrics-port", 1, "N", "serve Prometheus GET /metrics on this port (0: off)"},
     {"metrics-bind", 1, "ADDR", "address of the metrics listener"},
     {"io", 1, "NAME", "I/O backend: epoll or poll (default: $WEFT_IO, else epoll)"},
+    {"listen", 1, "SPEC",
+     "another listener, repeatable: ADDR[,option...] where ADDR is\n"
+     "HOST:PORT, [IPv6]:PORT or unix:/PATH and the options are\n"
+     "name=N, backlog=N, reuseport, nodelay, keepalive=S, mode=OCTAL,\n"
+     "max-conns=N, rate=N (accepts/s), burst=N, per-source=N. With\n"
+     "--listen and neither --bind nor --port, only these listen"},
 };
 /* Options whose default the help text states itself. */
 static const char *const g_nodef[] = {"workers",   "cpus",         "no-pin",
@@ -297,6 +308,7 @@ static const cfg_opt g_opts[] = {
     {K_U16, F(metrics_port), RANGE(0, 65535)},
     {K_STR, F(metrics_bind), 0, 0, NULL},
     {K_IO, F(io), 0, 0, "expected an I/O backend: epoll or poll"},
+    {K_LISTEN, 0, 0, 0, "at most 16 listeners"},
 };
 #undef F
 #undef RANGE
@@ -325,7 +337,13 @@ int weft_config_option(weft_config *cfg, const char *name, const char *arg, cons
         w = "expected a value";
     else if (o->kind == K_STR)
         memcpy(dst, &arg, sizeof(arg));
-    else if (o->kind == K_IO) {
+    else if (o->kind == K_LISTEN) {
+        weft_listener_opts lo;
+        if (cfg->nlisten >= WEFT_MAX_LISTENERS)
+            w = o->why;
+        else if (weft_listener_parse(arg, &lo, &w) == 0)
+            cfg->listen[cfg->nlisten++] = arg;
+    } else if (o->kind == K_IO) {
         if (wk_io_find(arg) && *arg)
             memcpy(dst, &arg, sizeof(arg));
         else

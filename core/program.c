@@ -115,7 +115,7 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
     lo[k++] = (struct option){"help", no_argument, 0, 'h'};
     lo[k++] = (struct option){"version", no_argument, 0, 'V'};
     weft_config defaults = *cfg;
-    int rc = 0, o;
+    int rc = 0, o, bind_given = 0;
     const char *why = NULL;
     optind = 1;
     while (rc == 0 && (o = getopt_long(argc, argv, "qvhV", lo, NULL)) != -1) {
@@ -124,6 +124,7 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
             name = lib[o - OPT_LIB].name;
             if (weft_config_option(cfg, name, optarg, &why) != 0)
                 rc = 2;
+            bind_given |= !strcmp(name, "bind") || !strcmp(name, "port");
         } else if (o >= OPT_PROG && o < OPT_PROG + (int)nprog) {
             name = p->options[o - OPT_PROG].name;
             if (!p->option || p->option(cfg, name, optarg, &why, p->ud) != 0)
@@ -157,6 +158,9 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
         fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", p->name, argv[optind]);
         return 2;
     }
+    /* --listen alone replaces the default listener (--bind/--port). */
+    if (cfg->nlisten > 0 && !bind_given)
+        cfg->bind_addr = NULL;
     if (p->configure && p->configure(cfg, &why, p->ud) != 0) {
         fprintf(stderr, "%s: invalid configuration: %s\n", p->name, why ? why : "refused");
         return 2;
@@ -208,12 +212,13 @@ static void install_signals(void)
 
 static void banner(const weft_program *p, const weft_config *cfg, weft_server *s)
 {
-    int n = weft_server_workers(s);
-    const char *b = cfg->bind_addr;
-    int v6 = strchr(b, ':') != NULL;
-    printf("%s %s: listening on %s%s%s:%u, %d worker%s (io %s), max %d connections\n", p->name,
-           WEFT_VERSION, v6 ? "[" : "", b, v6 ? "]" : "", weft_server_port(s), n, n == 1 ? "" : "s",
-           weft_server_io(s), weft_server_max_conns(s));
+    int n = weft_server_workers(s), nl = weft_server_listeners(s);
+    printf("%s %s: %s%s, %d worker%s (io %s), max %d connections\n", p->name, WEFT_VERSION,
+           nl ? "listening on " : "no listener", nl ? weft_server_listener_addr(s, 0) : "", n,
+           n == 1 ? "" : "s", weft_server_io(s), weft_server_max_conns(s));
+    for (int i = 1; i < nl; i++)
+        printf("%s: listening on %s (%s)\n", p->name, weft_server_listener_addr(s, i),
+               weft_server_listener_name(s, i));
     for (int i = 0; i < n; i++) {
         int cpu, node;
         weft_server_worker_cpu(s, i, &cpu, &node);
@@ -230,11 +235,47 @@ static void banner(const weft_program *p, const weft_config *cfg, weft_server *s
     if (weft_server_metrics_port(s))
         printf("%s: metrics on http://%s:%u/metrics\n", p->name, cfg->metrics_bind,
                weft_server_metrics_port(s));
-    if (p->try_hint) {
+    const char *first = nl ? weft_server_listener_addr(s, 0) : NULL;
+    if (p->try_hint && first && strncmp(first, "unix:", 5) != 0) {
         char hint[256];
-        snprintf(hint, sizeof(hint), p->try_hint, v6 ? "::1" : "127.0.0.1", weft_server_port(s));
+        snprintf(hint, sizeof(hint), p->try_hint, first[0] == '[' ? "::1" : "127.0.0.1",
+                 weft_server_port(s));
         printf("%s: try: %s   (Ctrl-C or SIGTERM stops)\n", p->name, hint);
     }
+}
+
+/*
+ * Create the server with the default listener only, then each --listen
+ * spec, so a failure names the address that failed. 0 or 1 (said why).
+ */
+static int create(const weft_program *p, weft_config *cfg, weft_server **out)
+{
+    int nlisten = cfg->nlisten;
+    const char *specs[WEFT_MAX_LISTENERS];
+    memcpy(specs, cfg->listen, sizeof(specs));
+    cfg->nlisten = 0;
+    weft_server *s;
+    int rc = weft_server_new(cfg, p->handler, p->ud, &s);
+    if (rc != 0) {
+        fprintf(stderr, "%s: cannot listen on %s port %u: %s\n", p->name, cfg->bind_addr, cfg->port,
+                rc == -EINVAL ? "not an IPv4 or IPv6 address" : weft_strerror(rc));
+        return 1;
+    }
+    for (int i = 0; i < nlisten; i++) {
+        weft_listener_opts o;
+        const char *why = NULL;
+        rc = weft_listener_parse(specs[i], &o, &why);
+        if (rc == 0)
+            rc = weft_server_listen(s, &o);
+        if (rc < 0) {
+            fprintf(stderr, "%s: cannot listen on %s: %s\n", p->name, specs[i],
+                    why ? why : weft_strerror(rc));
+            weft_server_free(s);
+            return 1;
+        }
+    }
+    *out = s;
+    return 0;
 }
 
 int weft_main(int argc, char **argv, const weft_program *p)
@@ -249,12 +290,8 @@ int weft_main(int argc, char **argv, const weft_program *p)
     raise_nofile(p->name, &cfg);
 
     weft_server *s;
-    rc = weft_server_new(&cfg, p->handler, p->ud, &s);
-    if (rc != 0) {
-        fprintf(stderr, "%s: cannot listen on %s port %u: %s\n", p->name, cfg.bind_addr, cfg.port,
-                rc == -EINVAL ? "not an IPv4 or IPv6 address" : weft_strerror(rc));
+    if (create(p, &cfg, &s) != 0)
         return 1;
-    }
     if (p->setup && (rc = p->setup(s, p->ud)) != 0) {
         fprintf(stderr, "%s: cannot set up: %s\n", p->name, weft_strerror(rc));
         weft_server_free(s);

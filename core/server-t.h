@@ -32,8 +32,9 @@ struct weft_server {
     int ncpus;
     wk_worker **workers; /* == grp.workers */
 
-    int lfd;        /* listening socket */
-    uint16_t port;  /* bound port */
+    struct lsn *lsn[WEFT_MAX_LISTENERS]; /* listeners (core/listener.h) */
+    int nlsn;
+    uint16_t port;  /* the first TCP listener's bound port */
     int stop_efd;   /* written by weft_server_stop */
     int reserve_fd; /* spare fd released on EMFILE (see acceptor.c) */
     int stopping;   /* atomic: weft_server_stop was called */

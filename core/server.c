@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/acceptor.h"
@@ -85,6 +87,69 @@ static int resolve_max_conns(struct weft_server *s)
     return 0;
 }
 
+static int add_listener(struct weft_server *s, const weft_listener_opts *o)
+{
+    if (s->nlsn == WEFT_MAX_LISTENERS)
+        return -ENOSPC;
+    int err;
+    const char *why;
+    lsn *l = lsn_new(o, s->nlsn, &s->h, s->ud, s->cfg.backlog, &err, &why);
+    if (!l)
+        return err;
+    if (!s->port && l->family != AF_UNIX)
+        s->port = l->port;
+    s->lsn[s->nlsn] = l;
+    return s->nlsn++;
+}
+
+/* Listener 0 from bind/port (when bind_addr is set), then config.listen[]. */
+static int open_listeners(struct weft_server *s)
+{
+    const weft_config *c = &s->cfg;
+    if (c->bind_addr && *c->bind_addr) {
+        char spec[160];
+        snprintf(spec, sizeof(spec), strchr(c->bind_addr, ':') ? "[%s]:%u" : "%s:%u", c->bind_addr,
+                 c->port);
+        weft_listener_opts o = {.addr = spec};
+        int rc = add_listener(s, &o);
+        if (rc < 0)
+            return rc;
+    }
+    for (int i = 0; i < c->nlisten; i++) {
+        weft_listener_opts o;
+        int rc = weft_listener_parse(c->listen[i], &o, NULL);
+        if (rc == 0)
+            rc = add_listener(s, &o);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int weft_server_listen(weft_server *s, const weft_listener_opts *opts)
+{
+    if (s->started)
+        return -EBUSY;
+    return add_listener(s, opts);
+}
+
+int weft_server_listeners(const weft_server *s) { return s->nlsn; }
+
+uint16_t weft_server_listener_port(const weft_server *s, int i)
+{
+    return i >= 0 && i < s->nlsn ? s->lsn[i]->port : 0;
+}
+
+const char *weft_server_listener_addr(const weft_server *s, int i)
+{
+    return i >= 0 && i < s->nlsn ? s->lsn[i]->addr : NULL;
+}
+
+const char *weft_server_listener_name(const weft_server *s, int i)
+{
+    return i >= 0 && i < s->nlsn ? s->lsn[i]->name : NULL;
+}
+
 int weft_server_new(const weft_config *cfg, const weft_handler *h, void *ud, weft_server **out)
 {
     const char *why;
@@ -99,10 +164,9 @@ int weft_server_new(const weft_config *cfg, const weft_handler *h, void *ud, wef
     s->cfg = *cfg;
     s->h = *h;
     s->ud = ud;
-    s->lfd = s->stop_efd = s->reserve_fd = -1;
+    s->stop_efd = s->reserve_fd = -1;
     s->grp = (wk_group){.cfg = &s->cfg, .h = &s->h, .srv = s, .log = wlog_sink, .log_ctx = s};
     pthread_mutex_init(&s->grp.resolver_mu, NULL);
-    s->origin = (wk_origin){.h = &s->h, .ud = ud, .listener = 0};
     if ((rc = resolve_io(s)) != 0)
         goto fail;
 
@@ -131,10 +195,8 @@ int weft_server_new(const weft_config *cfg, const weft_handler *h, void *ud, wef
     }
     s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     /* The caller reports a failure here (it has the context): no log line. */
-    rc = lsn_open(cfg->bind_addr, cfg->port, cfg->backlog, &s->port);
-    if (rc < 0)
+    if ((rc = open_listeners(s)) != 0)
         goto fail;
-    s->lfd = rc;
     *out = s;
     return 0;
 fail:
@@ -166,6 +228,12 @@ static int start_stats(struct weft_server *s)
     reg->names = (const char *const *)s->counter_names;
     reg->help = (const char *const *)s->counter_help;
     reg->io = s->grp.io->name;
+    reg->nlisteners = s->nlsn;
+    for (int i = 0; i < s->nlsn; i++) {
+        reg->lst[i] = &s->lsn[i]->st;
+        reg->lname[i] = s->lsn[i]->name;
+        reg->laddr[i] = s->lsn[i]->addr;
+    }
     return stsvc_start(s, reg, &s->stats);
 }
 
@@ -270,8 +338,8 @@ void weft_server_free(weft_server *s)
         free(s->counter_names[i]);
         free(s->counter_help[i]);
     }
-    if (s->lfd >= 0)
-        close(s->lfd);
+    for (int i = 0; i < s->nlsn; i++)
+        lsn_free(s->lsn[i]);
     if (s->stop_efd >= 0)
         close(s->stop_efd);
     if (s->reserve_fd >= 0)

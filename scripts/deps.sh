@@ -14,6 +14,7 @@ packages=(
     libjemalloc-dev                     # per-worker arenas
     libnuma-dev                         # CPU -> node, node-local memory
     libcmocka-dev                       # unit tests
+    libjansson-dev                      # weft-stat reads the server's JSON
     clang-format                        # make format / format-check
     valgrind                            # leak and fd checks in tests
     python3                             # test helpers

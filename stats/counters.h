@@ -27,10 +27,11 @@ typedef struct st_worker {
     uint64_t bp_pauses, bp_resumes, pool_pauses;
     uint64_t rings_borrowed, rings_returned, ring_allocs, pool_bytes;
     uint64_t handoffs;
-    uint64_t outbound, connects;      /* outbound connections opened / connected */
-    uint64_t user[WEFT_MAX_COUNTERS]; /* handler-defined counters */
-    st_hist turn;                     /* ns from epoll wake-up to the end of the turn's flush */
-    st_hist handler;                  /* ns, recorded by the handler */
+    uint64_t outbound, connects;             /* outbound connections opened / connected */
+    uint64_t closed_lsn[WEFT_MAX_LISTENERS]; /* closes, by the listener that accepted */
+    uint64_t user[WEFT_MAX_COUNTERS];        /* handler-defined counters */
+    st_hist turn;    /* ns from epoll wake-up to the end of the turn's flush */
+    st_hist handler; /* ns, recorded by the handler */
 } __attribute__((aligned(ST_CACHELINE))) st_worker;
 
 typedef struct st_acceptor {
@@ -48,6 +49,11 @@ typedef struct st_endpoint {
 typedef struct st_endpoints {
     st_endpoint admin, metrics;
 } __attribute__((aligned(ST_CACHELINE))) st_endpoints;
+
+/* One listener's counters; the acceptor thread is the only writer. */
+typedef struct st_listener {
+    uint64_t accepted, rejected_max, rejected_rate, rejected_source;
+} __attribute__((aligned(ST_CACHELINE))) st_listener;
 
 /* Add n to a counter; only the block's owner thread may call this. */
 #define ST_ADD(blk, field, n)                                                                      \

@@ -3,6 +3,7 @@
  * exposition format. Every metric and its unit are listed in docs/stats.md.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,57 @@ static uint64_t val(const weft_stats *st, const field *f)
     return *(const uint64_t *)((const char *)st + f->off);
 }
 
+/* s as a JSON string (quotes, backslashes and control bytes escaped). */
+static void put_json_str(sbuf *b, const char *s)
+{
+    put(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            put(b, "\\%c", c);
+        else if (c < 0x20)
+            put(b, "\\u%04x", c);
+        else
+            put(b, "%c", c);
+    }
+    put(b, "\"");
+}
+
+/* s as a Prometheus label value (backslash, quote and newline escaped). */
+static void put_label(sbuf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            put(b, "\\%c", *s);
+        else if (*s == '\n')
+            put(b, "\\n");
+        else
+            put(b, "%c", *s);
+    }
+}
+
+/* The counters of a listener row, in the order every format lists them. */
+static const struct {
+    const char *name, *help;
+    size_t off;
+} lfields[] = {
+    {"accepted", "Connections accepted through the listener.",
+     offsetof(weft_listener_snapshot, accepted)},
+    {"open", "Connections of the listener open now.", offsetof(weft_listener_snapshot, open)},
+    {"rejected_max", "Closed at accept: the listener's max-conns.",
+     offsetof(weft_listener_snapshot, rejected_max)},
+    {"rejected_rate", "Closed at accept: over the listener's accept rate.",
+     offsetof(weft_listener_snapshot, rejected_rate)},
+    {"rejected_source", "Closed at accept: over per-source for their address.",
+     offsetof(weft_listener_snapshot, rejected_source)},
+};
+#define NLFIELDS (sizeof(lfields) / sizeof(lfields[0]))
+
+static uint64_t lval(const weft_listener_snapshot *l, size_t k)
+{
+    return *(const uint64_t *)((const char *)l + lfields[k].off);
+}
+
 static void text(sbuf *b, const weft_snapshot *s)
 {
     put(b, "seq %llu\nuptime_seconds %.3f\nworkers %d\nio %s\n", (unsigned long long)s->seq,
@@ -133,6 +185,13 @@ static void text(sbuf *b, const weft_snapshot *s)
             (unsigned long long)l[i]->p999, ln[i], (unsigned long long)l[i]->max);
     for (int k = 0; k < s->ncounters; k++)
         put(b, "user_%s %llu\n", s->counter_names[k], (unsigned long long)s->counters[k]);
+    put(b, "listeners %d\n", s->nlisteners);
+    for (int i = 0; i < s->nlisteners; i++) {
+        const weft_listener_snapshot *ls = &s->listeners[i];
+        put(b, "listener_%d_name %s\nlistener_%d_addr %s\n", i, ls->name, i, ls->addr);
+        for (size_t k = 0; k < NLFIELDS; k++)
+            put(b, "listener_%d_%s %llu\n", i, lfields[k].name, (unsigned long long)lval(ls, k));
+    }
 }
 
 static void json_stats(sbuf *b, const weft_stats *st)
@@ -186,7 +245,18 @@ static void json(sbuf *b, const weft_snapshot *s)
     json_lat(b, &s->handler);
     put(b, "},\"counters\":");
     json_counters(b, s, s->counters);
-    put(b, ",\"workers\":[");
+    put(b, ",\"listeners\":[");
+    for (int i = 0; i < s->nlisteners; i++) {
+        const weft_listener_snapshot *l = &s->listeners[i];
+        put(b, "%s{\"name\":", i ? "," : "");
+        put_json_str(b, l->name);
+        put(b, ",\"addr\":");
+        put_json_str(b, l->addr);
+        for (size_t k = 0; k < NLFIELDS; k++)
+            put(b, ",\"%s\":%llu", lfields[k].name, (unsigned long long)lval(l, k));
+        put(b, ",\"accept_rate\":%.1f}", l->accept_rate);
+    }
+    put(b, "],\"workers\":[");
     for (int i = 0; i < s->nworkers; i++) {
         const weft_worker_snapshot *w = &s->workers[i];
         put(b, "%s{\"worker\":%d,\"cpu\":%d,\"node\":%d,", i ? "," : "", i, w->cpu, w->node);
@@ -214,6 +284,16 @@ static void workers_table(sbuf *b, const weft_snapshot *s)
             w->node, (unsigned long long)w->st.open, (unsigned long long)w->st.accepted,
             w->rate.events, w->rate.reads, w->rate.bytes_in / 1e6, w->rate.bytes_out / 1e6,
             (double)w->turn.p99 / 1e3, (unsigned long long)w->st.deferrals);
+    }
+    if (s->nlisteners)
+        put(b, "\n%-16s %-28s %10s %8s %8s %8s %8s %8s\n", "listener", "address", "accepted",
+            "open", "acc/s", "rej_max", "rej_rate", "rej_src");
+    for (int i = 0; i < s->nlisteners; i++) {
+        const weft_listener_snapshot *l = &s->listeners[i];
+        put(b, "%-16.16s %-28.28s %10llu %8llu %8.1f %8llu %8llu %8llu\n", l->name, l->addr,
+            (unsigned long long)l->accepted, (unsigned long long)l->open, l->accept_rate,
+            (unsigned long long)l->rejected_max, (unsigned long long)l->rejected_rate,
+            (unsigned long long)l->rejected_source);
     }
 }
 
@@ -256,7 +336,20 @@ static void prometheus(sbuf *b, const weft_snapshot *s)
             put(b, "weft_closed_by_reason_total{worker=\"%d\",reason=\"%s\"} %llu\n", w,
                 weft_close_reason_name((weft_close_reason)r),
                 (unsigned long long)s->workers[w].st.closed_by[r]);
-    prom_lat(b, "turn_latency", "Time from epoll wake-up to the end of that turn's flush.", s, 0);
+    for (size_t k = 0; s->nlisteners && k < NLFIELDS; k++) {
+        const char *suffix = k == 1 ? "" : "_total";
+        put(b, "# HELP weft_listener_%s%s %s\n# TYPE weft_listener_%s%s %s\n", lfields[k].name,
+            suffix, lfields[k].help, lfields[k].name, suffix, k == 1 ? "gauge" : "counter");
+        for (int i = 0; i < s->nlisteners; i++) {
+            put(b, "weft_listener_%s%s{listener=\"", lfields[k].name, suffix);
+            put_label(b, s->listeners[i].name);
+            put(b, "\",addr=\"");
+            put_label(b, s->listeners[i].addr);
+            put(b, "\"} %llu\n", (unsigned long long)lval(&s->listeners[i], k));
+        }
+    }
+    prom_lat(b, "turn_latency", "Time from the I/O backend's wake-up to the end of that turn.", s,
+             0);
     prom_lat(b, "handler_latency", "Latency recorded by the handler.", s, 1);
     for (int k = 0; k < s->ncounters; k++) {
         put(b, "# HELP weft_user_%s_total %s\n# TYPE weft_user_%s_total counter\n",

@@ -91,9 +91,27 @@ static void rates_of(weft_rates *r, const weft_stats *now, const weft_stats *bef
     r->events = per_s(now->events, before->events, dt);
 }
 
+/* Listener i's row: its counters, and its closes summed over the workers. */
+static void listener_of(weft_listener_snapshot *r, const st_registry *reg, int i,
+                        const st_snap *prev, double dt)
+{
+    const st_listener *b = reg->lst[i];
+    uint64_t closed = 0;
+    /* Closes before accepts (see snap_sum_worker): open never wraps. */
+    for (int w = 0; w < reg->nworkers; w++)
+        closed += __atomic_load_n(&reg->blocks[w]->closed_lsn[i], __ATOMIC_ACQUIRE);
+    r->accepted = ST_GET(b, accepted);
+    r->open = r->accepted > closed ? r->accepted - closed : 0;
+    r->rejected_max = ST_GET(b, rejected_max);
+    r->rejected_rate = ST_GET(b, rejected_rate);
+    r->rejected_source = ST_GET(b, rejected_source);
+    if (prev && i < prev->pub.nlisteners)
+        r->accept_rate = per_s(r->accepted, prev->pub.listeners[i].accepted, dt);
+}
+
 /* Byte offsets of the arrays that follow the header. */
 typedef struct layout {
-    size_t workers, wcounters, counters, names, help, strings, size;
+    size_t workers, wcounters, counters, listeners, names, help, strings, size;
 } layout;
 
 static size_t align8(size_t v) { return (v + 7) & ~(size_t)7; }
@@ -105,12 +123,15 @@ static layout plan(const st_registry *reg)
     l.workers = align8(sizeof(st_snap));
     l.wcounters = l.workers + nw * sizeof(weft_worker_snapshot);
     l.counters = align8(l.wcounters + nw * nc * sizeof(uint64_t));
-    l.names = l.counters + nc * sizeof(uint64_t);
+    l.listeners = align8(l.counters + nc * sizeof(uint64_t));
+    l.names = l.listeners + (size_t)reg->nlisteners * sizeof(weft_listener_snapshot);
     l.help = l.names + nc * sizeof(char *);
     l.strings = l.help + nc * sizeof(char *);
     size_t str = 0;
     for (size_t i = 0; i < nc; i++)
         str += strlen(reg->names[i]) + 1 + strlen(reg->help[i]) + 1;
+    for (int i = 0; i < reg->nlisteners; i++)
+        str += strlen(reg->lname[i]) + 1 + strlen(reg->laddr[i]) + 1;
     l.size = align8(l.strings + str);
     return l;
 }
@@ -154,6 +175,16 @@ st_snap *snap_take(const st_registry *reg, const st_snap *prev, uint64_t seq, do
         help[i] = memcpy(str, reg->help[i], b);
         str += b;
     }
+    weft_listener_snapshot *ls = (weft_listener_snapshot *)(base + l.listeners);
+    p->nlisteners = reg->nlisteners;
+    p->listeners = ls;
+    for (int i = 0; i < reg->nlisteners; i++) {
+        size_t a = strlen(reg->lname[i]) + 1, b = strlen(reg->laddr[i]) + 1;
+        ls[i].name = memcpy(str, reg->lname[i], a);
+        str += a;
+        ls[i].addr = memcpy(str, reg->laddr[i], b);
+        str += b;
+    }
 
     snap_server_wide(&p->total, reg->acc, reg->ep);
     for (int i = 0; i < nw; i++) {
@@ -184,6 +215,8 @@ st_snap *snap_take(const st_registry *reg, const st_snap *prev, uint64_t seq, do
     }
     weft_stats *t = &p->total;
     t->open = t->accepted + t->outbound > t->closed ? t->accepted + t->outbound - t->closed : 0;
+    for (int i = 0; i < reg->nlisteners; i++)
+        listener_of(&ls[i], reg, i, prev, interval_s);
     latency_of(&p->turn, turn);
     latency_of(&p->handler, handler);
     if (prev)
@@ -207,6 +240,12 @@ st_snap *snap_copy(const st_snap *src)
     RELOC(p->counters, d);
     RELOC(p->counter_names, d);
     RELOC(p->counter_help, d);
+    RELOC(p->listeners, d);
+    weft_listener_snapshot *ls = (weft_listener_snapshot *)p->listeners;
+    for (int i = 0; i < p->nlisteners; i++) {
+        RELOC(ls[i].name, d);
+        RELOC(ls[i].addr, d);
+    }
     weft_worker_snapshot *ws = (weft_worker_snapshot *)p->workers;
     for (int i = 0; i < p->nworkers; i++)
         RELOC(ws[i].counters, d);

@@ -33,6 +33,9 @@ typedef struct st_registry {
     const char *const *names;
     const char *const *help;
     const char *io; /* the I/O backend's name (static) */
+    int nlisteners;
+    const st_listener *lst[WEFT_MAX_LISTENERS]; /* each listener's counters */
+    const char *lname[WEFT_MAX_LISTENERS], *laddr[WEFT_MAX_LISTENERS];
 } st_registry;
 
 typedef struct st_snap {

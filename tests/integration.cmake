@@ -104,3 +104,8 @@ set_tests_properties(it_connect PROPERTIES LABELS integration TIMEOUT 60)
 # I/O backends (tests/check_layout.sh).
 add_test(NAME check_layout COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/check_layout.sh ${PROJECT_SOURCE_DIR})
 set_tests_properties(check_layout PROPERTIES LABELS integration TIMEOUT 30)
+
+# Many listeners: handlers, limits, Unix socket files, SO_REUSEPORT.
+weft_it_exe(it_listeners it_listeners.c LIBS weft_static weft_internal Threads::Threads)
+add_test(NAME it_listeners COMMAND it_listeners)
+set_tests_properties(it_listeners PROPERTIES LABELS integration TIMEOUT 60)

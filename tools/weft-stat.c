@@ -3,8 +3,8 @@
  *
  * It is a plain client of the server's admin socket (core/admin.c): each
  * refresh connects, sends "stats json\nquit\n", reads to EOF and parses the
- * one JSON object it gets. Nothing here links the library; any program that
- * embeds weft with stats on can be watched.
+ * one JSON object it gets (with jansson). Nothing here links the library;
+ * any program that embeds weft with stats on can be watched.
  *
  *   weft-stat                       live view of the server on port 7000
  *   weft-stat --port 8080           ... of the one on port 8080
@@ -34,6 +34,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #define DEFAULT_PORT 7000
 /* How long one exchange with the server may take before we give up. */
@@ -205,110 +207,26 @@ static char *ask_patiently(const char *path, const char *cmd, int quiet)
     }
 }
 
-/* ---- a tiny JSON reader ------------------------------------------------------------------ */
+/* ---- reading the JSON answer (jansson) ------------------------------------------------ */
 /*
- * Enough JSON for the server's answer: find a member of an object, an element
- * of an array, and read a number. Values are pointers into the text; a NULL
- * pointer means "absent" and reads as 0. Nothing is allocated.
+ * Absent members read as NULL and numbers that are absent as 0, so a server
+ * of another version (fewer or more fields) still shows what it has.
  */
-
-static const char *jws(const char *p)
+static json_t *jget(json_t *o, const char *key)
 {
-    while (p && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
+    return json_is_object(o) ? json_object_get(o, key) : NULL;
 }
-
-/* The end of the value that starts at p, or NULL when it is malformed. */
-static const char *jskip(const char *p)
+static json_t *jidx(json_t *a, int i)
 {
-    p = jws(p);
-    if (!p || !*p)
-        return NULL;
-    if (*p == '"') {
-        for (p++; *p && *p != '"'; p++)
-            if (*p == '\\' && !*++p)
-                return NULL;
-        return *p ? p + 1 : NULL;
-    }
-    if (*p == '{' || *p == '[') {
-        char close = *p == '{' ? '}' : ']';
-        p = jws(p + 1);
-        if (p && *p == close)
-            return p + 1;
-        for (;;) {
-            if (close == '}') {
-                p = jskip(p); /* the key */
-                p = jws(p);
-                if (!p || *p != ':')
-                    return NULL;
-                p++;
-            }
-            p = jws(jskip(p));
-            if (!p)
-                return NULL;
-            if (*p == close)
-                return p + 1;
-            if (*p != ',')
-                return NULL;
-            p++;
-        }
-    }
-    const char *s = p;
-    while (*p && !strchr(",]} \t\r\n", *p))
-        p++;
-    return p > s ? p : NULL;
+    return json_is_array(a) ? json_array_get(a, (size_t)i) : NULL;
 }
+static double jnum(json_t *v) { return json_is_number(v) ? json_number_value(v) : 0; }
 
-/* The value of member key in the object at p, or NULL. */
-static const char *jget(const char *p, const char *key)
+/* The string member key of o into buf (empty when absent). */
+static void jstr(json_t *o, const char *key, char *buf, size_t n)
 {
-    p = jws(p);
-    if (!p || *p != '{')
-        return NULL;
-    p = jws(p + 1);
-    size_t kl = strlen(key);
-    while (p && *p == '"') {
-        const char *k = p + 1, *end = jskip(p);
-        if (!end)
-            return NULL;
-        p = jws(end);
-        if (!p || *p != ':')
-            return NULL;
-        p = jws(p + 1);
-        if ((size_t)(end - 1 - k) == kl && !memcmp(k, key, kl))
-            return p;
-        p = jws(jskip(p));
-        if (!p || *p != ',')
-            return NULL;
-        p = jws(p + 1);
-    }
-    return NULL;
-}
-
-/* Element i of the array at p, or NULL. */
-static const char *jidx(const char *p, int i)
-{
-    p = jws(p);
-    if (!p || *p != '[')
-        return NULL;
-    p = jws(p + 1);
-    if (!p || *p == ']')
-        return NULL;
-    for (int k = 0;; k++) {
-        if (k == i)
-            return p;
-        p = jws(jskip(p));
-        if (!p || *p != ',')
-            return NULL;
-        p = jws(p + 1);
-    }
-}
-
-static double jnum(const char *p)
-{
-    p = jws(p);
-    return p ? strtod(p, NULL) : 0;
+    json_t *v = jget(o, key);
+    snprintf(buf, n, "%s", json_is_string(v) ? json_string_value(v) : "");
 }
 
 /* ---- the figures ------------------------------------------------------------------------ */
@@ -341,12 +259,17 @@ typedef struct sample {
     double closed_by[MAX_REASONS];
     int nworkers;
     row *w;
+    int nlisteners;
+    struct {
+        char name[64], addr[128];
+        double accepted, open, rejected_max, rejected_rate, rejected_source, rate;
+    } lsn[16];
 } sample;
 
 static const char *const epnames[6] = {"admin_rejected",   "admin_timeouts",   "admin_emfile",
                                        "metrics_rejected", "metrics_timeouts", "metrics_emfile"};
 
-static void read_lat(lat *l, const char *p)
+static void read_lat(lat *l, json_t *p)
 {
     l->count = jnum(jget(p, "count"));
     l->p50 = jnum(jget(p, "p50"));
@@ -358,7 +281,7 @@ static void read_lat(lat *l, const char *p)
 }
 
 /* Fill r from a stats object st, its "rate" object and its "latency_ns". */
-static void read_row(row *r, const char *st, const char *rate, const char *latency)
+static void read_row(row *r, json_t *st, json_t *rate, json_t *latency)
 {
     for (int i = 0; i < NC; i++) {
         r->c[i] = jnum(jget(st, cnames[i]));
@@ -370,20 +293,20 @@ static void read_row(row *r, const char *st, const char *rate, const char *laten
 }
 
 /* Parse the server's JSON answer; 0, or -1 when it is not what we expect. */
-static int parse(sample *s, const char *json)
+static int parse(sample *s, const char *text)
 {
     memset(s, 0, sizeof(*s));
-    const char *total = jget(json, "total");
-    const char *workers = jget(json, "workers");
-    if (!total || !workers || !jget(total, "accepted"))
+    json_t *root = json_loads(text, 0, NULL);
+    json_t *total = jget(root, "total"), *workers = jget(root, "workers");
+    if (!total || !json_is_array(workers) || !jget(total, "accepted")) {
+        json_decref(root);
         return -1;
-    s->seq = jnum(jget(json, "seq"));
-    s->uptime = jnum(jget(json, "uptime_s"));
-    s->interval = jnum(jget(json, "interval_s"));
-    const char *io = jget(json, "io");
-    if (io && *io == '"')
-        snprintf(s->io, sizeof(s->io), "%.*s", (int)strcspn(io + 1, "\""), io + 1);
-    read_row(&s->total, total, jget(json, "rate"), jget(json, "latency_ns"));
+    }
+    s->seq = jnum(jget(root, "seq"));
+    s->uptime = jnum(jget(root, "uptime_s"));
+    s->interval = jnum(jget(root, "interval_s"));
+    jstr(root, "io", s->io, sizeof(s->io));
+    read_row(&s->total, total, jget(root, "rate"), jget(root, "latency_ns"));
     s->rejected = jnum(jget(total, "rejected_max"));
     s->emfile = jnum(jget(total, "accept_emfile"));
     s->shed = jnum(jget(total, "accept_shed"));
@@ -396,38 +319,44 @@ static int parse(sample *s, const char *json)
     for (int i = 0; i < 6; i++)
         s->ep[i] = jnum(jget(total, epnames[i]));
     /* Whatever reasons the server reports, in its order. */
-    const char *p = jws(jget(total, "closed_by"));
-    if (p && *p == '{') {
-        p = jws(p + 1);
-        while (p && *p == '"' && s->nreasons < MAX_REASONS) {
-            const char *end = jskip(p);
-            if (!end)
-                break;
-            snprintf(s->reason[s->nreasons], sizeof(s->reason[0]), "%.*s", (int)(end - p - 2),
-                     p + 1);
-            p = jws(end);
-            if (!p || *p != ':')
-                break;
-            s->closed_by[s->nreasons++] = jnum(p + 1);
-            p = jws(jskip(p + 1));
-            if (!p || *p != ',')
-                break;
-            p = jws(p + 1);
-        }
+    const char *key;
+    json_t *v;
+    json_object_foreach(jget(total, "closed_by"), key, v)
+    {
+        if (s->nreasons == MAX_REASONS)
+            break;
+        snprintf(s->reason[s->nreasons], sizeof(s->reason[0]), "%s", key);
+        s->closed_by[s->nreasons++] = jnum(v);
     }
-    int n = 0;
-    while (n < MAX_WORKERS && jidx(workers, n))
-        n++;
+    json_t *ls = jget(root, "listeners");
+    for (size_t i = 0; json_is_array(ls) && i < json_array_size(ls) && i < 16; i++) {
+        json_t *l = json_array_get(ls, i);
+        jstr(l, "name", s->lsn[i].name, sizeof(s->lsn[i].name));
+        jstr(l, "addr", s->lsn[i].addr, sizeof(s->lsn[i].addr));
+        s->lsn[i].accepted = jnum(jget(l, "accepted"));
+        s->lsn[i].open = jnum(jget(l, "open"));
+        s->lsn[i].rejected_max = jnum(jget(l, "rejected_max"));
+        s->lsn[i].rejected_rate = jnum(jget(l, "rejected_rate"));
+        s->lsn[i].rejected_source = jnum(jget(l, "rejected_source"));
+        s->lsn[i].rate = jnum(jget(l, "accept_rate"));
+        s->nlisteners++;
+    }
+    int n = (int)json_array_size(workers);
+    if (n > MAX_WORKERS)
+        n = MAX_WORKERS;
     s->w = n ? calloc((size_t)n, sizeof(row)) : NULL;
-    if (n && !s->w)
+    if (n && !s->w) {
+        json_decref(root);
         return -1;
+    }
     s->nworkers = n;
     for (int i = 0; i < n; i++) {
-        const char *w = jidx(workers, i);
+        json_t *w = jidx(workers, i);
         read_row(&s->w[i], w, jget(w, "rate"), jget(w, "latency_ns"));
         s->w[i].cpu = (int)jnum(jget(w, "cpu"));
         s->w[i].node = (int)jnum(jget(w, "node"));
     }
+    json_decref(root);
     return 0;
 }
 
@@ -552,6 +481,14 @@ static void render(FILE *f, const sample *s, const char *path)
                 w->rate[C_EVENTS], w->rate[C_READS], w->rate[C_BYTES_IN] / 1e6,
                 w->rate[C_BYTES_OUT] / 1e6, fmt_ns(a[5], 32, w->turn.p99));
     }
+    if (s->nlisteners)
+        fprintf(f, "\n%-16s %-28s %10s %8s %8s %8s %8s %8s\n", "listener", "address", "accepted",
+                "open", "acc/s", "rej_max", "rej_rate", "rej_src");
+    for (int i = 0; i < s->nlisteners; i++)
+        fprintf(f, "%-16.16s %-28.28s %10s %8.0f %8.1f %8.0f %8.0f %8.0f\n", s->lsn[i].name,
+                s->lsn[i].addr, fmt_count(a[0], 32, s->lsn[i].accepted), s->lsn[i].open,
+                s->lsn[i].rate, s->lsn[i].rejected_max, s->lsn[i].rejected_rate,
+                s->lsn[i].rejected_source);
 }
 
 /* ---- command line ------------------------------------------------------------------------- */

@@ -102,10 +102,12 @@ static int ring_reserve(wk_worker *w, weft_ring *r, size_t need)
 
 /* ---- open and close ------------------------------------------------------ */
 
-static void count_close(wk_worker *w, weft_close_reason why)
+static void count_close(wk_worker *w, weft_close_reason why, const wk_origin *o)
 {
     ST_ADD(&w->st, closed, 1);
     ST_ADD(&w->st, closed_by[why], 1);
+    if (o->listener >= 0 && o->listener < WEFT_MAX_LISTENERS)
+        ST_ADD(&w->st, closed_lsn[o->listener], 1);
     static const wk_limit kinds[WEFT_CLOSE_REASONS] = {
         [WEFT_CLOSE_PEER] = LIM_KINDS,
         [WEFT_CLOSE_ERROR] = LIM_KINDS,
@@ -152,7 +154,7 @@ static void to_reap(wk_worker *w, weft_conn *c)
 static void conn_gone(wk_worker *w, weft_conn *c, weft_close_reason why)
 {
     w->nconns--;
-    count_close(w, why);
+    count_close(w, why, c->o);
     if (c->o->on_gone)
         c->o->on_gone(c->o, c);
     if (!(c->flags & C_LINGERQ))
@@ -174,7 +176,7 @@ weft_conn *conn_open(wk_worker *w, int fd, const struct sockaddr *peer, socklen_
         w->io->discard(w, fd);
         if (c)
             wk_slot_put(w, c);
-        count_close(w, WEFT_CLOSE_ERROR); /* the acceptor counted it in */
+        count_close(w, WEFT_CLOSE_ERROR, o); /* the acceptor counted it in */
         if (o->on_gone) {
             weft_conn tmp = {.family = 0};
             conn_set_peer(&tmp, peer, peerlen);

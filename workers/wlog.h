@@ -26,6 +26,8 @@ typedef enum wk_limit {
     LIM_OUTPUT_STALL,
     LIM_ENDPOINT_BUSY, /* admin socket or metrics listener: every client slot busy */
     LIM_ENDPOINT_FDS,  /* admin socket or metrics listener: accept failed (EMFILE ...) */
+    LIM_LSN_RATE,      /* a listener over its accept rate */
+    LIM_LSN_SOURCE,    /* a source over a listener's per-source limit */
     LIM_KINDS
 } wk_limit;
 

@@ -124,86 +124,94 @@ typedef struct weft_handler {
 enum { WEFT_LOG_ERROR = 0, WEFT_LOG_WARN = 1, WEFT_LOG_INFO = 2, WEFT_LOG_DEBUG = 3 };
 typedef void (*weft_log_fn)(void *log_ud, int level, const char *msg);
 
-#define WEFT_MAX_CPUS 1024
+#define WEFT_MAX_CPUS      1024
+#define WEFT_MAX_LISTENERS 16
 
 /*
  * Server configuration. Start from weft_config_default(), which documents
  * each default below, and change what you need.
  */
 typedef struct weft_config {
-    const char *bind_addr;        /* IPv4 or IPv6 literal; "127.0.0.1". "::" binds
-                                     both families where the system allows it */
-    uint16_t port;                /* 7000; 0 picks a free port (weft_server_port) */
-    int backlog;                  /* listen(2) backlog; 4096 (the kernel caps it at
-                                     net.core.somaxconn) */
-    int workers;                  /* worker threads; 0 = one per CPU in the
-                                     process's affinity mask */
-    bool pin_cpus;                /* pin each worker to one CPU; true */
-    int ncpus;                    /* length of cpus[]; 0 = use the affinity mask */
-    int cpus[WEFT_MAX_CPUS];      /* explicit CPU list; worker i gets cpus[i % ncpus] */
-    int max_conns;                /* connections open at once; 0 = derived from
-                                     RLIMIT_NOFILE at start (soft limit minus a
-                                     reserve for the server's own fds) */
-    int max_conns_per_worker;     /* connections one worker holds at once; a new
-                                     one goes to the next worker with room, or
-                                     is closed when none has; 0 = no cap */
-    uint32_t ring_size;           /* initial ring capacity in bytes, a power of two;
-                                     16384. Rings double up to the caps below */
-    uint32_t read_budget;         /* bytes read from one connection per turn before
-                                     others get a turn; 65536 */
-    uint32_t output_high_wm;      /* pending output above this pauses reading; 262144 */
-    uint32_t output_low_wm;       /* reading resumes (and on_drain runs) below; 65536 */
-    uint32_t input_cap;           /* pending input the handler may leave unconsumed
-                                     before the connection closes; 1048576 */
-    uint32_t output_cap;          /* pending output beyond which a send closes the
-                                     connection; 4194304 */
-    uint32_t pool_max_bytes;      /* ring memory one worker may hold; at the cap it
-                                     stops reading the connections that hold
-                                     ring memory (they resume as output drains
-                                     and memory returns) instead of failing;
-                                     one that holds none (a healthy one) still
-                                     reads, up to twice the cap; 536870912.
-                                     0 = no cap */
-    uint32_t sndbuf;              /* SO_SNDBUF for each connection; 0 = the kernel's
-                                     autotuning (which can let several MiB of a
-                                     slow reader's output sit in the kernel,
-                                     beyond output_cap's reach) */
-    uint32_t pool_cache_bytes;    /* ring memory each worker keeps for reuse
-                                     instead of freeing; 4194304 */
-    uint32_t shutdown_timeout_ms; /* how long a stop waits for pending output
-                                     before closing anyway; 5000 */
-    uint32_t idle_timeout_ms;     /* close a connection with no input and no
-                                     output for this long; 120000. 0 = never */
-    uint32_t input_stall_ms;      /* close when a partial message the handler left
-                                     in the ring is still incomplete this long
-                                     after it began, however many bytes trickle
-                                     in meanwhile (the slowloris defence); 30000.
-                                     0 = never */
-    uint32_t output_stall_ms;     /* close when output is pending and the peer
-                                     took no byte for this long (the slow-reader
-                                     defence); 60000. 0 = never */
-    uint32_t close_linger_ms;     /* after a graceful close (weft_close, stop),
-                                     how long to read and discard what the peer
-                                     still sends before close(2), so unread
-                                     input cannot turn the close into a reset
-                                     that destroys output in flight; 2000.
-                                     0 = close at once */
-    uint32_t stats_interval_ms;   /* how often the stats thread samples the
-                                     counters into a snapshot; 1000. 0 turns the
-                                     stats thread, the admin socket and the
-                                     latency timing off */
-    const char *admin_socket;     /* Unix socket for the admin commands; NULL =
-                                     "/tmp/weft-PORT.sock" (the bound port);
-                                     "" = none. Created with mode 0600 */
-    uint16_t metrics_port;        /* HTTP GET /metrics (Prometheus); 0 = off */
-    const char *io;               /* the workers' I/O backend: "epoll" or "poll" (the
-                                     portable fallback: O(connections) per wait).
-                                     NULL = the WEFT_IO environment variable if
-                                     set, else "epoll" */
-    const char *metrics_bind;     /* address of the metrics listener; "127.0.0.1" */
-    weft_log_fn log;              /* NULL = lines on stderr, prefixed "weft: " */
-    void *log_ud;                 /* passed to log */
-    int log_level;                /* most verbose level logged; WEFT_LOG_INFO */
+    const char *bind_addr;                  /* IPv4 or IPv6 literal; "127.0.0.1". "::" binds
+                                               both families where the system allows it.
+                                               NULL: no listener from bind/port (then
+                                               listen[] or weft_server_listen must add
+                                               one); else bind/port is listener 0 */
+    uint16_t port;                          /* 7000; 0 picks a free port (weft_server_port) */
+    int backlog;                            /* listen(2) backlog; 4096 (the kernel caps it at
+                                               net.core.somaxconn) */
+    int workers;                            /* worker threads; 0 = one per CPU in the
+                                               process's affinity mask */
+    bool pin_cpus;                          /* pin each worker to one CPU; true */
+    int ncpus;                              /* length of cpus[]; 0 = use the affinity mask */
+    int cpus[WEFT_MAX_CPUS];                /* explicit CPU list; worker i gets cpus[i % ncpus] */
+    int max_conns;                          /* connections open at once; 0 = derived from
+                                               RLIMIT_NOFILE at start (soft limit minus a
+                                               reserve for the server's own fds) */
+    int max_conns_per_worker;               /* connections one worker holds at once; a new
+                                               one goes to the next worker with room, or
+                                               is closed when none has; 0 = no cap */
+    uint32_t ring_size;                     /* initial ring capacity in bytes, a power of two;
+                                               16384. Rings double up to the caps below */
+    uint32_t read_budget;                   /* bytes read from one connection per turn before
+                                               others get a turn; 65536 */
+    uint32_t output_high_wm;                /* pending output above this pauses reading; 262144 */
+    uint32_t output_low_wm;                 /* reading resumes (and on_drain runs) below; 65536 */
+    uint32_t input_cap;                     /* pending input the handler may leave unconsumed
+                                               before the connection closes; 1048576 */
+    uint32_t output_cap;                    /* pending output beyond which a send closes the
+                                               connection; 4194304 */
+    uint32_t pool_max_bytes;                /* ring memory one worker may hold; at the cap it
+                                               stops reading the connections that hold
+                                               ring memory (they resume as output drains
+                                               and memory returns) instead of failing;
+                                               one that holds none (a healthy one) still
+                                               reads, up to twice the cap; 536870912.
+                                               0 = no cap */
+    uint32_t sndbuf;                        /* SO_SNDBUF for each connection; 0 = the kernel's
+                                               autotuning (which can let several MiB of a
+                                               slow reader's output sit in the kernel,
+                                               beyond output_cap's reach) */
+    uint32_t pool_cache_bytes;              /* ring memory each worker keeps for reuse
+                                               instead of freeing; 4194304 */
+    uint32_t shutdown_timeout_ms;           /* how long a stop waits for pending output
+                                               before closing anyway; 5000 */
+    uint32_t idle_timeout_ms;               /* close a connection with no input and no
+                                               output for this long; 120000. 0 = never */
+    uint32_t input_stall_ms;                /* close when a partial message the handler left
+                                               in the ring is still incomplete this long
+                                               after it began, however many bytes trickle
+                                               in meanwhile (the slowloris defence); 30000.
+                                               0 = never */
+    uint32_t output_stall_ms;               /* close when output is pending and the peer
+                                               took no byte for this long (the slow-reader
+                                               defence); 60000. 0 = never */
+    uint32_t close_linger_ms;               /* after a graceful close (weft_close, stop),
+                                               how long to read and discard what the peer
+                                               still sends before close(2), so unread
+                                               input cannot turn the close into a reset
+                                               that destroys output in flight; 2000.
+                                               0 = close at once */
+    uint32_t stats_interval_ms;             /* how often the stats thread samples the
+                                               counters into a snapshot; 1000. 0 turns the
+                                               stats thread, the admin socket and the
+                                               latency timing off */
+    const char *admin_socket;               /* Unix socket for the admin commands; NULL =
+                                               "/tmp/weft-PORT.sock" (the bound port);
+                                               "" = none. Created with mode 0600 */
+    uint16_t metrics_port;                  /* HTTP GET /metrics (Prometheus); 0 = off */
+    int nlisten;                            /* entries of listen[] */
+    const char *listen[WEFT_MAX_LISTENERS]; /* more listeners, each a spec for
+                                     weft_listener_parse ("ADDR[,option...]");
+                                     they run the server's handler */
+    const char *io;                         /* the workers' I/O backend: "epoll" or "poll" (the
+                                               portable fallback: O(connections) per wait).
+                                               NULL = the WEFT_IO environment variable if
+                                               set, else "epoll" */
+    const char *metrics_bind;               /* address of the metrics listener; "127.0.0.1" */
+    weft_log_fn log;                        /* NULL = lines on stderr, prefixed "weft: " */
+    void *log_ud;                           /* passed to log */
+    int log_level;                          /* most verbose level logged; WEFT_LOG_INFO */
 } weft_config;
 
 /* A configuration with every default filled in. */
@@ -261,6 +269,55 @@ int weft_config_validate(const weft_config *cfg, const char **why);
 int weft_server_new(const weft_config *cfg, const weft_handler *h, void *ud, weft_server **out);
 
 /*
+ * A listener: an address and its own handler, user data and limits. Every
+ * field but addr is optional (0 / NULL / false: the default named).
+ */
+typedef struct weft_listener_opts {
+    const char *addr;            /* "host:port" (IPv4 or IPv6 literal in [ ], or "*"
+                                    for every IPv4 address), or "unix:/path";
+                                    read up to the first ',' */
+    const char *name;            /* in the stats (at most 63 bytes, up to a ','); NULL: addr */
+    const weft_handler *handler; /* NULL: the server's */
+    void *ud;                    /* weft_conn_origin_userdata; NULL: the server's */
+    int backlog;                 /* listen(2) backlog; 0: config.backlog */
+    bool reuseport;              /* SO_REUSEPORT: processes may share the port */
+    bool nodelay;                /* TCP_NODELAY on accepted connections */
+    uint32_t keepalive_s;        /* TCP keepalive after this idle time; 0: off */
+    uint32_t mode;               /* Unix socket file mode; 0: 0660 */
+    int max_conns;               /* open at once through this listener; 0: no cap */
+    uint32_t rate;               /* accepts per second (a token bucket); 0: no limit */
+    uint32_t burst;              /* the bucket's size; 0: rate (at least 1) */
+    uint32_t per_source;         /* open at once from one source address; 0: no
+                                    limit (counted in 65,536 hashed buckets: two
+                                    sources sharing one share its budget) */
+} weft_listener_opts;
+
+/*
+ * Parse a listener spec, "ADDR[,option...]", into *o (other fields 0):
+ * options name, backlog=N, reuseport, nodelay, keepalive=S, mode=OCTAL,
+ * max-conns=N, rate=N, burst=N, per-source=N, e.g.
+ * "127.0.0.1:8080,rate=100,burst=50,per-source=10,name=api". The strings
+ * point into spec (keep it until weft_server_listen): addr and name are
+ * read up to the next ','. 0, or -EINVAL with *why set to a static phrase.
+ */
+int weft_listener_parse(const char *spec, weft_listener_opts *o, const char **why);
+
+/*
+ * Add a listener to a server that has not started (opts copied; it binds
+ * now, so "address in use" fails here). Returns its index (>= 0; the
+ * config's bind/port is 0 when present) or a negative errno: -EINVAL (bad
+ * options), -ENOSPC (WEFT_MAX_LISTENERS), -EBUSY (started), bind errors.
+ */
+int weft_server_listen(weft_server *s, const weft_listener_opts *opts);
+
+/* The number of listeners, and listener i's bound port (0 for Unix). */
+int weft_server_listeners(const weft_server *s);
+uint16_t weft_server_listener_port(const weft_server *s, int i);
+/* Listener i's address as text ("127.0.0.1:8080", "unix:/run/x.sock") and name. */
+const char *weft_server_listener_addr(const weft_server *s, int i);
+const char *weft_server_listener_name(const weft_server *s, int i);
+
+/*
  * Start the worker threads (each pins itself and creates its allocator
  * arena) and the acceptor, and return once all are running. Call once, from
  * the thread that created the server.
@@ -286,7 +343,7 @@ void weft_server_stop(weft_server *s);
 /* Free a server that was never started or has finished weft_server_wait. */
 void weft_server_free(weft_server *s);
 
-/* The bound port (useful with config.port = 0). */
+/* The bound port of the first TCP listener (useful with config.port = 0). */
 uint16_t weft_server_port(const weft_server *s);
 /* The number of workers. */
 int weft_server_workers(const weft_server *s);
@@ -369,6 +426,17 @@ typedef struct weft_worker_snapshot {
     const uint64_t *counters; /* this worker's handler-defined counters */
 } weft_worker_snapshot;
 
+/* One listener in a snapshot. */
+typedef struct weft_listener_snapshot {
+    const char *name, *addr;
+    uint64_t accepted;        /* connections accepted and handed to a worker */
+    uint64_t open;            /* of those, open now */
+    uint64_t rejected_max;    /* closed at accept: the listener's max_conns */
+    uint64_t rejected_rate;   /* closed at accept: over its rate */
+    uint64_t rejected_source; /* closed at accept: over per_source for its address */
+    double accept_rate;       /* accepted per second over the last interval */
+} weft_listener_snapshot;
+
 /*
  * An immutable sample of every counter, published by the stats thread every
  * stats_interval_ms. Latencies are cumulative since start.
@@ -383,6 +451,8 @@ typedef struct weft_snapshot {
     weft_latency turn, handler;
     int nworkers;
     const weft_worker_snapshot *workers;
+    int nlisteners;
+    const weft_listener_snapshot *listeners;
     int ncounters; /* handler-defined counters */
     const char *const *counter_names;
     const char *const *counter_help;
