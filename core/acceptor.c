@@ -136,7 +136,7 @@ static int gate(struct weft_server *s, lsn *l, const struct sockaddr_storage *ss
     int why = lsn_admit(l, (const struct sockaddr *)ss, tw_clock_ms());
     if (why == LSN_RATE)
         wlog_limit(s, LIM_LSN_RATE, "listener %s: over its rate (%u/s): closing new connections",
-                   l->name, l->o.rate);
+                   l->name, (unsigned)(__atomic_load_n(&l->limit, __ATOMIC_RELAXED) >> 32));
     else if (why == LSN_SOURCE)
         wlog_limit(s, LIM_LSN_SOURCE,
                    "listener %s: a source over per-source (%u): closing its new connections",

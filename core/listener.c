@@ -237,9 +237,12 @@ static void source_gone(const wk_origin *o, const weft_conn *c)
 
 int lsn_admit(lsn *l, const struct sockaddr *peer, int64_t now_ms)
 {
-    if (l->o.rate) {
-        double burst = l->o.burst ? l->o.burst : l->o.rate;
-        l->tokens += (double)(now_ms - l->refill_ms) * l->o.rate / 1000.0;
+    /* rate and burst may change at any time (weft_server_listener_limit). */
+    uint64_t lim = __atomic_load_n(&l->limit, __ATOMIC_RELAXED);
+    uint32_t rate = (uint32_t)(lim >> 32), burst32 = (uint32_t)lim;
+    if (rate) {
+        double burst = burst32 ? burst32 : rate;
+        l->tokens += (double)(now_ms - l->refill_ms) * rate / 1000.0;
         if (l->tokens > burst)
             l->tokens = burst;
         l->refill_ms = now_ms;
@@ -263,6 +266,11 @@ void lsn_unadmit(lsn *l, const struct sockaddr *peer)
     int b = l->src ? src_of(peer) : -1;
     if (b >= 0)
         __atomic_sub_fetch(&l->src[b], 1, __ATOMIC_RELAXED);
+}
+
+void lsn_set_limit(lsn *l, uint32_t rate, uint32_t burst)
+{
+    __atomic_store_n(&l->limit, ((uint64_t)rate << 32) | burst, __ATOMIC_RELAXED);
 }
 
 void lsn_setup_conn(const lsn *l, int fd)
@@ -334,6 +342,7 @@ lsn *lsn_new(const weft_listener_opts *opts, int index, const weft_handler *h, v
     l->o.addr = l->addr;
     l->o.name = l->name;
     l->tokens = opts->burst ? opts->burst : opts->rate;
+    l->limit = ((uint64_t)opts->rate << 32) | opts->burst;
     return l;
 }
 

@@ -32,6 +32,7 @@ typedef struct lsn {
     /* The acceptor's: the token bucket, and a pause (EMFILE, rate). */
     double tokens;
     int64_t refill_ms;
+    uint64_t limit; /* atomic: (rate << 32) | burst, changed by lsn_set_limit */
     int64_t paused_until_ms;
     uint32_t *src; /* LSN_SRC_BUCKETS counts (atomic), or NULL */
     st_listener st;
@@ -65,6 +66,9 @@ int lsn_admit(lsn *l, const struct sockaddr *peer, int64_t now_ms);
 
 /* Give back the per-source count lsn_admit took (a handoff that failed). */
 void lsn_unadmit(lsn *l, const struct sockaddr *peer);
+
+/* Change l's accept rate and burst (any thread; the acceptor sees it next). */
+void lsn_set_limit(lsn *l, uint32_t rate, uint32_t burst);
 
 /* Socket options for a connection accepted by l (TCP_NODELAY, keepalive). */
 void lsn_setup_conn(const lsn *l, int fd);

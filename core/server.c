@@ -135,6 +135,14 @@ int weft_server_listen(weft_server *s, const weft_listener_opts *opts)
 
 int weft_server_listeners(const weft_server *s) { return s->nlsn; }
 
+int weft_server_listener_limit(weft_server *s, int i, uint32_t rate, uint32_t burst)
+{
+    if (i < 0 || i >= s->nlsn)
+        return -EINVAL;
+    lsn_set_limit(s->lsn[i], rate, burst);
+    return 0;
+}
+
 uint16_t weft_server_listener_port(const weft_server *s, int i)
 {
     return i >= 0 && i < s->nlsn ? s->lsn[i]->port : 0;

@@ -202,6 +202,18 @@ int main(void)
              "rate 5/s, burst 5: %d served, accepted %llu, rejected_rate %llu", ok,
              (unsigned long long)r.accepted, (unsigned long long)r.rejected_rate);
 
+    /* The limit changes at run time: none now, so all 20 are served. */
+    IT_CHECK(weft_server_listener_limit(s, 3, 0, 0) == 0, "limit");
+    IT_CHECK(weft_server_listener_limit(s, 99, 0, 0) == -EINVAL, "limit of no listener");
+    int ok2 = 0;
+    for (int i = 0; i < 20; i++)
+        fds[i] = itl_connect("127.0.0.1", weft_server_listener_port(s, 3), 2000, 0);
+    for (int i = 0; i < 20; i++) {
+        ok2 += served(fds[i]);
+        close(fds[i]);
+    }
+    IT_CHECK(ok2 == 20, "without a rate limit: %d of 20 served", ok2);
+
     /* Per source: 2 from 127.0.0.1 held open, the 3rd refused; another
      * source is not; closing one lets the first source in again. */
     uint16_t ps = weft_server_listener_port(s, 4);

@@ -710,6 +710,59 @@ static void test_link_close_passes_on(void **state)
     sc_world_free(&x);
 }
 
+/* A sniffing handler hands the connection over; the new one gets on_open
+ * and the bytes that were waiting, the old one no on_close. */
+static int g_b_opens, g_b_datas, g_a_closes;
+static void b_open(weft_conn *c)
+{
+    (void)c;
+    g_b_opens++;
+}
+static void b_data(weft_conn *c, weft_ring *in)
+{
+    g_b_datas++;
+    weft_send(c, "B:", 2);
+    weft_send_from(c, in, weft_ring_len(in));
+}
+static const weft_handler b_h = {.on_open = b_open, .on_data = b_data};
+static void a_close(weft_conn *c, weft_close_reason why)
+{
+    (void)c;
+    (void)why;
+    g_a_closes++;
+}
+static void a_data(weft_conn *c, weft_ring *in)
+{
+    if (weft_ring_len(in) >= 4)
+        assert_int_equal(weft_conn_set_handler(c, &b_h, &g_b_opens), 0);
+}
+
+static void test_set_handler(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    weft_handler a_h = {.on_data = a_data, .on_close = a_close};
+    sc_world_init(&x, &cfg, &a_h);
+    int fd = sc_peer_new(SIZE_MAX);
+    weft_conn *c = sc_adopt(&x, fd);
+    sc_give(fd, "GE", 2);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    assert_int_equal(g_b_opens, 0);
+    sc_give(fd, "T /", 3);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x); /* a hands over; b's on_open now */
+    assert_int_equal(g_b_opens, 1);
+    assert_ptr_equal(weft_conn_origin_userdata(c), &g_b_opens);
+    assert_int_equal(weft_conn_listener(c), 0);
+    sc_turn(&x); /* b's on_data with the bytes that waited */
+    assert_string_equal(sc_output(fd), "B:GET /");
+    assert_int_equal(weft_conn_set_handler(c, &(weft_handler){0}, NULL), -EINVAL);
+    sc_world_free(&x);
+    assert_int_equal(g_a_closes, 0); /* the old handler is not told */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -733,6 +786,7 @@ int main(void)
         cmocka_unit_test_setup(test_link_backpressure, setup),
         cmocka_unit_test_setup(test_link_half_close, setup),
         cmocka_unit_test_setup(test_link_close_passes_on, setup),
+        cmocka_unit_test_setup(test_set_handler, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

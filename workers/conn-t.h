@@ -57,10 +57,11 @@ typedef struct wk_origin {
  * outbound connection's origin and connect timeout, a link.
  */
 typedef struct conn_ext {
-    wk_origin origin;    /* outbound: its own handler and user data */
-    weft_conn *link;     /* the connection this one is linked to, or NULL */
-    uint32_t connect_ms; /* outbound: the connect timeout */
-    unsigned sockopts;   /* outbound: WK_SOCK_* (workers/io.h) */
+    wk_origin origin;     /* outbound: its own handler and user data */
+    weft_conn *link;      /* the connection this one is linked to, or NULL */
+    uint32_t connect_ms;  /* outbound: the connect timeout */
+    unsigned sockopts;    /* outbound: WK_SOCK_* (workers/io.h) */
+    const wk_origin *lsn; /* after a handler change: the listener's origin */
 } conn_ext;
 
 /*

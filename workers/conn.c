@@ -155,8 +155,8 @@ static void conn_gone(wk_worker *w, weft_conn *c, weft_close_reason why)
 {
     w->nconns--;
     count_close(w, why, c->o);
-    if (c->o->on_gone)
-        c->o->on_gone(c->o, c);
+    if (c->o->on_gone) /* with the listener's own origin (a handoff copies ours) */
+        c->o->on_gone(c->x && c->x->lsn ? c->x->lsn : c->o, c);
     if (!(c->flags & C_LINGERQ))
         to_reap(w, c);
 }
@@ -755,6 +755,28 @@ int conn_link(wk_worker *w, weft_conn *a, weft_conn *b)
     b->x->link = a;
     link_settle(w, a);
     link_settle(w, b);
+    return 0;
+}
+
+int conn_set_handler(wk_worker *w, weft_conn *c, const weft_handler *h, void *ud)
+{
+    if (!h || !h->on_data || (c->flags & (C_CLOSED | C_CLOSING)) || (c->x && c->x->link))
+        return -EINVAL;
+    const wk_origin *old = c->o;
+    if (!ext_of(c))
+        return -ENOMEM;
+    /* Same listener (its counts and per-source accounting), new handler. */
+    c->x->origin =
+        (wk_origin){.h = h, .ud = ud, .listener = old->listener, .on_gone = old->on_gone};
+    if (old->on_gone)
+        c->x->lsn = old; /* the listener's origin: on_gone needs it */
+    c->o = &c->x->origin;
+    if (h->on_open)
+        h->on_open(c);
+    if (!(c->flags & (C_CLOSED | C_CLOSING)) && weft_ring_len(&c->in) > 0) {
+        c->flags |= C_REDELIVER;
+        wk_ready_push(w, c);
+    }
     return 0;
 }
 

@@ -43,6 +43,9 @@ int conn_connect_done(wk_worker *w, weft_conn *c);
 void conn_read_pause(wk_worker *w, weft_conn *c);
 void conn_read_resume(wk_worker *w, weft_conn *c);
 
+/* Hand c to handler h (weft_conn_set_handler): 0, -EINVAL or -ENOMEM. */
+int conn_set_handler(wk_worker *w, weft_conn *c, const weft_handler *h, void *ud);
+
 /* Link a and b (weft_link): 0, or -EINVAL / -ENOMEM. */
 int conn_link(wk_worker *w, weft_conn *a, weft_conn *b);
 

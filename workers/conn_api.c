@@ -82,6 +82,10 @@ void weft_conn_resume(weft_conn *c)
 void weft_read_pause(weft_conn *c) { conn_read_pause(c->w, c); }
 void weft_read_resume(weft_conn *c) { conn_read_resume(c->w, c); }
 int weft_link(weft_conn *a, weft_conn *b) { return conn_link(a->w, a, b); }
+int weft_conn_set_handler(weft_conn *c, const weft_handler *h, void *ud)
+{
+    return conn_set_handler(c->w, c, h, ud);
+}
 weft_conn *weft_conn_linked(const weft_conn *c) { return c->x ? c->x->link : NULL; }
 int weft_conn_listener(const weft_conn *c) { return c->o->listener; }
 void *weft_conn_origin_userdata(const weft_conn *c) { return c->o->ud; }

@@ -310,6 +310,12 @@ int weft_listener_parse(const char *spec, weft_listener_opts *o, const char **wh
  */
 int weft_server_listen(weft_server *s, const weft_listener_opts *opts);
 
+/*
+ * Change listener i's accept rate and burst (0: no limit), from any thread
+ * at any time; the acceptor applies it to the next connection. 0 or -EINVAL.
+ */
+int weft_server_listener_limit(weft_server *s, int i, uint32_t rate, uint32_t burst);
+
 /* The number of listeners, and listener i's bound port (0 for Unix). */
 int weft_server_listeners(const weft_server *s);
 uint16_t weft_server_listener_port(const weft_server *s, int i);
@@ -667,6 +673,16 @@ void weft_conn_resume(weft_conn *c);
 void weft_close(weft_conn *c);
 /* Close now with a TCP reset, discarding pending output. */
 void weft_abort(weft_conn *c);
+
+/*
+ * Hand c to another handler h with user data ud (for a server that learns
+ * the protocol from the first bytes): h's on_open runs at once, then its
+ * on_data with what c's input ring holds; the old handler gets no on_close.
+ * The connection keeps its listener, counters and limits. Owning worker's
+ * thread; call it from a callback of c. 0, -EINVAL (h without on_data, or
+ * c closing or linked) or -ENOMEM.
+ */
+int weft_conn_set_handler(weft_conn *c, const weft_handler *h, void *ud);
 
 /* Per-connection user data; NULL until set. */
 void *weft_conn_userdata(const weft_conn *c);
