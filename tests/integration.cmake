@@ -109,3 +109,17 @@ set_tests_properties(check_layout PROPERTIES LABELS integration TIMEOUT 30)
 weft_it_exe(it_listeners it_listeners.c LIBS weft_static weft_internal Threads::Threads)
 add_test(NAME it_listeners COMMAND it_listeners)
 set_tests_properties(it_listeners PROPERTIES LABELS integration TIMEOUT 60)
+
+# Files in the output path (weft_send_file) on real sockets.
+weft_it_exe(it_sendfile it_sendfile.c LIBS weft_static weft_internal Threads::Threads)
+add_test(NAME it_sendfile COMMAND it_sendfile)
+set_tests_properties(it_sendfile PROPERTIES LABELS integration TIMEOUT 120)
+
+# A linked pair (weft_link): 1 GiB each way through an in-process proxy.
+weft_it_exe(it_link it_link.c LIBS weft_static weft_internal Threads::Threads)
+add_test(NAME it_link COMMAND it_link)
+set_tests_properties(it_link PROPERTIES LABELS integration TIMEOUT 300)
+if(NOT WEFT_SANITIZE STREQUAL "")
+  # Instrumented copies are ~10x slower: a quarter of the bytes.
+  set_tests_properties(it_link PROPERTIES ENVIRONMENT WEFT_IT_LINK_MB=256)
+endif()

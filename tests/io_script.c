@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -136,7 +137,7 @@ static ssize_t s_recv(wk_worker *w, weft_conn *c, weft_ring *in, size_t max)
     return (ssize_t)n;
 }
 
-static ssize_t s_send(wk_worker *w, weft_conn *c, weft_ring *out)
+static ssize_t s_send(wk_worker *w, weft_conn *c, weft_ring *out, size_t max)
 {
     (void)w;
     sc_peer *p = sc_peer_of(c->fd);
@@ -145,6 +146,8 @@ static ssize_t s_send(wk_worker *w, weft_conn *c, weft_ring *out)
     if (p->err)
         return -p->err;
     size_t len = weft_ring_len(out);
+    if (len > max)
+        len = max;
     if (len == 0)
         return 0;
     if (p->window == 0)
@@ -183,6 +186,28 @@ static int s_connected(wk_worker *w, weft_conn *c)
     return sc.connected_rc;
 }
 
+/* A file's bytes through the peer's window, read with pread. */
+static ssize_t s_sendfile(wk_worker *w, weft_conn *c, int fd, off_t *off, size_t len)
+{
+    (void)w;
+    sc_peer *p = sc_peer_of(c->fd);
+    assert_false(p->closed);
+    p->sendfiles++;
+    if (p->err)
+        return -p->err;
+    if (p->window == 0)
+        return -EAGAIN;
+    size_t n = len < p->window ? len : p->window;
+    assert_true(p->out_len + n <= SC_BUF);
+    ssize_t k = pread(fd, p->out + p->out_len, n, *off);
+    if (k <= 0)
+        return k < 0 ? -errno : 0;
+    *off += k;
+    p->out_len += (size_t)k;
+    p->window -= (size_t)k;
+    return k;
+}
+
 static int s_shutdown_wr(wk_worker *w, weft_conn *c)
 {
     (void)w;
@@ -203,7 +228,10 @@ static void s_close(wk_worker *w, weft_conn *c, bool reset)
 static void s_discard(wk_worker *w, int fd)
 {
     (void)w;
-    sc_peer_of(fd)->closed = true;
+    if (fd >= SC_FD0 && fd < SC_FD0 + SC_PEERS)
+        sc_peer_of(fd)->closed = true;
+    else
+        close(fd); /* a real fd: a file the connection queued */
 }
 
 static int s_wait(wk_worker *w, int timeout_ms)
@@ -241,6 +269,7 @@ const wk_io_ops sc_ops = {
     .attach = s_attach,
     .recv = s_recv,
     .send = s_send,
+    .sendfile = s_sendfile,
     .connect = s_connect,
     .connected = s_connected,
     .shutdown_wr = s_shutdown_wr,

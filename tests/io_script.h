@@ -37,7 +37,7 @@ typedef struct sc_peer {
     size_t window; /* bytes the peer takes before the socket is full */
     bool shut_wr;  /* shutdown_wr was called */
     bool closed, reset;
-    unsigned recvs, sends; /* calls */
+    unsigned recvs, sends, sendfiles; /* calls */
 } sc_peer;
 
 typedef struct sc_script {

@@ -9,12 +9,14 @@
  * connection closed (reason, reset or FIN, linger).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -763,6 +765,113 @@ static void test_set_handler(void **state)
     assert_int_equal(g_a_closes, 0); /* the old handler is not told */
 }
 
+/* ---- files in the output --------------------------------------------------- */
+
+/* A temporary file of n pattern bytes, open for reading (unlinked). */
+static int temp_file(size_t n)
+{
+    char path[] = "/tmp/weft-test-file-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    for (size_t i = 0; i < n; i++)
+        big[i % sizeof(big)] = (char)('a' + i % 26);
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < sizeof(big) ? n - done : sizeof(big);
+        assert_int_equal(write(fd, big, k), (ssize_t)k);
+        done += k;
+    }
+    return fd;
+}
+
+static int fd_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
+
+static void file_data(weft_conn *c, weft_ring *in)
+{
+    weft_ring_consume(in, weft_ring_len(in));
+    int fd = temp_file(10);
+    weft_send(c, "<", 1);
+    assert_int_equal(weft_send_file(c, fd, 2, 5), 0); /* "cdefg" */
+    weft_send(c, ">", 1);
+    hs.datas = fd;
+}
+
+/* Ring bytes before, the file's range, ring bytes after, in order; the
+ * file closed once sent; over several windows. */
+static void test_send_file_order(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    weft_handler h = {.on_data = file_data};
+    sc_world_init(&x, &cfg, &h);
+    int fd = sc_peer_new(3);
+    weft_conn *c = sc_adopt(&x, fd);
+    sc_give(fd, "get", 3);
+    sc_event(fd, WK_IO_IN);
+    sc_turn(&x);
+    int file = hs.datas;
+    assert_string_equal(sc_output(fd), "<cd");
+    assert_int_equal(conn_pending_out(c), 4); /* "efg" and ">" */
+    assert_true(fd_open(file));
+    sc_peer_of(fd)->window = SIZE_MAX;
+    sc_event(fd, WK_IO_OUT);
+    sc_turn(&x);
+    assert_string_equal(sc_output(fd), "<cdefg>");
+    assert_false(fd_open(file)); /* weft closed it once sent */
+    assert_int_equal(conn_pending_out(c), 0);
+    sc_world_free(&x);
+}
+
+/* More than a turn's budget: it goes on next turn without an event; the
+ * bytes arrive whole. */
+static void test_send_file_budget(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    sc_world_init(&x, &cfg, &echo_h);
+    int fd = sc_peer_new(SIZE_MAX);
+    weft_conn *c = sc_adopt(&x, fd);
+    size_t n = 900u << 10; /* 900 KiB: the script's buffer holds 1 MiB */
+    int file = temp_file(n);
+    assert_int_equal(weft_send_file(c, file, 0, n), 1); /* over the high watermark */
+    sc_turn(&x);
+    assert_int_equal(sc_peer_of(fd)->out_len, n);
+    for (size_t i = 0; i < n; i += 4099)
+        assert_int_equal(sc_peer_of(fd)->out[i], 'a' + i % 26);
+    assert_int_equal(hs.drains, 1); /* on_drain once the file left */
+    sc_world_free(&x);
+}
+
+/* A file shorter than queued closes the connection; a closing one drops
+ * the files it still holds (their fds closed). */
+static void test_send_file_errors(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    sc_world_init(&x, &cfg, &echo_h);
+    int a = sc_peer_new(SIZE_MAX), b = sc_peer_new(0);
+    weft_conn *ca = sc_adopt(&x, a), *cb = sc_adopt(&x, b);
+    int short_file = temp_file(4);
+    assert_int_equal(weft_send_file(ca, short_file, 0, 100), 0);
+    sc_turn(&x);
+    assert_true(sc_peer_of(a)->closed);
+    assert_int_equal(hs.reason, WEFT_CLOSE_ERROR);
+    assert_false(fd_open(short_file));
+    int held = temp_file(8);
+    assert_int_equal(weft_send_file(cb, held, 0, 8), 0);
+    sc_turn(&x);
+    assert_true(fd_open(held)); /* b's peer takes nothing: still queued */
+    weft_abort(cb);
+    assert_false(fd_open(held));
+    int late = temp_file(8);
+    assert_int_equal(weft_send_file(cb, late, 0, 8), -EPIPE);
+    assert_false(fd_open(late)); /* weft's, even on failure */
+    sc_world_free(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -787,6 +896,9 @@ int main(void)
         cmocka_unit_test_setup(test_link_half_close, setup),
         cmocka_unit_test_setup(test_link_close_passes_on, setup),
         cmocka_unit_test_setup(test_set_handler, setup),
+        cmocka_unit_test_setup(test_send_file_order, setup),
+        cmocka_unit_test_setup(test_send_file_budget, setup),
+        cmocka_unit_test_setup(test_send_file_errors, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -162,7 +162,7 @@ static void test_send_fd_contiguous_and_wrapped(void **state)
     /* One segment: send(2). */
     ring_new_at(&r, 16, 2);
     ring_append(&r, want, 9);
-    assert_int_equal(io_sock_send(sv[0], &r), 9);
+    assert_int_equal(io_sock_send(sv[0], &r, SIZE_MAX), 9);
     expect_contents(&r, NULL, 0);
     read_exact(sv[1], got, 9);
     assert_memory_equal(got, want, 9);
@@ -173,7 +173,7 @@ static void test_send_fd_contiguous_and_wrapped(void **state)
     ring_append(&r, want, 16);
     struct iovec iov[2];
     assert_int_equal(weft_ring_peek(&r, iov), 2);
-    assert_int_equal(io_sock_send(sv[0], &r), 16);
+    assert_int_equal(io_sock_send(sv[0], &r, SIZE_MAX), 16);
     expect_contents(&r, NULL, 0);
     assert_int_equal(r.head, 0);
     read_exact(sv[1], got, 16);
@@ -182,7 +182,7 @@ static void test_send_fd_contiguous_and_wrapped(void **state)
 
     /* Nothing to send: nothing written, nothing consumed. */
     ring_new_at(&r, 16, 0);
-    assert_true(io_sock_send(sv[0], &r) <= 0);
+    assert_true(io_sock_send(sv[0], &r, SIZE_MAX) <= 0);
     expect_contents(&r, NULL, 0);
     set_nonblock(sv[1]);
     assert_int_equal(read(sv[1], got, sizeof(got)), -1);
@@ -215,7 +215,7 @@ static void test_send_fd_partial(void **state)
     /* The peer does not read: the socket fills and a send comes up short. */
     size_t sent = 0;
     ssize_t n;
-    while ((n = io_sock_send(sv[0], &r)) > 0) {
+    while ((n = io_sock_send(sv[0], &r, SIZE_MAX)) > 0) {
         sent += (size_t)n;
         assert_int_equal(weft_ring_len(&r), cap - sent);
         assert_true(sent < cap);
@@ -248,10 +248,10 @@ static void test_send_fd_epipe(void **state)
     ring_new_at(&r, 16, 12);
     ring_append(&r, "goes nowhere", 12); /* wrapped: sendmsg path */
     /* MSG_NOSIGNAL: -EPIPE, not a SIGPIPE that would kill this test. */
-    assert_int_equal(io_sock_send(sv[0], &r), -EPIPE);
+    assert_int_equal(io_sock_send(sv[0], &r, SIZE_MAX), -EPIPE);
     expect_contents(&r, "goes nowhere", 12);
     weft_ring_consume(&r, 8); /* 4 bytes at 4..7: send path */
-    assert_int_equal(io_sock_send(sv[0], &r), -EPIPE);
+    assert_int_equal(io_sock_send(sv[0], &r, SIZE_MAX), -EPIPE);
     expect_contents(&r, "here", 4);
     ring_free(&r);
     close(sv[0]);
@@ -321,7 +321,7 @@ static void test_fd_pump(void **state)
             }
             if (weft_ring_len(&r) > 0 && (rnd() & 1)) {
                 before = weft_ring_len(&r);
-                ssize_t s = io_sock_send(b[0], &r);
+                ssize_t s = io_sock_send(b[0], &r, SIZE_MAX);
                 if (s > 0)
                     assert_int_equal(weft_ring_len(&r), before - (size_t)s);
                 else
@@ -352,6 +352,28 @@ static void test_fd_pump(void **state)
     }
 }
 
+/* max bounds a send, in one segment or across the wrap. */
+static void test_send_max(void **state)
+{
+    (void)state;
+    int sv[2];
+    sockpair(sv);
+    weft_ring r;
+    unsigned char want[16], got[16];
+    fill_pattern(want, 16, 9);
+    ring_new_at(&r, 16, 12); /* 4 bytes at the end, 12 after the wrap */
+    ring_append(&r, want, 16);
+    assert_int_equal(io_sock_send(sv[0], &r, 3), 3);   /* inside the first segment */
+    assert_int_equal(io_sock_send(sv[0], &r, 0), 0);   /* nothing asked: no call */
+    assert_int_equal(io_sock_send(sv[0], &r, 5), 5);   /* across the wrap */
+    assert_int_equal(io_sock_send(sv[0], &r, 100), 8); /* the rest */
+    read_exact(sv[1], got, 16);
+    assert_memory_equal(got, want, 16);
+    ring_free(&r);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_send_fd_contiguous_and_wrapped),
         cmocka_unit_test(test_send_fd_partial),
         cmocka_unit_test(test_send_fd_epipe),
+        cmocka_unit_test(test_send_max),
         cmocka_unit_test(test_fd_pump),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

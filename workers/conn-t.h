@@ -9,6 +9,7 @@
 #define WEFT_WORKERS_CONN_T_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "weft/weft.h"
 #include "workers/timer.h"
@@ -53,15 +54,30 @@ typedef struct wk_origin {
 } wk_origin;
 
 /*
+ * A file queued for output (weft_send_file): `before` bytes of the output
+ * ring go first (those queued between the previous file and this one),
+ * then `left` bytes of fd from off. The connection owns fd.
+ */
+typedef struct out_file {
+    struct out_file *next;
+    int fd;
+    off_t off;
+    uint64_t left;
+    uint64_t before;
+} out_file;
+
+/*
  * What only some connections need, allocated when one first does: an
- * outbound connection's origin and connect timeout, a link.
+ * outbound connection's origin and connect timeout, a link, queued files.
  */
 typedef struct conn_ext {
-    wk_origin origin;     /* outbound: its own handler and user data */
-    weft_conn *link;      /* the connection this one is linked to, or NULL */
-    uint32_t connect_ms;  /* outbound: the connect timeout */
-    unsigned sockopts;    /* outbound: WK_SOCK_* (workers/io.h) */
-    const wk_origin *lsn; /* after a handler change: the listener's origin */
+    wk_origin origin;              /* outbound: its own handler and user data */
+    weft_conn *link;               /* the connection this one is linked to, or NULL */
+    uint32_t connect_ms;           /* outbound: the connect timeout */
+    unsigned sockopts;             /* outbound: WK_SOCK_* (workers/io.h) */
+    const wk_origin *lsn;          /* after a handler change: the listener's origin */
+    out_file *files, **files_tail; /* queued files, in order */
+    uint64_t file_bytes;           /* their bytes left: pending output too */
 } conn_ext;
 
 /*

@@ -197,6 +197,9 @@ weft_conn *conn_open(wk_worker *w, int fd, const struct sockaddr *peer, socklen_
     return c;
 }
 
+static void drop_files(wk_worker *w, weft_conn *c);
+static conn_ext *ext_of(weft_conn *c);
+
 /*
  * A linked connection closed: its partner forgets it and closes once what
  * it still has to send is flushed (a proxy's other side must not hang).
@@ -208,7 +211,9 @@ static void unlink_closed(wk_worker *w, weft_conn *c)
     p->x->link = NULL;
     if (p->flags & C_PAUSED) /* paused for c's output, which is gone */
         p->flags &= ~C_PAUSED;
-    conn_close_after_flush(w, p, WEFT_CLOSE_LINK);
+    /* Both directions ended normally (c saw its EOF and sent its FIN): p's
+     * end is the peer's too; anything else ends p because of c. */
+    conn_close_after_flush(w, p, c->reason == WEFT_CLOSE_PEER ? WEFT_CLOSE_PEER : WEFT_CLOSE_LINK);
 }
 
 /* The end of a connection for the handler: timers, on_close, rings. */
@@ -224,6 +229,8 @@ static void close_for_handler(wk_worker *w, weft_conn *c, weft_close_reason why)
         h_of(c)->on_close(c, why);
     ring_drop(w, &c->in);
     ring_drop(w, &c->out);
+    if (c->x && c->x->files)
+        drop_files(w, c);
 }
 
 static void close_now(wk_worker *w, weft_conn *c, weft_close_reason why, bool reset)
@@ -666,6 +673,118 @@ static int output_done(wk_worker *w, weft_conn *c)
     return 0;
 }
 
+/*
+ * Output a connection with queued files may move in one turn: enough for a
+ * disk-speed stream, small enough that a turn of many such connections
+ * stays in the milliseconds (Redis's NET_MAX_WRITES_PER_EVENT plays the
+ * same part for its replies).
+ */
+#define WK_OUT_TURN_BYTES (1u << 20)
+
+/*
+ * One send of at most max bytes of the output ring. Returns the bytes
+ * taken; 0 when the socket took nothing (C_WANT_OUT set); -1 when c closed.
+ */
+static ssize_t send_ring(wk_worker *w, weft_conn *c, size_t max)
+{
+    size_t want = weft_ring_len(&c->out);
+    if (want > max)
+        want = max;
+    ssize_t n = w->io->send(w, c, &c->out, want);
+    ST_ADD(&w->st, writes, 1);
+    if (n > 0) {
+        ST_ADD(&w->st, bytes_out, (uint64_t)n);
+        c->last_out = (uint32_t)w->now_ms;
+        /*
+         * Taking fewer bytes than asked means the socket is full; bytes a
+         * completion backend still has in flight will end in an output
+         * event too. Either way: wait for that event.
+         */
+        if ((size_t)n < want || c->out_inflight)
+            c->flags |= C_WANT_OUT;
+        return n;
+    }
+    if (n == -EAGAIN || n == 0) {
+        ST_ADD(&w->st, eagain, 1);
+        c->flags |= C_WANT_OUT;
+        return 0;
+    }
+    close_on_error(w, c, (int)-n);
+    return -1;
+}
+
+/* One sendfile of the head file, at most max bytes; as send_ring. */
+static ssize_t send_file(wk_worker *w, weft_conn *c, out_file *f, size_t max)
+{
+    size_t want = f->left < max ? (size_t)f->left : max;
+    ssize_t n = w->io->sendfile(w, c, f->fd, &f->off, want);
+    ST_ADD(&w->st, writes, 1);
+    if (n > 0) {
+        ST_ADD(&w->st, bytes_out, (uint64_t)n);
+        c->last_out = (uint32_t)w->now_ms;
+        f->left -= (uint64_t)n;
+        c->x->file_bytes -= (uint64_t)n;
+        /*
+         * A short count is a full socket or the file's end: only the next
+         * call tells (EAGAIN, or 0), so no C_WANT_OUT here; an output
+         * event might never come if the socket was not full.
+         */
+        if (f->left == 0) {
+            c->x->files = f->next;
+            if (!c->x->files)
+                c->x->files_tail = &c->x->files;
+            w->io->discard(w, f->fd);
+            free(f);
+        }
+        return n;
+    }
+    if (n == -EAGAIN) {
+        ST_ADD(&w->st, eagain, 1);
+        c->flags |= C_WANT_OUT;
+        return 0;
+    }
+    /* 0: the file ended before its length (truncated meanwhile). */
+    wk_log(w->g, WEFT_LOG_WARN, "worker %d: a queued file failed: %s", w->index,
+           n == 0 ? "it is shorter than queued" : weft_strerror((int)-n));
+    conn_close(w, c, WEFT_CLOSE_ERROR);
+    return -1;
+}
+
+/*
+ * Output with files queued: the ring bytes before each file, the file,
+ * then what follows, within WK_OUT_TURN_BYTES per turn (the rest goes on
+ * the next turn: flush_more). 0, or -1 when c closed.
+ */
+static int send_with_files(wk_worker *w, weft_conn *c)
+{
+    size_t budget = WK_OUT_TURN_BYTES;
+    while (budget > 0 && !(c->flags & C_WANT_OUT)) {
+        out_file *f = c->x->files;
+        ssize_t n;
+        if (!f) {
+            if (weft_ring_len(&c->out) == 0)
+                break;
+            n = send_ring(w, c, budget);
+        } else if (f->before) {
+            n = send_ring(w, c, f->before < budget ? (size_t)f->before : budget);
+            if (n > 0)
+                f->before -= (uint64_t)n;
+        } else {
+            n = send_file(w, c, f, budget);
+        }
+        if (n < 0)
+            return -1;
+        budget -= (size_t)n;
+    }
+    /* Budget used, more to send, the socket still open: next turn. (When
+     * called while queued for this turn's flush phase, that pass goes on.) */
+    if (budget == 0 && !(c->flags & (C_WANT_OUT | C_FLUSH)) && conn_pending_out(c) > 0) {
+        c->flags |= C_FLUSH;
+        wk_list_append(&w->flush_more, c, offsetof(weft_conn, next_flush));
+    }
+    return 0;
+}
+
 void conn_flush(wk_worker *w, weft_conn *c)
 {
     if (c->flags & C_CLOSED)
@@ -675,32 +794,57 @@ void conn_flush(wk_worker *w, weft_conn *c)
         return;
     if ((c->flags & C_CONNECTING) && conn_connect_done(w, c) != 0)
         return;
-    if (weft_ring_len(&c->out) > 0) {
-        ssize_t n = w->io->send(w, c, &c->out);
-        ST_ADD(&w->st, writes, 1);
-        if (n > 0) {
-            ST_ADD(&w->st, bytes_out, (uint64_t)n);
-            c->last_out = (uint32_t)w->now_ms;
-            /*
-             * Taking fewer bytes than held means the socket is full; bytes
-             * a completion backend still has in flight will end in an
-             * output event too. Either way: wait for that event.
-             */
-            if (conn_pending_out(c) > 0)
-                c->flags |= C_WANT_OUT;
-        } else if (n == -EAGAIN) {
-            ST_ADD(&w->st, eagain, 1);
-            c->flags |= C_WANT_OUT;
-        } else if (n < 0) {
-            close_on_error(w, c, (int)-n);
+    if (c->x && c->x->files) {
+        if (send_with_files(w, c) != 0)
             return;
-        }
+    } else if (weft_ring_len(&c->out) > 0 && send_ring(w, c, SIZE_MAX) < 0) {
+        return;
     }
     if (weft_ring_len(&c->out) == 0)
         ring_release(w, &c->out);
     if (conn_pending_out(c) == 0 && output_done(w, c) != 0)
         return;
     output_drained(w, c);
+}
+
+int conn_send_file(wk_worker *w, weft_conn *c, int fd, off_t off, uint64_t len)
+{
+    out_file *f = NULL;
+    if (c->flags & (C_CLOSED | C_CLOSING) || !ext_of(c) || !(f = malloc(sizeof(*f)))) {
+        w->io->discard(w, fd);
+        return c->flags & (C_CLOSED | C_CLOSING) ? -EPIPE : -ENOMEM;
+    }
+    if (len == 0) {
+        free(f);
+        w->io->discard(w, fd);
+        return 0;
+    }
+    conn_ext *x = c->x;
+    if (!x->files_tail)
+        x->files_tail = &x->files;
+    /* The ring bytes queued since the last file go before this one. */
+    uint64_t earlier = 0;
+    for (out_file *e = x->files; e; e = e->next)
+        earlier += e->before;
+    *f = (out_file){.fd = fd, .off = off, .left = len, .before = weft_ring_len(&c->out) - earlier};
+    *x->files_tail = f;
+    x->files_tail = &f->next;
+    size_t before = conn_pending_out(c);
+    x->file_bytes += len;
+    return conn_after_send(w, c, before);
+}
+
+/* Close what c still has queued of files (c is closing). */
+static void drop_files(wk_worker *w, weft_conn *c)
+{
+    while (c->x->files) {
+        out_file *f = c->x->files;
+        c->x->files = f->next;
+        w->io->discard(w, f->fd);
+        free(f);
+    }
+    c->x->files_tail = &c->x->files;
+    c->x->file_bytes = 0;
 }
 
 /* ---- flow control between connections ---------------------------------------- */

@@ -43,6 +43,10 @@ int conn_connect_done(wk_worker *w, weft_conn *c);
 void conn_read_pause(wk_worker *w, weft_conn *c);
 void conn_read_resume(wk_worker *w, weft_conn *c);
 
+/* Queue len bytes of file fd from off after c's output (weft_send_file);
+ * c owns fd from now on, also on failure. 0/1 as weft_send, or -errno. */
+int conn_send_file(wk_worker *w, weft_conn *c, int fd, off_t off, uint64_t len);
+
 /* Hand c to handler h (weft_conn_set_handler): 0, -EINVAL or -ENOMEM. */
 int conn_set_handler(wk_worker *w, weft_conn *c, const weft_handler *h, void *ud);
 
@@ -106,13 +110,15 @@ int conn_after_send(wk_worker *w, weft_conn *c, size_t before);
 
 /*
  * Pending output: bytes queued in the output ring, plus what a completion
- * backend took and has not finished sending. Watermarks, the output stall
- * and a close after flush all count both.
+ * backend took and has not finished sending, plus the bytes of queued files
+ * (weft_send_file). Watermarks, the output stall and a close after flush
+ * count them all; output_cap counts the ring alone (memory).
  */
 static inline size_t conn_pending_out(const weft_conn *c)
 {
     /* While lingering the union holds linger_until: nothing is in flight. */
-    return weft_ring_len(&c->out) + ((c->flags & C_LINGER) ? 0 : c->out_inflight);
+    size_t n = weft_ring_len(&c->out) + ((c->flags & C_LINGER) ? 0 : c->out_inflight);
+    return c->x ? n + c->x->file_bytes : n;
 }
 
 #endif

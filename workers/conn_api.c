@@ -67,6 +67,11 @@ int weft_send_from(weft_conn *c, weft_ring *from, size_t len)
     return rc;
 }
 
+int weft_send_file(weft_conn *c, int fd, off_t off, uint64_t len)
+{
+    return conn_send_file(c->w, c, fd, off, len);
+}
+
 void weft_close(weft_conn *c) { conn_close_after_flush(c->w, c, WEFT_CLOSE_HANDLER); }
 
 void weft_abort(weft_conn *c) { conn_abort(c->w, c, WEFT_CLOSE_HANDLER); }

@@ -77,9 +77,10 @@ typedef struct wk_io_ops {
     ssize_t (*recv)(wk_worker *w, weft_conn *c, weft_ring *in, size_t max);
 
     /*
-     * Take bytes from the front of ring `out` for the peer and consume them
-     * from it. Returns the bytes taken (> 0; fewer than held means the
-     * socket is full for now), 0 when `out` is empty, -EAGAIN when nothing
+     * Take at most max bytes from the front of ring `out` for the peer and
+     * consume them from it. Returns the bytes taken (> 0; fewer than held,
+     * within max, means the socket is full for now), 0 when `out` is empty
+     * (or max is 0), -EAGAIN when nothing
      * can be taken now (WK_IO_OUT will follow), or another negative errno
      * (-EPIPE, -ECONNRESET, ...). Never raises SIGPIPE. A completion
      * backend that takes bytes it has not sent yet (it may take the ring's
@@ -87,7 +88,16 @@ typedef struct wk_io_ops {
      * completes, then reports WK_IO_OUT (or WK_IO_ERR, with the error
      * returned by the next send).
      */
-    ssize_t (*send)(wk_worker *w, weft_conn *c, weft_ring *out);
+    ssize_t (*send)(wk_worker *w, weft_conn *c, weft_ring *out, size_t max);
+
+    /*
+     * Send at most len bytes of file fd from *off (which advances) to the
+     * peer, without copying them through user space where the kernel can
+     * (sendfile(2)). Returns the bytes sent (> 0; fewer than len means the
+     * socket is full for now), 0 at the file's end, -EAGAIN, or another
+     * negative errno. A backend without a zero-copy path may read and send.
+     */
+    ssize_t (*sendfile)(wk_worker *w, weft_conn *c, int fd, off_t *off, size_t len);
 
     /*
      * Start an outbound connection to sa: create the socket (non-blocking,
@@ -114,8 +124,9 @@ typedef struct wk_io_ops {
     void (*close)(wk_worker *w, weft_conn *c, bool reset);
 
     /*
-     * Close an fd the worker was handed but never attached (no slot for
-     * it, or attach failed).
+     * Close an fd that is not attached: a socket the worker was handed but
+     * could not attach (no slot, attach failed), or a file a connection
+     * had queued (weft_send_file).
      */
     void (*discard)(wk_worker *w, int fd);
 

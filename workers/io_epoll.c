@@ -144,6 +144,7 @@ const wk_io_ops wk_io_epoll = {
     .attach = ep_attach,
     .recv = io_sock_op_recv,
     .send = io_sock_op_send,
+    .sendfile = io_sock_op_sendfile,
     .connect = ep_connect,
     .connected = io_sock_op_connected,
     .shutdown_wr = io_sock_op_shutdown_wr,

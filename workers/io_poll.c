@@ -206,6 +206,7 @@ const wk_io_ops wk_io_poll = {
     .attach = pl_attach,
     .recv = io_sock_op_recv,
     .send = io_sock_op_send,
+    .sendfile = io_sock_op_sendfile,
     .connect = pl_connect,
     .connected = io_sock_op_connected,
     .shutdown_wr = io_sock_op_shutdown_wr,

@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -32,12 +33,18 @@ ssize_t io_sock_recv(int fd, weft_ring *r, size_t max)
     return n;
 }
 
-ssize_t io_sock_send(int fd, weft_ring *r)
+ssize_t io_sock_send(int fd, weft_ring *r, size_t max)
 {
     struct iovec iov[2];
     int k = weft_ring_peek(r, iov);
-    if (k == 0)
+    if (k == 0 || max == 0)
         return 0;
+    if (iov[0].iov_len >= max) {
+        iov[0].iov_len = max;
+        k = 1;
+    } else if (k == 2 && iov[0].iov_len + iov[1].iov_len > max) {
+        iov[1].iov_len = max - iov[0].iov_len;
+    }
     ssize_t n;
     do {
         if (k == 1) {
@@ -134,10 +141,27 @@ ssize_t io_sock_op_recv(wk_worker *w, weft_conn *c, weft_ring *in, size_t max)
     return io_sock_recv(c->fd, in, max);
 }
 
-ssize_t io_sock_op_send(wk_worker *w, weft_conn *c, weft_ring *out)
+ssize_t io_sock_op_send(wk_worker *w, weft_conn *c, weft_ring *out, size_t max)
 {
     (void)w;
-    return io_sock_send(c->fd, out);
+    return io_sock_send(c->fd, out, max);
+}
+
+ssize_t io_sock_sendfile(int sock, int file, off_t *off, size_t len)
+{
+    ssize_t n;
+    do
+        n = sendfile(sock, file, off, len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n;
+}
+
+ssize_t io_sock_op_sendfile(wk_worker *w, weft_conn *c, int fd, off_t *off, size_t len)
+{
+    (void)w;
+    return io_sock_sendfile(c->fd, fd, off, len);
 }
 
 int io_sock_op_shutdown_wr(wk_worker *w, weft_conn *c)

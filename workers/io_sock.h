@@ -25,11 +25,15 @@
 ssize_t io_sock_recv(int fd, weft_ring *r, size_t max);
 
 /*
- * One send(2) or sendmsg(2) (MSG_NOSIGNAL) of r's held bytes, consuming
- * what was written. Returns bytes, 0 for an empty ring (no call), or a
- * negative errno (-EAGAIN, -EPIPE, ...; EINTR is retried).
+ * One send(2) or sendmsg(2) (MSG_NOSIGNAL) of at most max of r's held
+ * bytes, consuming what was written. Returns bytes, 0 for an empty ring or
+ * max 0 (no call), or a negative errno (-EAGAIN, -EPIPE, ...; EINTR is
+ * retried).
  */
-ssize_t io_sock_send(int fd, weft_ring *r);
+ssize_t io_sock_send(int fd, weft_ring *r, size_t max);
+
+/* One sendfile(2) of at most len bytes of file from *off to sock. */
+ssize_t io_sock_sendfile(int sock, int file, off_t *off, size_t len);
 
 /* shutdown(fd, SHUT_WR): 0 or a negative errno. */
 int io_sock_shutdown_wr(int fd);
@@ -60,7 +64,8 @@ int io_sock_connect_attach(wk_worker *w, weft_conn *c, const struct sockaddr *sa
  * send, shutdown_wr and discard as workers/io.h specifies them.
  */
 ssize_t io_sock_op_recv(wk_worker *w, weft_conn *c, weft_ring *in, size_t max);
-ssize_t io_sock_op_send(wk_worker *w, weft_conn *c, weft_ring *out);
+ssize_t io_sock_op_send(wk_worker *w, weft_conn *c, weft_ring *out, size_t max);
+ssize_t io_sock_op_sendfile(wk_worker *w, weft_conn *c, int fd, off_t *off, size_t len);
 int io_sock_op_shutdown_wr(wk_worker *w, weft_conn *c);
 void io_sock_op_discard(wk_worker *w, int fd);
 int io_sock_op_connected(wk_worker *w, weft_conn *c);

@@ -74,7 +74,7 @@ static int linger_wait_ms(const wk_worker *w)
 
 static int wait_timeout(wk_worker *w)
 {
-    if (w->ready.head || w->deferred.head)
+    if (w->ready.head || w->deferred.head || w->flush.head)
         return 0; /* work is queued: only look for more */
     w->now_ms = tw_clock_ms();
     int t = min_timeout(linger_wait_ms(w), min_timeout(to_wait_ms(w), ut_wait_ms(w)));
@@ -217,6 +217,9 @@ static void phase_flush(wk_worker *w)
         c->flags &= ~C_FLUSH;
         conn_flush(w, c);
     }
+    /* Output that used its turn's budget (queued files) goes on next turn. */
+    w->flush = w->flush_more;
+    w->flush_more.head = w->flush_more.tail = NULL;
 }
 
 /* ---- unstarve, linger, deadline, reap ------------------------------------------ */
@@ -305,6 +308,7 @@ void wk_loop_fini(wk_worker *w)
     /* Nothing runs the lists again: take every closed slot off them. */
     w->ready.head = w->ready.tail = w->deferred.head = w->deferred.tail = NULL;
     w->starved.head = w->starved.tail = w->flush.head = w->flush.tail = NULL;
+    w->flush_more.head = w->flush_more.tail = NULL;
     for (weft_conn *c = w->closed; c; c = c->next_closed)
         c->flags &= ~(C_READY | C_FLUSH);
     phase_reap(w);

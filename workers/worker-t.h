@@ -77,6 +77,7 @@ typedef struct wk_worker {
                                    per turn after fresh input (next_ready) */
     conn_list starved;          /* waiting for ring memory (next_ready) */
     conn_list flush;            /* output to write this turn (next_flush) */
+    conn_list flush_more;       /* used a turn's output budget: go on next turn */
     weft_conn *closed;          /* closed, slot freed once off every list (next_closed) */
     conn_list linger;           /* lingering closes, oldest first (next_closed) */
     tw_wheel conn_wheel;        /* connection timeouts (tmr) */

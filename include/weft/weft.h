@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #ifdef __cplusplus
@@ -660,6 +661,20 @@ int weft_send(weft_conn *c, const void *data, size_t len);
  * Returns as weft_send.
  */
 int weft_send_from(weft_conn *c, weft_ring *from, size_t len);
+
+/*
+ * Queue len bytes of the open file fd, from offset off, after the output
+ * queued so far and before what is queued next; they go to the peer with
+ * sendfile(2) (the I/O backend's zero-copy path), never through the rings.
+ * weft owns fd from this call on, whatever it returns: it is closed once
+ * sent, or when the connection closes. The bytes count as pending output
+ * for the watermarks (a handler that pipelines file answers is paused as
+ * with weft_send) and the output stall, not for output_cap (they are not
+ * memory). A file that turns out shorter than len closes the connection
+ * (WEFT_CLOSE_ERROR). Returns as weft_send (0, 1 over the high watermark,
+ * -EPIPE closing, -ENOMEM).
+ */
+int weft_send_file(weft_conn *c, int fd, off_t off, uint64_t len);
 
 /*
  * Call on_data again, soon (this turn or the next, on c's worker), with the
