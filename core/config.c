@@ -21,7 +21,7 @@ weft_config weft_config_default(void)
     c.port = 7000;
     c.backlog = 4096;
     c.workers = 0;
-    c.pin_cpus = true;
+    c.pin = WEFT_PIN_NODE;
     c.max_conns = 0;
     /*
      * 16 KiB rings: one read(2) takes a full loopback segment burst for
@@ -98,6 +98,8 @@ int weft_config_validate(const weft_config *c, const char **why)
         w = "backlog must be at least 1";
     else if (c->workers < 0 || c->workers > WEFT_MAX_CPUS)
         w = "workers must be between 0 (one per CPU) and 1024";
+    else if (c->pin < WEFT_PIN_NODE || c->pin > WEFT_PIN_NONE)
+        w = "pin must be WEFT_PIN_NODE, WEFT_PIN_CPU or WEFT_PIN_NONE";
     else if (c->ncpus < 0 || c->ncpus > WEFT_MAX_CPUS)
         w = "ncpus must be between 0 and 1024";
     else if (c->max_conns_per_worker < 0)
@@ -206,7 +208,7 @@ int weft_parse_cpus(const char *s, weft_config *cfg)
 /* ---- command-line options ---------------------------------------------------- */
 
 /* How an option's argument is stored. */
-enum { K_STR, K_U16, K_U32, K_INT, K_CPUS, K_NOPIN, K_IO, K_LISTEN };
+enum { K_STR, K_U16, K_U32, K_INT, K_CPUS, K_NOPIN, K_IO, K_LISTEN, K_PIN };
 
 /* What each option sets; g_opt_names[i] names g_opts[i]. */
 typedef struct cfg_opt {
@@ -230,9 +232,14 @@ static const weft_option g_opt_names[] = {
     {"backlog", 1, "N", "listen(2) backlog"},
     {"workers", 1, "N", "worker threads (default: one per CPU of the affinity mask)"},
     {"cpus", 1, "LIST",
-     "CPUs to pin workers to, each once, e.g. 0-3,8 (default: the\n"
-     "affinity mask); worker i gets the i-th CPU"},
-    {"no-pin", 0, NULL, "do not pin workers to CPUs"},
+     "CPUs for the workers, each once, e.g. 0-3,8 (default: the\n"
+     "affinity mask); worker i gets the i-th CPU, pinned to it\n"
+     "unless --pin says otherwise"},
+    {"no-pin", 0, NULL, "the same as --pin none"},
+    {"pin", 1, "MODE",
+     "where workers run: node (each on its NUMA node's CPUs and\n"
+     "memory; the default), cpu (each on one CPU: for cores the\n"
+     "server owns; the default with --cpus) or none"},
     {"max-conns", 1, "N",
      "connections open at once (default: from the fd limit);\n"
      "more are closed at accept"},
@@ -278,7 +285,7 @@ static const weft_option g_opt_names[] = {
      "--listen and neither --bind nor --port, only these listen"},
 };
 /* Options whose default the help text states itself. */
-static const char *const g_nodef[] = {"workers",   "cpus",         "no-pin",
+static const char *const g_nodef[] = {"workers",   "cpus",         "no-pin", "pin",
                                       "max-conns", "stats-socket", "io"};
 static const cfg_opt g_opts[] = {
     {K_STR, F(bind_addr), 0, 0, NULL},
@@ -287,6 +294,7 @@ static const cfg_opt g_opts[] = {
     {K_INT, F(workers), RANGE(0, 1024)},
     {K_CPUS, 0, 0, 0, "expected a CPU list such as 0-3,8, each CPU once"},
     {K_NOPIN, 0, 0, 0, NULL},
+    {K_PIN, 0, 0, 0, "expected node, cpu or none"},
     {K_INT, F(max_conns), RANGE(0, 2147483647)},
     {K_INT, F(max_conns_per_worker), RANGE(0, 2147483647)},
     {K_U32, F(ring_size), RANGE(64, 1073741824)},
@@ -349,8 +357,17 @@ int weft_config_option(weft_config *cfg, const char *name, const char *arg, cons
         else
             w = o->why;
     } else if (o->kind == K_NOPIN)
-        cfg->pin_cpus = false;
-    else if (o->kind == K_CPUS) {
+        cfg->pin = WEFT_PIN_NONE;
+    else if (o->kind == K_PIN) {
+        if (!strcmp(arg, "node"))
+            cfg->pin = WEFT_PIN_NODE;
+        else if (!strcmp(arg, "cpu"))
+            cfg->pin = WEFT_PIN_CPU;
+        else if (!strcmp(arg, "none"))
+            cfg->pin = WEFT_PIN_NONE;
+        else
+            w = o->why;
+    } else if (o->kind == K_CPUS) {
         if (weft_parse_cpus(arg, cfg) != 0)
             w = o->why;
     } else if (weft_parse_number(arg, o->lo, o->hi, &v) != 0)

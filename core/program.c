@@ -115,7 +115,7 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
     lo[k++] = (struct option){"help", no_argument, 0, 'h'};
     lo[k++] = (struct option){"version", no_argument, 0, 'V'};
     weft_config defaults = *cfg;
-    int rc = 0, o, bind_given = 0;
+    int rc = 0, o, bind_given = 0, pin_given = 0, cpus_given = 0;
     const char *why = NULL;
     optind = 1;
     while (rc == 0 && (o = getopt_long(argc, argv, "qvhV", lo, NULL)) != -1) {
@@ -125,6 +125,8 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
             if (weft_config_option(cfg, name, optarg, &why) != 0)
                 rc = 2;
             bind_given |= !strcmp(name, "bind") || !strcmp(name, "port");
+            pin_given |= !strcmp(name, "pin") || !strcmp(name, "no-pin");
+            cpus_given |= !strcmp(name, "cpus");
         } else if (o >= OPT_PROG && o < OPT_PROG + (int)nprog) {
             name = p->options[o - OPT_PROG].name;
             if (!p->option || p->option(cfg, name, optarg, &why, p->ud) != 0)
@@ -158,6 +160,10 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
         fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", p->name, argv[optind]);
         return 2;
     }
+    /* CPUs named one by one are dedicated cores: pin to them, unless --pin
+     * says otherwise. */
+    if (cpus_given && !pin_given)
+        cfg->pin = WEFT_PIN_CPU;
     /* --listen alone replaces the default listener (--bind/--port). */
     if (cfg->nlisten > 0 && !bind_given)
         cfg->bind_addr = NULL;
@@ -222,12 +228,12 @@ static void banner(const weft_program *p, const weft_config *cfg, weft_server *s
     for (int i = 0; i < n; i++) {
         int cpu, node;
         weft_server_worker_cpu(s, i, &cpu, &node);
-        char cs[16] = "unpinned", ns[16] = "unknown";
         if (cpu >= 0)
-            snprintf(cs, sizeof(cs), "%d", cpu);
-        if (node >= 0)
-            snprintf(ns, sizeof(ns), "%d", node);
-        printf("%s: worker %d on cpu %s, numa node %s\n", p->name, i, cs, ns);
+            printf("%s: worker %d on cpu %d, numa node %d\n", p->name, i, cpu, node);
+        else if (node >= 0)
+            printf("%s: worker %d on numa node %d (its CPUs and memory)\n", p->name, i, node);
+        else
+            printf("%s: worker %d unbound\n", p->name, i);
     }
     const char *admin = weft_server_admin_path(s);
     if (admin)

@@ -183,13 +183,15 @@ int weft_server_new(const weft_config *cfg, const weft_handler *h, void *ud, wef
     s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers));
     s->grp.workers = s->workers;
     s->grp.nworkers = s->nworkers;
+    s->grp.cpus = s->cpus;
+    s->grp.ncpus = s->ncpus;
     s->handed = calloc((size_t)s->nworkers, sizeof(*s->handed));
     if (!s->workers || !s->handed) {
         rc = -ENOMEM;
         goto fail;
     }
     for (int i = 0; i < s->nworkers; i++) {
-        int cpu = cfg->pin_cpus ? s->cpus[i % s->ncpus] : -1;
+        int cpu = s->cpus[i % s->ncpus]; /* its home CPU: placed by cfg->pin */
         if ((rc = wk_create(&s->grp, i, cpu, &s->workers[i])) != 0) {
             wlog(s, WEFT_LOG_ERROR, "worker %d: %s backend: %s", i, s->grp.io->name,
                  weft_strerror(rc));

@@ -118,7 +118,8 @@ set_tests_properties(it_sendfile PROPERTIES LABELS integration TIMEOUT 120)
 # A linked pair (weft_link): 1 GiB each way through an in-process proxy.
 weft_it_exe(it_link it_link.c LIBS weft_static weft_internal Threads::Threads)
 add_test(NAME it_link COMMAND it_link)
-set_tests_properties(it_link PROPERTIES LABELS integration TIMEOUT 300)
+# 2 GiB through one process: alone, so it neither starves nor is starved.
+set_tests_properties(it_link PROPERTIES LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)
 if(NOT WEFT_SANITIZE STREQUAL "")
   # Instrumented copies are ~10x slower: a quarter of the bytes.
   set_tests_properties(it_link PROPERTIES ENVIRONMENT WEFT_IT_LINK_MB=256)

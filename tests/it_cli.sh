@@ -34,6 +34,8 @@ STAT=$1
 shift
 for prog in "$@"; do
     name=$(basename "$prog")
+    # Fresh output files: a server's child creates them after we look.
+    rm -f "$DIR/a.out" "$DIR/a.err" "$DIR/p.out"
 
     run "$prog" --help
     [ $rc -eq 0 ] || fail "$name --help exited $rc"
@@ -50,7 +52,7 @@ for prog in "$@"; do
     grep -q "^$name [0-9]" "$DIR/out" || fail "$name --version printed: $(cat "$DIR/out")"
 
     # Usage errors: exit 2, one line that names the option and the rule.
-    for bad in "--no-such-option" "--port 70000" "--cpus 0,0" "--cpus 1023" "--io kqueue" \
+    for bad in "--no-such-option" "--port 70000" "--cpus 0,0" "--cpus 1023" "--io kqueue" "--pin core" \
         "--ring-size 1000" "extra-argument"; do
         # shellcheck disable=SC2086
         run "$prog" $bad --port 0 --stats-socket ''
@@ -90,5 +92,17 @@ for prog in "$@"; do
     [ $st -eq 0 ] || fail "$name exited $st after SIGTERM"
     grep -q "^$name: stopped: " "$DIR/a.out" || fail "$name printed no stopped line"
     PIDS=
-    echo "it_cli: $name: help, version, 7 usage errors, port in use, --io poll, SIGTERM: ok"
+    # Placement: by node unless CPUs are named; --cpus pins, --pin overrides.
+    "$prog" --port 0 --workers 1 --cpus 0 --stats-socket '' >"$DIR/p.out" 2>&1 &
+    pp=$!
+    PIDS="$pp"
+    wait_port "$DIR/p.out" >/dev/null || fail "$name --cpus 0 did not start"
+    grep -q "worker 0 on cpu 0" "$DIR/p.out" || fail "$name --cpus 0: $(cat "$DIR/p.out")"
+    one=$(grep -l '^Cpus_allowed_list:[[:space:]]*0$' /proc/$pp/task/*/status | wc -l)
+    [ "$one" -eq 1 ] || fail "$name --cpus 0: $one threads on CPU 0 alone, want the worker"
+    kill -TERM "$pp"
+    wait "$pp"
+    grep -q "worker 0 on cpu" "$DIR/a.out" && fail "$name pinned a worker to one CPU by default"
+    PIDS=
+    echo "it_cli: $name: help, version, 8 usage errors, port in use, --io poll, placement, SIGTERM: ok"
 done

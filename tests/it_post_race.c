@@ -46,7 +46,7 @@ int main(void)
         weft_config cfg = weft_config_default();
         cfg.port = 0;
         cfg.workers = 1;
-        cfg.pin_cpus = false;
+        cfg.pin = WEFT_PIN_NONE;
         cfg.log_level = WEFT_LOG_WARN;
         weft_handler h = {.on_data = on_data};
         atomic_store(&g_posted, 0);

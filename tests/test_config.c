@@ -88,6 +88,25 @@ static void test_io(void **state)
         unsetenv("WEFT_IO");
 }
 
+/* Placement: node by default; cpu, node, none by name; nothing else. */
+static void test_pin(void **state)
+{
+    (void)state;
+    weft_config c = weft_config_default();
+    const char *why = NULL;
+    assert_int_equal(c.pin, WEFT_PIN_NODE);
+    assert_int_equal(weft_config_option(&c, "pin", "cpu", &why), 0);
+    assert_int_equal(c.pin, WEFT_PIN_CPU);
+    assert_int_equal(weft_config_option(&c, "pin", "none", &why), 0);
+    assert_int_equal(c.pin, WEFT_PIN_NONE);
+    assert_int_equal(weft_config_option(&c, "pin", "node", &why), 0);
+    assert_int_equal(c.pin, WEFT_PIN_NODE);
+    assert_int_equal(weft_config_option(&c, "pin", "core", &why), -EINVAL);
+    assert_string_equal(why, "expected node, cpu or none");
+    c.pin = 7;
+    assert_int_equal(weft_config_validate(&c, &why), -EINVAL);
+}
+
 static void test_options(void **state)
 {
     (void)state;
@@ -121,7 +140,7 @@ static void test_options(void **state)
     assert_int_equal(weft_config_option(&c, "stats-socket", path, NULL), 0);
     assert_ptr_equal(c.admin_socket, path); /* kept, not copied */
     assert_int_equal(weft_config_option(&c, "no-pin", NULL, NULL), 0);
-    assert_false(c.pin_cpus);
+    assert_int_equal(c.pin, WEFT_PIN_NONE);
     assert_int_equal(weft_config_option(&c, "cpus", "1,2", NULL), 0);
     assert_int_equal(c.ncpus, 2);
 
@@ -145,7 +164,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_number),       cmocka_unit_test(test_cpus),
         cmocka_unit_test(test_cpus_allowed), cmocka_unit_test(test_io),
-        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_pin),          cmocka_unit_test(test_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,3 +47,31 @@ int cpu_node(int cpu)
     int node = numa_node_of_cpu(cpu);
     return node < 0 ? -1 : node;
 }
+
+int cpu_bind_node_self(int node, const int *cpus, int ncpus)
+{
+    if (node < 0)
+        return -EINVAL;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int n = 0;
+    for (int i = 0; i < ncpus; i++)
+        if (cpus[i] >= 0 && cpus[i] < CPU_SETSIZE && cpu_node(cpus[i]) == node) {
+            CPU_SET(cpus[i], &set);
+            n++;
+        }
+    if (n == 0)
+        return -ENOENT;
+    return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+void cpu_prefer_node(int node)
+{
+    /*
+     * MPOL_PREFERRED for the calling thread: its first touches (the
+     * worker's arena, created right after) come from the node while it has
+     * memory, and from elsewhere rather than failing when it has not.
+     */
+    if (node >= 0) /* a node is known only where libnuma works */
+        numa_set_preferred(node);
+}

@@ -20,4 +20,14 @@ int cpu_pin_self(int cpu);
 /* The NUMA node of cpu, or -1 when unknown. */
 int cpu_node(int cpu);
 
+/*
+ * Run the calling thread on the CPUs of cpus[] that are on `node` (the
+ * scheduler balances it among them). 0, -ENOENT when none is, or -errno.
+ */
+int cpu_bind_node_self(int node, const int *cpus, int ncpus);
+
+/* Prefer `node` for the calling thread's new memory (libnuma); no-op
+ * where NUMA is unavailable. */
+void cpu_prefer_node(int node);
+
 #endif

@@ -43,6 +43,8 @@ typedef struct wk_group {
     int drain;                  /* atomic: stop reading, flush, close, exit */
     wk_log_fn log;
     void *log_ctx;
+    const int *cpus; /* the CPU list the workers' places come from */
+    int ncpus;
     /* The handler's per-worker hooks, run on each worker's thread. */
     weft_post_fn worker_start, worker_stop;
     void *worker_arg;
@@ -57,8 +59,8 @@ typedef struct wk_worker {
     st_worker st; /* first: the cache-line-aligned counters */
     wk_group *g;
     int index;
-    int cpu;  /* -1 when not pinned */
-    int node; /* -1 when unknown */
+    int cpu;  /* the CPU it is pinned to, or -1 (before placing: its home CPU) */
+    int node; /* the NUMA node it is bound to, or -1 */
     const struct wk_io_ops *io;
     void *io_state; /* the backend's (epoll set, pollfd array, ...) */
     inbox inbox;

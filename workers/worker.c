@@ -22,17 +22,37 @@
 #include "workers/slab.h"
 #include "workers/wlog.h"
 
+/*
+ * Where the worker runs (config.pin). The home CPU w->cpu came from the
+ * CPU list; by node, the thread may run on any CPU of the list on that
+ * CPU's node, so a busy core elsewhere cannot hold its connections back,
+ * and its memory still comes from the node. Refusals (a cpuset without
+ * the CPU) are reported, not fatal: the worker runs unbound.
+ */
 static void place(wk_worker *w)
 {
-    if (w->cpu < 0)
-        return;
-    int rc = cpu_pin_self(w->cpu);
-    if (rc != 0) {
-        wk_log(w->g, WEFT_LOG_WARN, "worker %d: cannot pin to cpu %d (%s): running unpinned",
-               w->index, w->cpu, weft_strerror(rc));
-        w->cpu = -1;
+    const weft_config *cfg = w->g->cfg;
+    int home = w->cpu, rc = 0;
+    w->cpu = -1;
+    if (home < 0 || cfg->pin == WEFT_PIN_NONE) {
         w->node = -1;
+        return;
     }
+    if (cfg->pin == WEFT_PIN_CPU) {
+        rc = cpu_pin_self(home);
+        if (rc == 0)
+            w->cpu = home;
+    } else if (w->node >= 0) {
+        rc = cpu_bind_node_self(w->node, w->g->cpus, w->g->ncpus);
+    }
+    if (rc != 0) {
+        wk_log(w->g, WEFT_LOG_WARN, "worker %d: cannot run on %s %d (%s): running unbound",
+               w->index, cfg->pin == WEFT_PIN_CPU ? "cpu" : "node",
+               cfg->pin == WEFT_PIN_CPU ? home : w->node, weft_strerror(rc));
+        w->node = -1;
+        return;
+    }
+    cpu_prefer_node(w->node);
 }
 
 /*

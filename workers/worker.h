@@ -16,7 +16,8 @@
 #include "workers/worker-t.h"
 
 /*
- * Create worker `index` of group g, to be pinned to cpu (-1: not pinned):
+ * Create worker `index` of group g, placed by config.pin around its home
+ * CPU `cpu` (-1: none):
  * its inbox and the backend's wait primitive (g->io->init), not its arena,
  * which the thread creates once placed. Server's thread. 0 or -errno.
  */

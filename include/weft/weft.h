@@ -125,7 +125,9 @@ typedef struct weft_handler {
 enum { WEFT_LOG_ERROR = 0, WEFT_LOG_WARN = 1, WEFT_LOG_INFO = 2, WEFT_LOG_DEBUG = 3 };
 typedef void (*weft_log_fn)(void *log_ud, int level, const char *msg);
 
-#define WEFT_MAX_CPUS      1024
+#define WEFT_MAX_CPUS 1024
+/* config.pin: where each worker runs (see docs/tuning.md, "Placement"). */
+enum { WEFT_PIN_NODE = 0, WEFT_PIN_CPU = 1, WEFT_PIN_NONE = 2 };
 #define WEFT_MAX_LISTENERS 16
 
 /*
@@ -143,9 +145,16 @@ typedef struct weft_config {
                                                net.core.somaxconn) */
     int workers;                            /* worker threads; 0 = one per CPU in the
                                                process's affinity mask */
-    bool pin_cpus;                          /* pin each worker to one CPU; true */
+    int pin;                                /* where workers run: WEFT_PIN_NODE (the
+                                               default: each on the CPUs and memory
+                                               of its NUMA node, the scheduler free
+                                               within it), WEFT_PIN_CPU (each on one
+                                               CPU: for cores the server owns) or
+                                               WEFT_PIN_NONE */
     int ncpus;                              /* length of cpus[]; 0 = use the affinity mask */
-    int cpus[WEFT_MAX_CPUS];                /* explicit CPU list; worker i gets cpus[i % ncpus] */
+    int cpus[WEFT_MAX_CPUS];                /* explicit CPU list; worker i gets cpus[i % ncpus]
+                                               (that CPU, or the CPUs of the list on
+                                               its node, by config.pin) */
     int max_conns;                          /* connections open at once; 0 = derived from
                                                RLIMIT_NOFILE at start (soft limit minus a
                                                reserve for the server's own fds) */
@@ -362,8 +371,9 @@ void *weft_server_userdata(const weft_server *s);
 int weft_server_max_conns(const weft_server *s);
 
 /*
- * Where worker i runs: its CPU (-1 when not pinned) and NUMA node (-1 when
- * unknown). Valid after weft_server_start. Returns 0 or -EINVAL.
+ * Where worker i runs: its CPU (-1 unless pinned to one CPU) and NUMA node
+ * (-1 when unknown or not bound). Valid after weft_server_start. Returns 0
+ * or -EINVAL.
  */
 int weft_server_worker_cpu(const weft_server *s, int i, int *cpu, int *node);
 

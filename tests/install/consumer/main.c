@@ -65,7 +65,7 @@ int main(void)
     cfg.bind_addr = "127.0.0.1";
     cfg.port = 0;
     cfg.workers = 2;
-    cfg.pin_cpus = false;
+    cfg.pin = WEFT_PIN_NONE;
     if (weft_config_validate(&cfg, &why) != 0)
         FAIL("config rejected: %s", why ? why : "?");
     rc = weft_server_new(&cfg, &h, NULL, &s);
