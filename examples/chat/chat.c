@@ -1262,3 +1262,14 @@ void chat_server_free(chat_server *cs)
     free(cs->w);
     free(cs);
 }
+
+int chat_main(int argc, char **argv, weft_program *p)
+{
+    chat_server *cs = chat_server_create();
+    if (!cs)
+        return 1;
+    p->ud = cs;
+    int rc = weft_main(argc, argv, p);
+    chat_server_free(cs);
+    return rc;
+}

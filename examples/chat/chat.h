@@ -77,4 +77,12 @@ void chat_config_fit(weft_config *cfg);
 /* Free the chat's state; the weft server must have stopped (or never run). */
 void chat_server_free(chat_server *cs);
 
+/*
+ * The main of a program that serves the chat: weft_main(argc, argv, p)
+ * with p->ud set to a new chat_server (so every hook of p gets it, and it
+ * is the server's user data), freed after. Returns weft_main's exit
+ * status, or 1 when out of memory.
+ */
+int chat_main(int argc, char **argv, weft_program *p);
+
 #endif

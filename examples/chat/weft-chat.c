@@ -57,10 +57,7 @@ static const weft_program_option options[] = {
 
 int main(int argc, char **argv)
 {
-    chat_server *cs = chat_server_create();
-    if (!cs)
-        return 1;
-    const weft_program prog = {
+    weft_program prog = {
         .name = "weft-chat",
         .summary = "A multi-room chat server on weft. One line per command or message:\n"
                    "  /nick NAME        take a unique nick (1-32 of A-Z a-z 0-9 _ -)\n"
@@ -76,13 +73,10 @@ int main(int argc, char **argv)
         .try_hint = "nc %s %u",
         .handler = chat_handler(),
         .options = options,
-        .ud = cs,
         .defaults = defaults,
         .option = option,
         .configure = configure,
         .setup = setup,
     };
-    int rc = weft_main(argc, argv, &prog);
-    chat_server_free(cs);
-    return rc;
+    return chat_main(argc, argv, &prog);
 }
