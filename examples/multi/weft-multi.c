@@ -222,6 +222,8 @@ int main(int argc, char **argv)
                    "            --sniff-timeout -> chat (which speaks first)\n"
                    "--port is the same as --base-port; --bind applies to every port but\n"
                    "the admin's; --listen adds addresses that detect the protocol.",
+        .epilog = "\nIn weft-multi, --listen adds to the five ports (it replaces none of them),\n"
+                  "and those addresses detect the protocol as the sniff port does.",
         .try_hint = "curl http://%s:%u/",
         .handler = multi_sniff_handler(),
         .options = options,

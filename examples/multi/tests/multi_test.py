@@ -24,6 +24,7 @@ insisting on exit status 0. Every wait is bounded.
   limit   admin `limit echo 1 1`: connections beyond the bucket are refused
           and counted (rejected_rate), `limit echo 0` lifts it; --limit sets
           a port's rate at start; bad `limit` lines get errors
+  listen  --listen adds listeners before the five, which detect the protocol
   stat    weft-stat --once shows the five listeners by name and address
   help    --help names the ports and options; bad options exit 2
 """
@@ -82,11 +83,16 @@ class Server:
             text = self.read_log()
             first = re.search(r"weft-multi [0-9.]+: listening on ([0-9.]+):(\d+),", text)
             rest = re.findall(r"weft-multi: listening on ([0-9.]+):(\d+) \((\w+)\)", text)
-            if first and len(rest) == 4 and "try:" in text:
-                self.addr["http"], self.port["http"] = first.group(1), int(first.group(2))
+            if first and "try:" in text:
+                # The first line names no listener: http, unless --listen
+                # added listeners before the five (then it is the first of those).
                 for host, port, name in rest:
                     self.addr[name], self.port[name] = host, int(port)
-                check(sorted(self.port) == sorted(NAMES), "listeners %s" % self.port)
+                if "http" not in self.port:
+                    self.addr["http"], self.port["http"] = first.group(1), int(first.group(2))
+                else:
+                    self.addr["0"], self.port["0"] = first.group(1), int(first.group(2))
+                check(all(n in self.port for n in NAMES), "listeners %s" % self.port)
                 return
             if self.p.poll() is not None:
                 break
@@ -500,6 +506,24 @@ def case_limit():
     srv.stop()
 
 
+def case_listen():
+    srv = start("--listen", "127.0.0.1:0,name=extra,rate=50", "--listen", "127.0.0.1:0,name=more")
+    check(sorted(srv.port) == sorted(NAMES + ["0", "more"]), "listeners %s" % srv.port)
+    lines = admin(srv, "listeners")[0]
+    check(lines[0].startswith("0 extra 127.0.0.1:%d rate 50 burst 50" % srv.port["0"]),
+          "listeners: %s" % lines)
+    check([l.split()[1] for l in lines[:-1]] == ["extra", "more"] + NAMES, "listeners: %s" % lines)
+    # --listen's addresses detect the protocol, as the sniff port does.
+    for port in ("0", "more"):
+        check(curl(srv.url(port, "/")) == "hello, world\n", "GET / on --listen %s" % port)
+        s = connect(srv, port)
+        s.sendall(b"not http\n")
+        check(recv_exact(s, 9) == b"not http\n", "echo on --listen %s" % port)
+        s.close()
+    check(curl(srv.url("http", "/")) == "hello, world\n", "GET / on the http port")
+    srv.stop()
+
+
 def case_stat():
     sock = os.path.join(tempfile.mkdtemp(prefix="weft-multi-stat."), "admin.sock")
     srv = start(stats_socket=sock)
@@ -535,7 +559,7 @@ def case_help():
 
 
 CASES = {"ports": case_ports, "base": case_base, "cross": case_cross, "limit": case_limit,
-         "stat": case_stat, "help": case_help}
+         "listen": case_listen, "stat": case_stat, "help": case_help}
 
 if __name__ == "__main__":
     if len(sys.argv) != 4 or sys.argv[1] not in CASES:
