@@ -42,10 +42,15 @@ import time
 
 NAMES = ["http", "echo", "chat", "admin", "sniff"]
 MULTI = STAT = None
+RUNNING = []  # the servers started and not yet stopped: a failure kills them
 
 
 def fail(msg):
     print("multi_test %s: FAIL: %s" % (CASE, msg))
+    for srv in RUNNING:
+        srv.p.kill()
+        srv.p.wait()
+        shutil.rmtree(srv.dir, ignore_errors=True)
     sys.exit(1)
 
 
@@ -71,8 +76,10 @@ def start(*args, **kw):
 class Server:
     """weft-multi with args; its ports by name in self.port."""
 
-    def __init__(self, *args, stats_socket=""):
+    def __init__(self, *args, admin_socket=False):
         self.dir = tempfile.mkdtemp(prefix="weft-multi-test.")
+        self.sock = os.path.join(self.dir, "admin.sock") if admin_socket else ""
+        stats_socket = self.sock
         self.log = open(os.path.join(self.dir, "out"), "w+")
         base = [] if "--base-port" in args else ["--base-port", "0"]
         self.p = subprocess.Popen([MULTI, "--workers", "2", "--stats-interval", "100",
@@ -92,6 +99,7 @@ class Server:
                     self.addr["http"], self.port["http"] = first.group(1), int(first.group(2))
                 else:
                     self.addr["0"], self.port["0"] = first.group(1), int(first.group(2))
+                RUNNING.append(self)
                 check(all(n in self.port for n in NAMES), "listeners %s" % self.port)
                 return
             if self.p.poll() is not None:
@@ -99,7 +107,9 @@ class Server:
             time.sleep(0.05)
         self.p.kill()
         self.p.wait()
-        raise StartError(self.read_log())
+        text = self.read_log()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        raise StartError(text)
 
     def read_log(self):
         self.log.seek(0)
@@ -109,11 +119,13 @@ class Server:
         return "http://%s:%d%s" % (self.addr[name], self.port[name], path)
 
     def stop(self):
+        RUNNING.remove(self)
         self.p.send_signal(signal.SIGTERM)
         try:
             rc = self.p.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.p.kill()
+            self.p.wait()
             fail("weft-multi did not exit within 30 s of SIGTERM")
         check(rc == 0, "weft-multi exit status %d: %s" % (rc, self.read_log()))
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -525,8 +537,8 @@ def case_listen():
 
 
 def case_stat():
-    sock = os.path.join(tempfile.mkdtemp(prefix="weft-multi-stat."), "admin.sock")
-    srv = start(stats_socket=sock)
+    srv = start(admin_socket=True)
+    sock = srv.sock
     deadline = time.monotonic() + 10
     while True:
         p = subprocess.run([STAT, "--socket", sock, "--once"], capture_output=True, timeout=20)
@@ -540,7 +552,6 @@ def case_stat():
         check(re.search(r"^%s +%s:%d +\d" % (n, re.escape(srv.addr[n]), srv.port[n]), text, re.M),
               "weft-stat lacks listener %s at %s:%d:\n%s" % (n, srv.addr[n], srv.port[n], text))
     srv.stop()
-    shutil.rmtree(os.path.dirname(sock), ignore_errors=True)
 
 
 def case_help():
@@ -568,5 +579,8 @@ if __name__ == "__main__":
     CASE, MULTI, STAT = sys.argv[1:4]
     if shutil.which("curl") is None:
         fail("curl not found: install the Debian package 'curl'")
-    CASES[CASE]()
+    try:
+        CASES[CASE]()
+    except Exception as e:  # a timeout, a reset, bad JSON: the server still goes
+        fail("%s: %s" % (type(e).__name__, e))
     print("multi_test %s: ok" % CASE)
