@@ -274,6 +274,12 @@ struct chat_server {
     int nworkers;
     chat_worker **w;
     int ctr_messages, ctr_deliveries, ctr_private, ctr_nick_taken, ctr_too_long;
+    int ncommands; /* the embedding program's commands (chat_server_command) */
+    struct {
+        const char *name, *help;
+        chat_command_fn fn;
+        void *ud;
+    } command[CHAT_MAX_COMMANDS];
 };
 
 typedef struct chat_client {
@@ -927,6 +933,37 @@ static void cmd_text(chat_client *cl, const char *p, size_t n)
     bcast(w, cl->room->n.key, cl->room->n.klen, o, k, true);
 }
 
+/* /help: the chat's commands, then the embedding program's. */
+static void cmd_help(chat_client *cl)
+{
+    const chat_server *cs = cl->w->cs;
+    client_send(cl, help_text, sizeof(help_text) - 1);
+    for (int i = 0; i < cs->ncommands; i++)
+        client_sendf(cl, "* /%s: %s\n", cs->command[i].name, cs->command[i].help);
+}
+
+/*
+ * An unknown command word may be one of the embedding program's: run it
+ * with the rest of the line. False when it is none of them.
+ */
+static bool run_command(chat_client *cl, const chat_cmd *cmd, const char *line, size_t len)
+{
+    const chat_server *cs = cl->w->cs;
+    for (int i = 0; i < cs->ncommands; i++) {
+        size_t n = strlen(cs->command[i].name);
+        if (n != cmd->word_len || memcmp(cs->command[i].name, cmd->word, n) != 0)
+            continue;
+        const char *a = cmd->word + n, *end = line + len;
+        if (end > a && end[-1] == '\r')
+            end--;
+        while (a < end && *a == ' ')
+            a++;
+        cs->command[i].fn(cl->conn, a, (size_t)(end - a), cs->command[i].ud);
+        return true;
+    }
+    return false;
+}
+
 /* One complete line from the client (without '\n'). */
 static void handle_line(chat_client *cl, const char *line, size_t len)
 {
@@ -936,6 +973,8 @@ static void handle_line(chat_client *cl, const char *line, size_t len)
     case CHAT_NONE:
         break;
     case CHAT_BAD:
+        if (strncmp(cmd.err, "unknown", 7) == 0 && run_command(cl, &cmd, line, len))
+            break;
         if (strncmp(cmd.err, "unknown", 7) == 0)
             client_sendf(cl, "error: unknown command /%.*s (try /help)\n",
                          (int)(cmd.word_len > CHAT_NAME_MAX ? CHAT_NAME_MAX : cmd.word_len),
@@ -944,7 +983,7 @@ static void handle_line(chat_client *cl, const char *line, size_t len)
             client_sendf(cl, "error: %s\n", cmd.err);
         break;
     case CHAT_HELP:
-        client_send(cl, help_text, sizeof(help_text) - 1);
+        cmd_help(cl);
         break;
     case CHAT_QUIT:
         client_sendf(cl, "* bye\n");
@@ -1165,6 +1204,55 @@ int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line)
     return 0;
 }
 
+int chat_server_command(chat_server *cs, const char *name, const char *help, chat_command_fn fn,
+                        void *ud)
+{
+    static const char *const taken[] = {"nick", "join", "leave", "who", "msg", "quit", "help"};
+    size_t n = name ? strlen(name) : 0;
+    if (!fn || !help || n == 0 || n > CHAT_NAME_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!islower((unsigned char)name[i]) && !isdigit((unsigned char)name[i]) &&
+            name[i] != '_' && name[i] != '-')
+            return -EINVAL;
+    for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++)
+        if (!strcmp(name, taken[i]))
+            return -EINVAL;
+    if (cs->ncommands == CHAT_MAX_COMMANDS)
+        return -ENOSPC;
+    cs->command[cs->ncommands].name = name;
+    cs->command[cs->ncommands].help = help;
+    cs->command[cs->ncommands].fn = fn;
+    cs->command[cs->ncommands].ud = ud;
+    cs->ncommands++;
+    return 0;
+}
+
+void chat_server_rooms(chat_server *cs, int worker, chat_member_fn fn, void *arg)
+{
+    const smap *m = &cs->w[worker]->rooms;
+    for (uint32_t i = 0; i < m->nb; i++)
+        for (const smap_node *e = m->b[i]; e; e = e->next)
+            for (const chat_client *cl = ((const room *)e)->head; cl; cl = cl->rnext)
+                fn(e->key, cl->nick, arg);
+}
+
+void chat_config_defaults(weft_config *cfg, uint32_t max_line)
+{
+    cfg->output_cap = CHAT_OUTPUT_CAP;
+    cfg->output_high_wm = CHAT_OUTPUT_CAP / 2;
+    cfg->output_low_wm = CHAT_OUTPUT_CAP / 8;
+    cfg->input_cap = max_line + CHAT_HELD_EXTRA;
+}
+
+void chat_config_fit(weft_config *cfg)
+{
+    if (cfg->output_high_wm > cfg->output_cap)
+        cfg->output_high_wm = cfg->output_cap / 2;
+    if (cfg->output_low_wm >= cfg->output_high_wm)
+        cfg->output_low_wm = cfg->output_high_wm / 4;
+}
+
 void chat_server_free(chat_server *cs)
 {
     if (!cs)
@@ -1173,4 +1261,15 @@ void chat_server_free(chat_server *cs)
         worker_free(cs->w[i]);
     free(cs->w);
     free(cs);
+}
+
+int chat_main(int argc, char **argv, weft_program *p)
+{
+    chat_server *cs = chat_server_create();
+    if (!cs)
+        return 1;
+    p->ud = cs;
+    int rc = weft_main(argc, argv, p);
+    chat_server_free(cs);
+    return rc;
 }

@@ -5,6 +5,7 @@
 #ifndef WEFT_CHAT_CHAT_H
 #define WEFT_CHAT_CHAT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "weft/weft.h"
@@ -36,7 +37,52 @@ const weft_handler *chat_handler(void);
  */
 int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line);
 
+/*
+ * A command of the embedding program's, "/NAME [ARGS]": fn runs on the
+ * client's worker, inside the chat's reading of that client, with ARGS
+ * (leading spaces and a trailing '\r' dropped; not NUL-terminated). It
+ * answers with weft_send on c, lines in the chat's style ("* ..." or
+ * "error: ...\n"); a send may close c (the chat copes). /help lists it
+ * with `help`. Before the server starts; name is 1 to 32 of [a-z0-9_-],
+ * no chat command, both strings kept, not copied. 0, -EINVAL or -ENOSPC
+ * (CHAT_MAX_COMMANDS).
+ */
+#define CHAT_MAX_COMMANDS 8
+typedef void (*chat_command_fn)(weft_conn *c, const char *args, size_t len, void *ud);
+int chat_server_command(chat_server *cs, const char *name, const char *help, chat_command_fn fn,
+                        void *ud);
+
+/*
+ * The rooms worker `worker` holds members of: fn(room, nick, arg) once per
+ * member of each, the room's name without '#'. Run it on that worker's
+ * thread (a weft_post function); fn must not call into the chat. Every
+ * member of a room is on some worker: the union over the workers is the
+ * whole room.
+ */
+typedef void (*chat_member_fn)(const char *room, const char *nick, void *arg);
+void chat_server_rooms(chat_server *cs, int worker, chat_member_fn fn, void *arg);
+
+/*
+ * weft-chat's server settings, for any program that serves the chat:
+ * chat_config_defaults sets the output cap (CHAT_OUTPUT_CAP: a member this
+ * far behind is dropped), its watermarks, and the input cap for lines of
+ * max_line bytes; chat_config_fit, once the options are parsed, brings the
+ * watermarks under a small --output-cap.
+ */
+#define CHAT_MAX_LINE   4096
+#define CHAT_OUTPUT_CAP (256u * 1024)
+void chat_config_defaults(weft_config *cfg, uint32_t max_line);
+void chat_config_fit(weft_config *cfg);
+
 /* Free the chat's state; the weft server must have stopped (or never run). */
 void chat_server_free(chat_server *cs);
+
+/*
+ * The main of a program that serves the chat: weft_main(argc, argv, p)
+ * with p->ud set to a new chat_server (so every hook of p gets it, and it
+ * is the server's user data), freed after. Returns weft_main's exit
+ * status, or 1 when out of memory.
+ */
+int chat_main(int argc, char **argv, weft_program *p);
 
 #endif

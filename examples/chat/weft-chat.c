@@ -11,10 +11,8 @@
 #include "chat.h"
 #include "weft/weft.h"
 
-/* Chat's own defaults, where they differ from weft's. */
-#define CHAT_PORT       7070
-#define CHAT_MAX_LINE   4096
-#define CHAT_OUTPUT_CAP (256u * 1024) /* a member this far behind is dropped */
+/* Chat's own port; the other defaults are the chat library's (chat.h). */
+#define CHAT_PORT 7070
 
 static uint32_t g_max_line = CHAT_MAX_LINE;
 
@@ -22,10 +20,7 @@ static void defaults(weft_config *cfg, void *ud)
 {
     (void)ud;
     cfg->port = CHAT_PORT;
-    cfg->output_cap = CHAT_OUTPUT_CAP;
-    cfg->output_high_wm = CHAT_OUTPUT_CAP / 2;
-    cfg->output_low_wm = CHAT_OUTPUT_CAP / 8;
-    cfg->input_cap = CHAT_MAX_LINE + CHAT_HELD_EXTRA;
+    chat_config_defaults(cfg, CHAT_MAX_LINE);
 }
 
 static int option(weft_config *cfg, const char *name, const char *arg, const char **why, void *ud)
@@ -47,10 +42,7 @@ static int configure(weft_config *cfg, const char **why, void *ud)
 {
     (void)why;
     (void)ud;
-    if (cfg->output_high_wm > cfg->output_cap)
-        cfg->output_high_wm = cfg->output_cap / 2;
-    if (cfg->output_low_wm >= cfg->output_high_wm)
-        cfg->output_low_wm = cfg->output_high_wm / 4;
+    chat_config_fit(cfg);
     return 0;
 }
 
@@ -65,10 +57,7 @@ static const weft_program_option options[] = {
 
 int main(int argc, char **argv)
 {
-    chat_server *cs = chat_server_create();
-    if (!cs)
-        return 1;
-    const weft_program prog = {
+    weft_program prog = {
         .name = "weft-chat",
         .summary = "A multi-room chat server on weft. One line per command or message:\n"
                    "  /nick NAME        take a unique nick (1-32 of A-Z a-z 0-9 _ -)\n"
@@ -84,13 +73,10 @@ int main(int argc, char **argv)
         .try_hint = "nc %s %u",
         .handler = chat_handler(),
         .options = options,
-        .ud = cs,
         .defaults = defaults,
         .option = option,
         .configure = configure,
         .setup = setup,
     };
-    int rc = weft_main(argc, argv, &prog);
-    chat_server_free(cs);
-    return rc;
+    return chat_main(argc, argv, &prog);
 }
