@@ -263,8 +263,11 @@ static int create(const weft_program *p, weft_config *cfg, weft_server **out)
     weft_server *s;
     int rc = weft_server_new(cfg, p->handler, p->ud, &s);
     if (rc != 0) {
-        fprintf(stderr, "%s: cannot listen on %s port %u: %s\n", p->name, cfg->bind_addr, cfg->port,
-                rc == -EINVAL ? "not an IPv4 or IPv6 address" : weft_strerror(rc));
+        if (cfg->bind_addr)
+            fprintf(stderr, "%s: cannot listen on %s port %u: %s\n", p->name, cfg->bind_addr,
+                    cfg->port, rc == -EINVAL ? "not an IPv4 or IPv6 address" : weft_strerror(rc));
+        else
+            fprintf(stderr, "%s: cannot create the server: %s\n", p->name, weft_strerror(rc));
         return 1;
     }
     for (int i = 0; i < nlisten; i++) {

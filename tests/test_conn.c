@@ -872,6 +872,29 @@ static void test_send_file_errors(void **state)
     sc_world_free(&x);
 }
 
+/* The handoff comes before the FIN read with the same bytes: the new
+ * handler still answers them, then the connection closes (peer). */
+static void test_set_handler_then_eof(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    weft_handler a_h = {.on_data = a_data, .on_close = a_close};
+    sc_world_init(&x, &cfg, &a_h);
+    int fd = sc_peer_new(SIZE_MAX);
+    sc_adopt(&x, fd);
+    g_b_opens = g_b_datas = 0;
+    sc_give(fd, "GET /", 5);
+    sc_eof(fd);
+    sc_event(fd, WK_IO_IN | WK_IO_HUP);
+    for (int i = 0; i < 3; i++)
+        sc_turn(&x);
+    assert_string_equal(sc_output(fd), "B:GET /");
+    assert_true(sc_peer_of(fd)->closed);
+    assert_int_equal(x.w->st.closed_by[WEFT_CLOSE_PEER], 1);
+    sc_world_free(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -896,6 +919,7 @@ int main(void)
         cmocka_unit_test_setup(test_link_half_close, setup),
         cmocka_unit_test_setup(test_link_close_passes_on, setup),
         cmocka_unit_test_setup(test_set_handler, setup),
+        cmocka_unit_test_setup(test_set_handler_then_eof, setup),
         cmocka_unit_test_setup(test_send_file_order, setup),
         cmocka_unit_test_setup(test_send_file_budget, setup),
         cmocka_unit_test_setup(test_send_file_errors, setup),

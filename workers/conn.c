@@ -585,6 +585,13 @@ void conn_read(wk_worker *w, weft_conn *c)
             deliver(w, c);
             if (after_data(w, c) != 0)
                 return;
+            /*
+             * The handler asked for its ring again (weft_conn_resume, or a
+             * new handler after weft_conn_set_handler): that comes first,
+             * before anything more is read, a FIN included.
+             */
+            if (c->flags & C_REDELIVER)
+                return;
             if ((size_t)n < want && !(c->flags & C_HUP)) {
                 c->flags &= ~C_READABLE; /* drained: the next byte raises an event */
                 return;
@@ -917,7 +924,9 @@ int conn_set_handler(wk_worker *w, weft_conn *c, const weft_handler *h, void *ud
     c->o = &c->x->origin;
     if (h->on_open)
         h->on_open(c);
-    if (!(c->flags & (C_CLOSED | C_CLOSING)) && weft_ring_len(&c->in) > 0) {
+    if (c->flags & (C_CLOSED | C_CLOSING))
+        return -EPIPE; /* the new handler's on_open closed it */
+    if (weft_ring_len(&c->in) > 0) {
         c->flags |= C_REDELIVER;
         wk_ready_push(w, c);
     }

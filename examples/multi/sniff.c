@@ -23,6 +23,7 @@
  * (the timer and whether bytes came), freed when it is handed over. The
  * timer is the connection's, so it dies with it if the peer leaves first.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,20 +70,17 @@ static const weft_handler *handler_of(int to)
 
 /*
  * Give c to its protocol: the new handler's on_open runs now, its on_data
- * soon (weft redelivers the ring). Returns false when c is closed: the
- * handover failed, or the new on_open closed it (HTTP's and chat's set
- * their user data unless they did; echo's cannot fail).
+ * next with the bytes waiting in the ring (weft redelivers them before it
+ * reads anything more, a FIN included).
  */
-static bool hand_over(weft_conn *c, int to)
+static void hand_over(weft_conn *c, int to)
 {
     free(weft_conn_userdata(c));
     weft_conn_set_userdata(c, NULL);
     weft_counter_add(c, g_counter[to], 1);
-    if (weft_conn_set_handler(c, handler_of(to), NULL) != 0) {
+    int rc = weft_conn_set_handler(c, handler_of(to), NULL);
+    if (rc != 0 && rc != -EPIPE) /* -EPIPE: the new on_open closed it */
         weft_abort(c); /* out of memory: this handler's on_close runs, with nothing to free */
-        return false;
-    }
-    return to == TO_ECHO || weft_conn_userdata(c) != NULL;
 }
 
 static void sniff_timeout(weft_timer *t, void *arg)
@@ -91,7 +89,7 @@ static void sniff_timeout(weft_timer *t, void *arg)
     weft_conn *c = weft_timer_conn(t);
     sniff *st = weft_conn_userdata(c);
     st->timer = NULL; /* a one-shot timer is gone once it fired */
-    (void)hand_over(c, st->partial ? TO_ECHO : TO_CHAT);
+    hand_over(c, st->partial ? TO_ECHO : TO_CHAT);
 }
 
 static void sniff_open(weft_conn *c)
@@ -116,17 +114,7 @@ static void sniff_data(weft_conn *c, weft_ring *in)
         return;
     }
     weft_timer_cancel(st->timer);
-    /*
-     * The new handler reads the bytes now rather than on weft's redelivery:
-     * when the peer's FIN came with them, weft reads it right after this
-     * on_data and closes the connection before a redelivery would run, so
-     * a request sent with a half-close ("nc -q", HTTP/1.0 scripts) would
-     * go unanswered. A second on_data with the same ring is harmless: each
-     * handler takes only what it has not yet seen.
-     */
-    int to = r ? TO_HTTP : TO_ECHO;
-    if (hand_over(c, to))
-        handler_of(to)->on_data(c, in);
+    hand_over(c, r ? TO_HTTP : TO_ECHO);
 }
 
 static void sniff_close(weft_conn *c, weft_close_reason why)

@@ -704,8 +704,8 @@ void weft_abort(weft_conn *c);
  * the protocol from the first bytes): h's on_open runs at once, then its
  * on_data with what c's input ring holds; the old handler gets no on_close.
  * The connection keeps its listener, counters and limits. Owning worker's
- * thread; call it from a callback of c. 0, -EINVAL (h without on_data, or
- * c closing or linked) or -ENOMEM.
+ * thread; call it from a callback of c. 0, -EPIPE when h's on_open closed
+ * c, -EINVAL (h without on_data, or c closing or linked) or -ENOMEM.
  */
 int weft_conn_set_handler(weft_conn *c, const weft_handler *h, void *ud);
 

@@ -145,6 +145,9 @@ def test_concurrent_incr(port):
         t.start()
     for t in ts:
         t.join(timeout=max(1, DEADLINE - time.monotonic()))
+    if any(t.is_alive() for t in ts):
+        # Still running: the count read now would be short for that reason.
+        fail("concurrent INCR: clients still running at the deadline")
     if errors:
         fail("concurrent INCR: %s" % errors[:3])
     for key in ("hot", "hotp"):
