@@ -243,6 +243,7 @@ static int start_stats(struct weft_server *s)
         reg->lst[i] = &s->lsn[i]->st;
         reg->lname[i] = s->lsn[i]->name;
         reg->laddr[i] = s->lsn[i]->addr;
+        reg->llimit[i] = &s->lsn[i]->limit;
     }
     return stsvc_start(s, reg, &s->stats);
 }

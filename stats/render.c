@@ -254,7 +254,8 @@ static void json(sbuf *b, const weft_snapshot *s)
         put_json_str(b, l->addr);
         for (size_t k = 0; k < NLFIELDS; k++)
             put(b, ",\"%s\":%llu", lfields[k].name, (unsigned long long)lval(l, k));
-        put(b, ",\"accept_rate\":%.1f}", l->accept_rate);
+        put(b, ",\"accept_rate\":%.1f,\"rate_limit\":%u,\"burst\":%u}", l->accept_rate,
+            l->rate_limit, l->burst);
     }
     put(b, "],\"workers\":[");
     for (int i = 0; i < s->nworkers; i++) {

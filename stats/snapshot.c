@@ -105,6 +105,11 @@ static void listener_of(weft_listener_snapshot *r, const st_registry *reg, int i
     r->rejected_max = ST_GET(b, rejected_max);
     r->rejected_rate = ST_GET(b, rejected_rate);
     r->rejected_source = ST_GET(b, rejected_source);
+    if (reg->llimit[i]) {
+        uint64_t lim = __atomic_load_n(reg->llimit[i], __ATOMIC_RELAXED);
+        r->rate_limit = (uint32_t)(lim >> 32);
+        r->burst = (uint32_t)lim;
+    }
     if (prev && i < prev->pub.nlisteners)
         r->accept_rate = per_s(r->accepted, prev->pub.listeners[i].accepted, dt);
 }

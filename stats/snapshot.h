@@ -36,6 +36,7 @@ typedef struct st_registry {
     int nlisteners;
     const st_listener *lst[WEFT_MAX_LISTENERS]; /* each listener's counters */
     const char *lname[WEFT_MAX_LISTENERS], *laddr[WEFT_MAX_LISTENERS];
+    const uint64_t *llimit[WEFT_MAX_LISTENERS]; /* atomic: (rate << 32) | burst */
 } st_registry;
 
 typedef struct st_snap {

@@ -452,6 +452,8 @@ typedef struct weft_listener_snapshot {
     uint64_t rejected_rate;   /* closed at accept: over its rate */
     uint64_t rejected_source; /* closed at accept: over per_source for its address */
     double accept_rate;       /* accepted per second over the last interval */
+    uint32_t rate_limit;      /* its accept rate limit now (0: none) */
+    uint32_t burst;           /* ... and burst (0: the rate) */
 } weft_listener_snapshot;
 
 /*
