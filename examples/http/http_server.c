@@ -5,6 +5,8 @@
  *   GET  /       "hello, world\n"
  *   GET  /stats  the latest weft snapshot as JSON (503 before the first one)
  *   GET  PATH    a route the embedding program added (http_server_route)
+ *   GET  PATH    with a root (http_static_root, --root): the file under it
+ *                (http_static.c: ranges, 304, no escape from the root)
  *   HEAD         the same heads without bodies
  *
  * Keep-alive and pipelining: every complete request in the input is answered
@@ -50,6 +52,7 @@
 #include <string.h>
 
 #include "http_parse.h"
+#include "http_static.h"
 
 static uint32_t g_max_head = HTTP_MAX_HEAD;
 static uint32_t g_max_body = HTTP_MAX_BODY;
@@ -232,18 +235,19 @@ static int path_is(const http_parser *p, const char *s, size_t n)
 }
 
 /* What answers a path: one of these, a route's index (>= 0), or A_NONE. */
-enum { A_NONE = -3, A_HELLO = -2, A_STATS = -1 };
+enum { A_NONE = -4, A_STATIC = -3, A_HELLO = -2, A_STATS = -1 };
 
 static int target_of(const http_parser *p)
 {
-    if (path_is(p, "/", 1))
-        return A_HELLO;
     if (path_is(p, "/stats", 6))
         return A_STATS;
     for (int i = 0; i < g_nroutes; i++)
         if (path_is(p, g_route[i].path, g_route[i].len))
             return i;
-    return A_NONE;
+    /* With --root every other path is a file ("/": the root's index.html). */
+    if (http_static_enabled())
+        return A_STATIC;
+    return path_is(p, "/", 1) ? A_HELLO : A_NONE;
 }
 
 /*
@@ -319,6 +323,9 @@ static void finish(hconn *h)
 static int answer(hconn *h, weft_ring *in, int parse_rc)
 {
     int fixed, target = classify(h, parse_rc, &fixed);
+    http_static_req file;
+    if (target == A_STATIC) /* the full target and headers, while the head is in the ring */
+        http_static_parse(in, h->p.nread, &file);
     if (h->mode != M_CLOSE) {
         /* The request is taken: its head leaves the ring, its body is skipped. */
         weft_ring_consume(in, h->p.nread);
@@ -334,6 +341,8 @@ static int answer(hconn *h, weft_ring *in, int parse_rc)
                        h->head_only ? g_resp[fixed][m].head_len : g_resp[fixed][m].len);
     } else if (target == A_STATS) {
         rc = send_stats(h);
+    } else if (target == A_STATIC) {
+        rc = http_static_answer(h->c, &file, h->head_only, mode_hdr[h->mode], count_status);
     } else {
         /* http_respond, now or later, sends the answer and goes on. */
         h->waiting = 1;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "http_server.h"
+#include "http_static.h"
 #include "weft/weft.h"
 
 static uint32_t g_max_head = HTTP_MAX_HEAD;
@@ -25,6 +26,11 @@ static int http_option(weft_config *cfg, const char *name, const char *arg, cons
     (void)cfg;
     (void)ud;
     long long v;
+    if (strcmp(name, "root") == 0) {
+        int rc = http_static_root(arg);
+        *why = rc ? "cannot open that directory" : NULL;
+        return rc;
+    }
     int head = strcmp(name, "max-head") == 0;
     if (weft_parse_number(arg, head ? 64 : 0, head ? 1 << 20 : 0xffffffffLL, &v) != 0) {
         *why = head ? "expected a number from 64 to 1048576" : "expected a number from 0 to 4G-1";
@@ -46,6 +52,9 @@ static const weft_program_option http_options[] = {
     {"max-body", "BYTES",
      "longest request body, read and discarded; a longer one\n"
      "gets 413 (default 1048576)"},
+    {"root", "DIR",
+     "serve the files under DIR (sendfile; Range, If-Modified-Since;\n"
+     "nothing outside DIR, symlinks included); / is DIR/index.html"},
     {NULL, NULL, NULL},
 };
 
@@ -54,8 +63,9 @@ int main(int argc, char **argv)
     const weft_program prog = {
         .name = "weft-http",
         .summary = "A small HTTP/1.1 server on weft: GET / says hello, GET /stats is the\n"
-                   "server's statistics as JSON. Keep-alive and pipelining; the head a\n"
-                   "client is sending counts against --input-stall from its first byte.",
+                   "server's statistics as JSON, and with --root DIR every other path is a\n"
+                   "file under DIR. Keep-alive and pipelining; the head a client is sending\n"
+                   "counts against --input-stall from its first byte.",
         .try_hint = "curl http://%s:%u/",
         .handler = http_handler(),
         .options = http_options,

@@ -18,6 +18,9 @@
 #           the right body, no socket error or timeout, and the server's
 #           http_2xx counter agrees (no 4xx/5xx); no rate is asserted
 #   h2load  h2load --h1 -n 2000 -c 10: 2000 succeeded, 0 failed/errored
+#   static  --root: a 100 MB file byte-exact, ranges (206, 416), 304,
+#           HEAD, index.html, Content-Type, and every way out of the root
+#           (.., %2e%2e, a symlink out) a 404, with nothing of it sent
 set -u
 MODE=$1
 HTTP=$2
@@ -53,11 +56,27 @@ wrk)
     need python3 python3
     ;;
 h2load) need h2load nghttp2-client ;;
+static)
+    need curl curl
+    ROOT=$DIR/root
+    mkdir -p "$ROOT/sub" "$DIR/secret"
+    # 100 MB of a pattern, fast to make and to check with cmp.
+    head -c 1048576 /dev/urandom >"$DIR/mb"
+    for _ in $(seq 100); do cat "$DIR/mb"; done >"$ROOT/big.bin"
+    echo '<p>home</p>' >"$ROOT/index.html"
+    echo 'in sub' >"$ROOT/sub/index.html"
+    echo 'body{}' >"$ROOT/site.css"
+    echo 'top secret' >"$DIR/secret/key"
+    ln -s "$DIR/secret" "$ROOT/out"     # a symlink out of the root
+    ln -s big.bin "$ROOT/inside"         # one that stays inside
+    EXTRA="--root $ROOT"
+    ;;
 *) fail "unknown mode" ;;
 esac
 
 # --stats-interval 100: /stats has a sample soon; no admin socket file.
-"$HTTP" --port 0 --workers 2 --stats-interval 100 --stats-socket '' \
+# shellcheck disable=SC2086
+"$HTTP" --port 0 --workers 2 --stats-interval 100 --stats-socket '' ${EXTRA:-} \
     >"$DIR/server.out" 2>"$DIR/server.err" &
 PID=$!
 PORT=
@@ -148,6 +167,36 @@ print(c["http_2xx"], c["http_4xx"], c["http_5xx"])' "$DIR/stats")
     [ "$1" -ge "$n" ] && [ "$1" -le $((n + 50 + polls)) ] ||
         fail "the server counted $1 2xx answers for wrk's $n (and $polls /stats)"
     echo "wrk: $n requests, every answer 200 with the right body; the server counted $1 2xx"
+    ;;
+static)
+    get() { curl -sS --max-time 30 --path-as-is "$@"; }
+    code() { curl -sS --max-time 30 --path-as-is -o "$DIR/body" -w '%{http_code}' "$@"; }
+    get -o "$DIR/got" "$URL/big.bin" || fail "GET big.bin"
+    cmp -s "$DIR/got" "$ROOT/big.bin" || fail "the 100 MB file differs"
+    get -o "$DIR/got" -r 1000-1999 "$URL/big.bin"
+    dd if="$ROOT/big.bin" of="$DIR/want" bs=1000 skip=1 count=1 2>/dev/null
+    cmp -s "$DIR/got" "$DIR/want" || fail "range 1000-1999"
+    get -o "$DIR/got" -r -10 "$URL/big.bin"
+    tail -c 10 "$ROOT/big.bin" | cmp -s - "$DIR/got" || fail "suffix range -10"
+    [ "$(code -r 99999999999- "$URL/big.bin")" = 416 ] || fail "an unsatisfiable range"
+    get -D "$DIR/h" -o /dev/null -r 5- "$URL/site.css"
+    grep -qi '^Content-Range: bytes 5-6/7' "$DIR/h" || fail "Content-Range: $(cat "$DIR/h")"
+    grep -q '^HTTP/1.1 206' "$DIR/h" || fail "206: $(head -1 "$DIR/h")"
+    get -I "$URL/site.css" >"$DIR/h"
+    grep -qi '^Content-Type: text/css' "$DIR/h" && grep -qi '^Last-Modified: ' "$DIR/h" &&
+        grep -qi '^Content-Length: 7' "$DIR/h" || fail "HEAD site.css: $(cat "$DIR/h")"
+    [ "$(code -z "$(date -u -R -d '+1 day')" "$URL/site.css")" = 304 ] || fail "If-Modified-Since"
+    [ "$(code -z "$(date -u -R -d '-1 day')" "$URL/site.css")" = 200 ] || fail "modified since"
+    [ "$(get "$URL/")" = "<p>home</p>" ] || fail "/ is index.html"
+    [ "$(get "$URL/sub/")" = "in sub" ] && [ "$(get "$URL/sub")" = "in sub" ] || fail "sub/"
+    [ "$(code "$URL/inside")" = 200 ] || fail "a symlink inside the root"
+    for bad in /out/key /../secret/key /sub/../../secret/key /%2e%2e/secret/key \
+        /sub/%2E%2E/%2e%2e/secret/key /nope /sub/nope "/big.bin%00" /..; do
+        c=$(code "$URL$bad")
+        [ "$c" = 404 ] || fail "$bad: $c"
+        grep -q secret "$DIR/body" && fail "$bad: the secret was sent"
+    done
+    echo "static: 100 MB byte-exact, ranges, 304, HEAD, index, escapes refused"
     ;;
 h2load)
     timeout 60 h2load --h1 -n 2000 -c 10 "$URL/" >"$DIR/out" 2>&1 || fail "h2load: $(tail -5 "$DIR/out")"
