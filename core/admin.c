@@ -40,8 +40,39 @@ static void render(st_sampler *sp, ep_client *c, weft_format fmt)
     answer(c, t, err);
 }
 
-static void command(st_sampler *sp, ep_client *c, char *line)
+/* The program's command named by the first word of line, or 0 when none. */
+static int own_command(struct weft_server *s, ep_client *c, const char *line)
 {
+    size_t n = strcspn(line, " \t");
+    for (int i = 0; i < s->ncmds; i++)
+        if (strlen(s->cmds[i].name) == n && !strncmp(s->cmds[i].name, line, n)) {
+            const char *args = line + n;
+            while (*args == ' ' || *args == '\t')
+                args++;
+            answer(c, s->cmds[i].fn(s, args, s->cmds[i].ud), -ENOMEM);
+            return 1;
+        }
+    return 0;
+}
+
+/* help: the built-in commands and the program's. */
+static char *help_of(struct weft_server *s)
+{
+    size_t len = sizeof(help_text);
+    for (int i = 0; i < s->ncmds; i++)
+        len += strlen(s->cmds[i].name) + strlen(s->cmds[i].help) + 8;
+    char *t = malloc(len);
+    if (!t)
+        return NULL;
+    size_t k = (size_t)snprintf(t, len, "%s", help_text);
+    for (int i = 0; i < s->ncmds; i++)
+        k += (size_t)snprintf(t + k, len - k, "  %-12s %s\n", s->cmds[i].name, s->cmds[i].help);
+    return t;
+}
+
+static void command(admin_ctx *ax, ep_client *c, char *line)
+{
+    st_sampler *sp = ax->sampler;
     const char *word;
     switch (adm_parse_line(line, &word)) {
     case ADM_NONE:
@@ -59,12 +90,14 @@ static void command(st_sampler *sp, ep_client *c, char *line)
         render(sp, c, WEFT_FORMAT_PROMETHEUS);
         break;
     case ADM_HELP:
-        answer(c, strdup(help_text), -ENOMEM);
+        answer(c, help_of(ax->srv), -ENOMEM);
         break;
     case ADM_QUIT:
         c->closing = 1;
         break;
     case ADM_UNKNOWN: {
+        if (own_command(ax->srv, c, word))
+            break;
         char msg[160];
         snprintf(msg, sizeof(msg), "error: unknown command '%.64s' (try 'help')\n", word);
         answer(c, strdup(msg), -ENOMEM);

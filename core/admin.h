@@ -7,7 +7,7 @@
  *   stats json    one JSON object on one line
  *   workers       a table, a row per worker
  *   metrics       Prometheus text exposition format
- *   help          this list
+ *   help          this list (the program's commands too: weft_server_add_command)
  *   quit          close after the answers so far (scripts: "stats json\nquit\n")
  * A line of ADM_LINE_MAX bytes or more, or an unknown command, gets one
  * "error: ..." line. Answers carry no terminator: read until EOF after quit.
@@ -29,7 +29,13 @@ struct weft_server;
 #define ADM_MAX_CLIENTS 128                   /* admin clients at once */
 #define ADM_IDLE_NS     (300ull * 1000000000) /* no command at all */
 
-/* The admin protocol; its ctx is the server's st_sampler (stats/sampler.h). */
+/* The admin protocol's ctx: the snapshots, and the server (its commands). */
+typedef struct admin_ctx {
+    struct st_sampler *sampler;
+    struct weft_server *srv;
+} admin_ctx;
+
+/* The admin protocol; its ctx is an admin_ctx. */
 extern const ep_proto admin_proto;
 
 /*

@@ -47,7 +47,15 @@ struct weft_server {
     int ncounters;
     char *counter_names[WEFT_MAX_COUNTERS];
     char *counter_help[WEFT_MAX_COUNTERS];
-    struct st_service *stats;      /* NULL when stats are off */
+    struct st_service *stats; /* NULL when stats are off */
+    /* The program's admin commands (fixed once started). */
+    int ncmds;
+    struct {
+        char name[32];
+        char *help;
+        weft_command_fn fn;
+        void *ud;
+    } cmds[WEFT_MAX_COMMANDS];
     uint64_t *handed;              /* per worker: connections handed (acceptor only) */
     int64_t lim_last[LIM_KINDS];   /* wlog_limit: last report per kind (ms, atomic) */
     uint64_t lim_quiet[LIM_KINDS]; /* wlog_limit: hits since that report (atomic) */

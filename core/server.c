@@ -349,6 +349,8 @@ void weft_server_free(weft_server *s)
         free(s->counter_names[i]);
         free(s->counter_help[i]);
     }
+    for (int i = 0; i < s->ncmds; i++)
+        free(s->cmds[i].help);
     for (int i = 0; i < s->nlsn; i++)
         lsn_free(s->lsn[i]);
     if (s->stop_efd >= 0)

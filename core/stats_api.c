@@ -55,3 +55,34 @@ int weft_server_add_counter(weft_server *s, const char *name, const char *help)
 const char *weft_server_admin_path(const weft_server *s) { return stsvc_admin_path(s->stats); }
 
 uint16_t weft_server_metrics_port(const weft_server *s) { return stsvc_metrics_port(s->stats); }
+
+int weft_server_add_command(weft_server *s, const char *name, const char *help, weft_command_fn fn,
+                            void *ud)
+{
+    static const char *const builtin[] = {"stats", "workers", "metrics", "help", "quit", "exit"};
+    size_t n = name ? strlen(name) : 0;
+    if (s->started)
+        return -EBUSY;
+    if (!fn || n == 0 || n > 31)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '-' && name[i] != '_')
+            return -EINVAL;
+    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
+        if (!strcmp(name, builtin[i]))
+            return -EINVAL;
+    for (int i = 0; i < s->ncmds; i++)
+        if (!strcmp(s->cmds[i].name, name))
+            return -EINVAL;
+    if (s->ncmds == WEFT_MAX_COMMANDS)
+        return -ENOSPC;
+    char *hp = strdup(help ? help : "");
+    if (!hp)
+        return -ENOMEM;
+    memcpy(s->cmds[s->ncmds].name, name, n + 1);
+    s->cmds[s->ncmds].help = hp;
+    s->cmds[s->ncmds].fn = fn;
+    s->cmds[s->ncmds].ud = ud;
+    s->ncmds++;
+    return 0;
+}

@@ -30,6 +30,7 @@ enum { EP_ADMIN, EP_METRICS, EP_COUNT };
 
 struct st_service {
     st_sampler *sampler;
+    admin_ctx actx;
     pthread_t tid;
     int started;
     int stop_efd;
@@ -108,7 +109,8 @@ int stsvc_start(struct weft_server *s, st_registry *reg, st_service **out)
     int rc = sampler_new(reg, &svc->sampler);
     if (rc != 0)
         goto fail;
-    if ((rc = ep_init(&svc->ep[EP_ADMIN], &admin_proto, svc->sampler, s, &s->est.admin,
+    svc->actx = (admin_ctx){.sampler = svc->sampler, .srv = s};
+    if ((rc = ep_init(&svc->ep[EP_ADMIN], &admin_proto, &svc->actx, s, &s->est.admin,
                       &svc->spare_fd)) != 0 ||
         (rc = ep_init(&svc->ep[EP_METRICS], &metrics_proto, svc->sampler, s, &s->est.metrics,
                       &svc->spare_fd)) != 0)

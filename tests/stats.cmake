@@ -38,3 +38,8 @@ set(WEFT_ST_TESTS st_exact st_admin st_concurrency st_cli st_lockout st_emfile)
 set_tests_properties(${WEFT_ST_TESTS} PROPERTIES LABELS stats TIMEOUT 180)
 # No TSan suppressions: the library's RCU use is annotated for TSan
 # (stats/service.c) and these tests run clean under it without any.
+
+# A program's own admin commands (weft_server_add_command).
+weft_st_exe(st_commands st_commands.c LIBS weft_static weft_internal itlib Threads::Threads)
+add_test(NAME st_commands COMMAND st_commands)
+set_tests_properties(st_commands PROPERTIES LABELS stats TIMEOUT 60)

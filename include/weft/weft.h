@@ -521,6 +521,23 @@ void weft_record_latency(weft_conn *c, uint64_t ns);
 /* CLOCK_MONOTONIC in nanoseconds, for measuring what to record. */
 uint64_t weft_now_ns(void);
 
+/*
+ * A command of the program's own on the admin socket (weft-stat's socket):
+ * "NAME ARGS..." calls fn(s, args, ud) on the stats thread, args being the
+ * rest of the line with blanks trimmed ("" when none), and answers what fn
+ * returns: a malloc'd string (freed by weft), one or more lines ending in
+ * '\n'; NULL answers "error: out of memory". fn must not block: it may read
+ * state published for other threads, post to workers (weft_post) and
+ * answer that it did. Before weft_server_start; name is a word of at most
+ * 31 letters, digits, '-' or '_', not one of the built-in commands (stats,
+ * workers, metrics, help, quit). 0, -EINVAL, -ENOSPC (WEFT_MAX_COMMANDS),
+ * -EBUSY (started) or -ENOMEM.
+ */
+#define WEFT_MAX_COMMANDS 32
+typedef char *(*weft_command_fn)(weft_server *s, const char *args, void *ud);
+int weft_server_add_command(weft_server *s, const char *name, const char *help, weft_command_fn fn,
+                            void *ud);
+
 /* The admin socket's path (valid after weft_server_start), or NULL if none. */
 const char *weft_server_admin_path(const weft_server *s);
 /* The bound metrics port (after weft_server_start), or 0 when off. */
