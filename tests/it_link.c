@@ -185,12 +185,15 @@ int main(void)
     /*
      * Each direction's output may hold the high watermark plus one read
      * before its producer pauses; a ring grows by doubling to hold it. Two
-     * directions, two input rings, and the pool's cache.
+     * directions, two input rings, and the pool's cache. A ring grows by
+     * moving into a ring twice its size, so for that copy the old one (at
+     * most half the largest) is held beside its successor.
      */
     uint64_t out_ring = 1;
     while (out_ring < (uint64_t)cfg.output_high_wm + cfg.read_budget)
         out_ring <<= 1;
-    uint64_t bound = 2 * out_ring + 2 * (uint64_t)cfg.ring_size + cfg.pool_cache_bytes;
+    uint64_t bound =
+        2 * out_ring + out_ring / 2 + 2 * (uint64_t)cfg.ring_size + cfg.pool_cache_bytes;
     IT_CHECK(max_pool <= bound, "ring memory reached %llu bytes, bound %llu",
              (unsigned long long)max_pool, (unsigned long long)bound);
 
