@@ -35,7 +35,7 @@ FORMAT_FILES  = $(shell find $(or $(wildcard $(FORMAT_DIRS)),/dev/null) -type f 
 # Sanitizer runtime settings for the test runs; override in the environment.
 export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
-export TSAN_OPTIONS  ?= halt_on_error=1:second_deadlock_stack=1
+export TSAN_OPTIONS  ?= halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp
 
 # configure DIR TYPE EXTRA-ARGS: (re)configure a build tree. Every setting is
 # passed explicitly so a tree's flags do not depend on what ran before. The

@@ -53,7 +53,8 @@ typedef struct end {
     uint64_t seed_out, seed_in; /* the stream it sends, the one it expects */
     uint64_t slow_bytes;        /* read slowly until this many arrived */
     uint64_t sent, got;
-    int eof; /* the other end's FIN came after every byte */
+    int eof;  /* the other end's FIN came after every byte */
+    int done; /* atomic: pump returned (the main thread reads the rest after the join) */
     char err[160];
 } end;
 
@@ -123,6 +124,7 @@ static void *pump(void *arg)
             }
         }
     }
+    __atomic_store_n(&e->done, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -171,7 +173,8 @@ int main(void)
         weft_server_stats(s, &st);
         if (st.pool_bytes > max_pool)
             max_pool = st.pool_bytes;
-        if ((client.eof || client.err[0]) && (backend.eof || backend.err[0]))
+        if (__atomic_load_n(&client.done, __ATOMIC_ACQUIRE) &&
+            __atomic_load_n(&backend.done, __ATOMIC_ACQUIRE))
             break;
         itl_sleep_ms(5);
     }

@@ -36,7 +36,7 @@ add_test(NAME st_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/st_cli.sh $<TARGET_F
                              $<TARGET_FILE:weft-stat>)
 set(WEFT_ST_TESTS st_exact st_admin st_concurrency st_cli st_lockout st_emfile)
 set_tests_properties(${WEFT_ST_TESTS} PROPERTIES LABELS stats TIMEOUT 180)
-# No TSan suppressions: the library's RCU use is annotated for TSan
+# No TSan suppressions for these: the library's RCU use is annotated for TSan
 # (stats/service.c) and these tests run clean under it without any.
 
 # A program's own admin commands (weft_server_add_command).
