@@ -36,6 +36,7 @@
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/server-t.h"
+#include "core/tls_ctx.h"
 #include "workers/timer.h"
 #include "workers/worker.h"
 
@@ -109,8 +110,10 @@ static int hand_off(struct weft_server *s, lsn *l, int fd, struct sockaddr_stora
     s->handed[i]++;
     ST_ADD(&s->ast, accepted, 1);
     ST_ADD(&l->st, accepted, 1);
-    int rc = wk_adopt(s->workers[i], fd, (const struct sockaddr *)ss, len, &l->origin);
+    void *tls = tlsctx_ref(l->tls_ctx); /* the worker's to drop */
+    int rc = wk_adopt(s->workers[i], fd, (const struct sockaddr *)ss, len, &l->origin, tls);
     if (rc != 0) {
+        tlsctx_unref(tls);
         s->handed[i]--;
         ST_ADD(&s->ast, accepted, (uint64_t)-1);
         ST_ADD(&l->st, accepted, (uint64_t)-1);
@@ -147,6 +150,8 @@ static int gate(struct weft_server *s, lsn *l, const struct sockaddr_storage *ss
 /* One batch of accept4 calls on l. Returns a poll timeout: -1, 0, or a pause. */
 static int accept_batch(struct weft_server *s, lsn *l, unsigned *rr)
 {
+    if (l->tls_ctx)
+        tlsctx_tick(); /* session-ticket keys rotate on the thread that hands out contexts */
     for (int i = 0; i < ACC_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
@@ -205,6 +210,24 @@ static void stop_accepting(struct weft_server *s)
         wk_wake(s->workers[i]);
 }
 
+/*
+ * The wake-up fd rang without a stop: a TLS reload. A request from a signal
+ * handler (reload_tls set) loads the files here; weft_server_reload_tls
+ * loaded them already. Then every listener swaps in its new context; the
+ * connections open keep theirs.
+ */
+static void tls_reloads(struct weft_server *s)
+{
+    uint64_t v;
+    while (read(s->stop_efd, &v, sizeof(v)) > 0) {
+    }
+    if (__atomic_exchange_n(&s->reload_tls, 0, __ATOMIC_ACQ_REL))
+        srv_tls_reload_all(s);
+    for (int i = 0; i < s->nlsn; i++)
+        if (lsn_tls_swap(s->lsn[i]))
+            wlog(s, WEFT_LOG_INFO, "listener %s: TLS certificates reloaded", s->lsn[i]->name);
+}
+
 void *acc_main(void *arg)
 {
     struct weft_server *s = arg;
@@ -223,6 +246,8 @@ void *acc_main(void *arg)
         }
         if (__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE))
             break;
+        if (pf[0].revents & POLLIN)
+            tls_reloads(s);
         if (timeout > 0 && n == 0) {
             timeout = -1; /* the pause is over */
             continue;

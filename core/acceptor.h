@@ -14,4 +14,8 @@ struct weft_server;
  */
 void *acc_main(void *arg);
 
+/* Reload every TLS listener's files into its next context (server.c);
+ * 0 or the first error, each one logged. */
+int srv_tls_reload_all(struct weft_server *s);
+
 #endif

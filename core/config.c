@@ -64,6 +64,9 @@ weft_config weft_config_default(void)
     c.metrics_port = 0;
     c.metrics_bind = "127.0.0.1";
     c.io = NULL; /* epoll */
+    /* A client on a slow network finishes a handshake in a second or two;
+     * ten leaves room for a loaded machine, not for a TLS slowloris. */
+    c.tls_handshake_ms = 10000;
     c.log = NULL;
     c.log_ud = NULL;
     c.log_level = WEFT_LOG_INFO;
@@ -135,6 +138,12 @@ int weft_config_validate(const weft_config *c, const char **why)
         w = "io (or the WEFT_IO environment variable) must name an I/O backend: epoll or poll";
     else if (c->log_level < WEFT_LOG_ERROR || c->log_level > WEFT_LOG_DEBUG)
         w = "log_level must be one of WEFT_LOG_ERROR..WEFT_LOG_DEBUG";
+    else if (!c->tls_cert != !c->tls_key)
+        w = "tls_cert and tls_key go together: give both or neither";
+    else if ((c->tls_cert && strchr(c->tls_cert, ',')) || (c->tls_key && strchr(c->tls_key, ',')))
+        w = "tls_cert and tls_key file names cannot contain ','";
+    else if (c->tls_handshake_ms < 1 || c->tls_handshake_ms > 3600000)
+        w = "tls_handshake_ms must be between 1 ms and one hour";
     for (int i = 0; !w && i < c->ncpus; i++)
         if (c->cpus[i] < 0 || c->cpus[i] >= WEFT_MAX_CPUS)
             w = "cpus[] entries must be between 0 and 1023";
@@ -281,8 +290,15 @@ static const weft_option g_opt_names[] = {
      "another listener, repeatable: ADDR[,option...] where ADDR is\n"
      "HOST:PORT, [IPv6]:PORT or unix:/PATH and the options are\n"
      "name=N, backlog=N, reuseport, nodelay, keepalive=S, mode=OCTAL,\n"
-     "max-conns=N, rate=N (accepts/s), burst=N, per-source=N. With\n"
-     "--listen and neither --bind nor --port, only these listen"},
+     "max-conns=N, rate=N (accepts/s), burst=N, per-source=N,\n"
+     "tls-cert=FILE, tls-key=FILE (up to 4 pairs: SNI), alpn=P1:P2.\n"
+     "With --listen and neither --bind nor --port, only these listen"},
+    {"tls-cert", 1, "FILE",
+     "serve TLS on --bind/--port with this PEM certificate\n"
+     "(chain allowed); needs --tls-key. SIGHUP reloads it"},
+    {"tls-key", 1, "FILE", "the private key (PEM) for --tls-cert"},
+    {"tls-alpn", 1, "LIST", "protocols offered by ALPN, comma-separated (http/1.1)"},
+    {"tls-handshake-timeout", 1, "MS", "close a TLS connection whose handshake takes longer"},
 };
 /* Options whose default the help text states itself. */
 static const char *const g_nodef[] = {"workers",   "cpus",         "no-pin", "pin",
@@ -317,6 +333,10 @@ static const cfg_opt g_opts[] = {
     {K_STR, F(metrics_bind), 0, 0, NULL},
     {K_IO, F(io), 0, 0, "expected an I/O backend: epoll or poll"},
     {K_LISTEN, 0, 0, 0, "at most 16 listeners"},
+    {K_STR, F(tls_cert), 0, 0, NULL},
+    {K_STR, F(tls_key), 0, 0, NULL},
+    {K_STR, F(tls_alpn), 0, 0, NULL},
+    {K_U32, F(tls_handshake_ms), RANGE(1, 3600000)},
 };
 #undef F
 #undef RANGE

@@ -38,6 +38,9 @@ static const char *const reason_names[WEFT_CLOSE_REASONS] = {
     [WEFT_CLOSE_UNREACHABLE] = "unreachable",
     [WEFT_CLOSE_RESOLVE] = "resolve",
     [WEFT_CLOSE_LINK] = "link",
+    [WEFT_CLOSE_TLS_HANDSHAKE] = "tls_handshake",
+    [WEFT_CLOSE_TLS_PROTOCOL] = "tls_protocol",
+    [WEFT_CLOSE_TLS_VERIFY] = "tls_verify",
 };
 
 const char *weft_close_reason_name(weft_close_reason r)

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/tls_ctx.h"
 #include "workers/addr.h"
 
 /* ---- parsing --------------------------------------------------------------- */
@@ -96,13 +97,25 @@ int weft_listener_parse(const char *spec, weft_listener_opts *o, const char **wh
             o->burst = (uint32_t)x;
         else if ((v = value_of(p, n, "per-source")) && num(v, end, 1, 1 << 30, 10, &x) == 0)
             o->per_source = (uint32_t)x;
+        else if ((v = value_of(p, n, "tls-cert")) && v < end && o->ntls < 4 &&
+                 !o->tls_cert[o->ntls])
+            o->tls_cert[o->ntls] = v; /* read up to the next ',' */
+        else if ((v = value_of(p, n, "tls-key")) && v < end && o->ntls < 4 && o->tls_cert[o->ntls])
+            o->tls_key[o->ntls++] = v;
+        else if ((v = value_of(p, n, "alpn")) && v < end)
+            o->alpn = v;
         else
             w = "unknown or bad listener option (name, backlog=N, reuseport, nodelay, "
-                "keepalive=S, mode=OCTAL, max-conns=N, rate=N, burst=N, per-source=N)";
+                "keepalive=S, mode=OCTAL, max-conns=N, rate=N, burst=N, per-source=N, "
+                "tls-cert=FILE then tls-key=FILE (up to 4 pairs), alpn=P1:P2)";
         p = end;
         if (!*p)
             break;
     }
+    if (!w && o->ntls < 4 && o->tls_cert[o->ntls])
+        w = "tls-cert=FILE needs a tls-key=FILE after it";
+    else if (!w && o->alpn && !o->ntls)
+        w = "alpn= is for a TLS listener (tls-cert=, tls-key=)";
     if (!w) {
         wk_addr a;
         if (wk_addr_parse(addr, &a, &w) == 0 && a.len == 0)
@@ -292,6 +305,69 @@ void lsn_setup_conn(const lsn *l, int fd)
 
 /* ---- life ------------------------------------------------------------------------ */
 
+/* ---- TLS ------------------------------------------------------------------------ */
+
+/* A copy of s up to its first ',' (the spec's strings), or NULL. */
+static char *span_dup(const char *s) { return s ? strndup(s, strcspn(s, ",")) : NULL; }
+
+static void *tls_load(const lsn *l, const char **why)
+{
+    const char *certs[4], *keys[4];
+    for (int i = 0; i < l->o.ntls; i++) {
+        certs[i] = l->tls_cert[i];
+        keys[i] = l->tls_key[i];
+    }
+    return tlsctx_server_new(certs, keys, l->o.ntls, l->tls_alpn, why);
+}
+
+/* Copy opts' TLS files into l and make its context; 0 or a negative errno. */
+static int tls_setup(lsn *l, const weft_listener_opts *opts, const char **why)
+{
+    if (opts->ntls == 0)
+        return 0;
+    if (opts->ntls < 0 || opts->ntls > 4) {
+        *why = "a listener has 1 to 4 TLS certificates";
+        return -EINVAL;
+    }
+    l->o.ntls = opts->ntls;
+    for (int i = 0; i < opts->ntls; i++) {
+        if (!opts->tls_cert[i] || !opts->tls_key[i]) {
+            *why = "each TLS certificate needs its key";
+            return -EINVAL;
+        }
+        l->tls_cert[i] = span_dup(opts->tls_cert[i]);
+        l->tls_key[i] = span_dup(opts->tls_key[i]);
+        if (!l->tls_cert[i] || !l->tls_key[i])
+            return -ENOMEM;
+    }
+    if (opts->alpn && !(l->tls_alpn = span_dup(opts->alpn)))
+        return -ENOMEM;
+    l->tls_ctx = tls_load(l, why);
+    return l->tls_ctx ? 0 : -EINVAL;
+}
+
+int lsn_tls_reload(lsn *l, const char **why)
+{
+    if (!l->tls_ctx)
+        return 0;
+    void *ctx = tls_load(l, why);
+    if (!ctx)
+        return -EINVAL;
+    tlsctx_unref(__atomic_exchange_n(&l->tls_next, ctx, __ATOMIC_ACQ_REL));
+    return 0;
+}
+
+bool lsn_tls_swap(lsn *l)
+{
+    void *ctx = __atomic_exchange_n(&l->tls_next, NULL, __ATOMIC_ACQ_REL);
+    if (!ctx)
+        return false;
+    /* Connections in flight hold their own references (SSL_new). */
+    tlsctx_unref(l->tls_ctx);
+    l->tls_ctx = ctx;
+    return true;
+}
+
 lsn *lsn_new(const weft_listener_opts *opts, int index, const weft_handler *h, void *ud,
              int backlog, int *err, const char **why)
 {
@@ -313,6 +389,11 @@ lsn *lsn_new(const weft_listener_opts *opts, int index, const weft_handler *h, v
         *err = -ENOMEM;
         return NULL;
     }
+    l->fd = -1;
+    if ((*err = tls_setup(l, opts, why)) != 0) {
+        lsn_free(l);
+        return NULL;
+    }
     l->o = *opts;
     l->family = a.ss.ss_family;
     l->origin = (wk_origin){.h = opts->handler ? opts->handler : h,
@@ -322,8 +403,7 @@ lsn *lsn_new(const weft_listener_opts *opts, int index, const weft_handler *h, v
     int fd = bind_listen((struct sockaddr *)&a.ss, a.len, opts->backlog ? opts->backlog : backlog,
                          opts->reuseport, opts->mode ? opts->mode : 0660);
     if (fd < 0) {
-        free(l->src);
-        free(l);
+        lsn_free(l);
         *err = fd;
         return NULL;
     }
@@ -341,6 +421,11 @@ lsn *lsn_new(const weft_listener_opts *opts, int index, const weft_handler *h, v
         snprintf(l->name, sizeof(l->name), "%.63s", l->addr);
     l->o.addr = l->addr;
     l->o.name = l->name;
+    for (int i = 0; i < l->o.ntls; i++) {
+        l->o.tls_cert[i] = l->tls_cert[i];
+        l->o.tls_key[i] = l->tls_key[i];
+    }
+    l->o.alpn = l->tls_alpn;
     l->tokens = opts->burst ? opts->burst : opts->rate;
     l->limit = ((uint64_t)opts->rate << 32) | opts->burst;
     return l;
@@ -355,5 +440,12 @@ void lsn_free(lsn *l)
     if (l->path[0])
         unlink(l->path);
     free(l->src);
+    for (int i = 0; i < 4; i++) {
+        free(l->tls_cert[i]);
+        free(l->tls_key[i]);
+    }
+    free(l->tls_alpn);
+    tlsctx_unref(l->tls_ctx);
+    tlsctx_unref(l->tls_next);
     free(l);
 }

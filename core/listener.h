@@ -10,6 +10,7 @@
 #ifndef WEFT_CORE_LISTENER_H
 #define WEFT_CORE_LISTENER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -36,6 +37,10 @@ typedef struct lsn {
     int64_t paused_until_ms;
     uint32_t *src; /* LSN_SRC_BUCKETS counts (atomic), or NULL */
     st_listener st;
+    /* TLS: the files (copies), the context the acceptor hands out, and a
+     * reloaded one waiting for the acceptor to swap it in (atomic). */
+    char *tls_cert[4], *tls_key[4], *tls_alpn;
+    void *tls_ctx, *tls_next;
 } lsn;
 
 /*
@@ -46,6 +51,16 @@ typedef struct lsn {
  */
 lsn *lsn_new(const weft_listener_opts *opts, int index, const weft_handler *h, void *ud,
              int backlog, int *err, const char **why);
+
+/*
+ * Load l's certificates again into a new context and leave it in
+ * l->tls_next for the acceptor (lsn_tls_swap). 0 (nothing to do for a
+ * plain listener), or -EINVAL with *why: the running context stays.
+ */
+int lsn_tls_reload(lsn *l, const char **why);
+
+/* Acceptor thread: put a reloaded context in place; true if one was. */
+bool lsn_tls_swap(lsn *l);
 
 /* Close the socket (removing a Unix socket's file) and free l. */
 void lsn_free(lsn *l);

@@ -8,9 +8,11 @@
 #include <pthread.h>
 
 #include "core/server-t.h"
+#include "core/tls_ctx.h"
 #include "workers/conn.h"
 #include "workers/remote.h"
 #include "workers/user_timers.h"
+#include "workers/wlog.h"
 #include "workers/worker.h"
 
 int weft_post(weft_server *s, int worker, weft_post_fn fn, void *arg)
@@ -64,7 +66,16 @@ int weft_connect(weft_server *s, int worker, const char *addr, const weft_connec
     /* Invariant 1: only the owner may create what it will own. */
     if (!w->started || !pthread_equal(pthread_self(), w->tid))
         return -EPERM;
-    return wk_connect(w, addr, opts, h, ud, out);
+    void *tls = NULL;
+    if (opts && opts->tls) {
+        const char *why = NULL;
+        tls = tlscache_get(&s->tls_clients, opts->ca_file, opts->insecure, opts->alpn, &why);
+        if (!tls) {
+            wk_log(&s->grp, WEFT_LOG_ERROR, "weft_connect %s: TLS: %s", addr, why);
+            return -EINVAL;
+        }
+    }
+    return wk_connect(w, addr, opts, tls, h, ud, out);
 }
 
 int weft_server_worker_hooks(weft_server *s, weft_post_fn start, weft_post_fn stop, void *arg)

@@ -29,9 +29,12 @@ static weft_server *volatile g_server;
 
 static void on_signal(int sig)
 {
-    (void)sig;
     weft_server *s = g_server;
-    if (s)
+    if (!s)
+        return;
+    if (sig == SIGHUP)
+        weft_server_reload_tls_async(s); /* new certificates, no connection dropped */
+    else
         weft_server_stop(s); /* async-signal-safe */
 }
 
@@ -165,8 +168,16 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
     if (cpus_given && !pin_given)
         cfg->pin = WEFT_PIN_CPU;
     /* --listen alone replaces the default listener (--bind/--port). */
-    if (cfg->nlisten > 0 && !bind_given)
+    if (cfg->nlisten > 0 && !bind_given) {
+        if (cfg->tls_cert) {
+            fprintf(stderr,
+                    "%s: --tls-cert is for the --bind/--port listener; with --listen alone, "
+                    "give tls-cert=FILE,tls-key=FILE in the --listen spec\n",
+                    p->name);
+            return 2;
+        }
         cfg->bind_addr = NULL;
+    }
     if (p->configure && p->configure(cfg, &why, p->ud) != 0) {
         fprintf(stderr, "%s: invalid configuration: %s\n", p->name, why ? why : "refused");
         return 2;
@@ -214,17 +225,19 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 static void banner(const weft_program *p, const weft_config *cfg, weft_server *s)
 {
     int n = weft_server_workers(s), nl = weft_server_listeners(s);
-    printf("%s %s: %s%s, %d worker%s (io %s), max %d connections\n", p->name, WEFT_VERSION,
-           nl ? "listening on " : "no listener", nl ? weft_server_listener_addr(s, 0) : "", n,
-           n == 1 ? "" : "s", weft_server_io(s), weft_server_max_conns(s));
+    printf("%s %s: %s%s%s, %d worker%s (io %s), max %d connections\n", p->name, WEFT_VERSION,
+           nl ? "listening on " : "no listener", nl ? weft_server_listener_addr(s, 0) : "",
+           weft_server_listener_tls(s, 0) ? " (TLS)" : "", n, n == 1 ? "" : "s", weft_server_io(s),
+           weft_server_max_conns(s));
     for (int i = 1; i < nl; i++)
-        printf("%s: listening on %s (%s)\n", p->name, weft_server_listener_addr(s, i),
-               weft_server_listener_name(s, i));
+        printf("%s: listening on %s (%s%s)\n", p->name, weft_server_listener_addr(s, i),
+               weft_server_listener_name(s, i), weft_server_listener_tls(s, i) ? ", TLS" : "");
     for (int i = 0; i < n; i++) {
         int cpu, node;
         weft_server_worker_cpu(s, i, &cpu, &node);

@@ -38,6 +38,7 @@ struct weft_server {
     int stop_efd;   /* written by weft_server_stop */
     int reserve_fd; /* spare fd released on EMFILE (see acceptor.c) */
     int stopping;   /* atomic: weft_server_stop was called */
+    int reload_tls; /* atomic: weft_server_reload_tls_async was called */
     int started, joined;
     pthread_t acceptor_tid;
     st_acceptor ast;
@@ -56,6 +57,7 @@ struct weft_server {
         weft_command_fn fn;
         void *ud;
     } cmds[WEFT_MAX_COMMANDS];
+    struct tlscache *tls_clients;  /* outbound TLS contexts (core/tls_ctx.h) */
     uint64_t *handed;              /* per worker: connections handed (acceptor only) */
     int64_t lim_last[LIM_KINDS];   /* wlog_limit: last report per kind (ms, atomic) */
     uint64_t lim_quiet[LIM_KINDS]; /* wlog_limit: hits since that report (atomic) */

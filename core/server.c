@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/server-t.h"
 #include "core/stats_thread.h"
+#include "core/tls_ctx.h"
 #include "stats/snapshot.h"
 #include "workers/cpu.h"
 #include "workers/io.h"
@@ -111,6 +112,12 @@ static int open_listeners(struct weft_server *s)
         snprintf(spec, sizeof(spec), strchr(c->bind_addr, ':') ? "[%s]:%u" : "%s:%u", c->bind_addr,
                  c->port);
         weft_listener_opts o = {.addr = spec};
+        if (c->tls_cert) {
+            o.ntls = 1;
+            o.tls_cert[0] = c->tls_cert;
+            o.tls_key[0] = c->tls_key;
+            o.alpn = c->tls_alpn;
+        }
         int rc = add_listener(s, &o);
         if (rc < 0)
             return rc;
@@ -151,6 +158,11 @@ uint16_t weft_server_listener_port(const weft_server *s, int i)
 const char *weft_server_listener_addr(const weft_server *s, int i)
 {
     return i >= 0 && i < s->nlsn ? s->lsn[i]->addr : NULL;
+}
+
+bool weft_server_listener_tls(const weft_server *s, int i)
+{
+    return i >= 0 && i < s->nlsn && s->lsn[i]->tls_ctx;
 }
 
 const char *weft_server_listener_name(const weft_server *s, int i)
@@ -244,6 +256,9 @@ static int start_stats(struct weft_server *s)
         reg->lname[i] = s->lsn[i]->name;
         reg->laddr[i] = s->lsn[i]->addr;
         reg->llimit[i] = &s->lsn[i]->limit;
+        reg->ltls[i] = s->lsn[i]->tls_ctx != NULL;
+        if (reg->ltls[i])
+            reg->ktls = tlsctx_ktls_status();
     }
     return stsvc_start(s, reg, &s->stats);
 }
@@ -325,13 +340,48 @@ int weft_server_run(weft_server *s)
     return weft_server_wait(s);
 }
 
+static void wake_acceptor(weft_server *s)
+{
+    uint64_t one = 1;
+    ssize_t n = write(s->stop_efd, &one, sizeof(one));
+    (void)n; /* EAGAIN: the counter is saturated, the acceptor wakes anyway */
+}
+
 void weft_server_stop(weft_server *s)
 {
     /* Async-signal-safe: an atomic store and a write(2). */
     __atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
-    uint64_t one = 1;
-    ssize_t n = write(s->stop_efd, &one, sizeof(one));
-    (void)n; /* EAGAIN: the counter is saturated, the acceptor wakes anyway */
+    wake_acceptor(s);
+}
+
+int srv_tls_reload_all(weft_server *s)
+{
+    int err = 0;
+    for (int i = 0; i < s->nlsn; i++) {
+        const char *why = NULL;
+        int rc = lsn_tls_reload(s->lsn[i], &why);
+        if (rc != 0) {
+            wlog(s, WEFT_LOG_ERROR, "listener %s: TLS reload failed, keeping the old files: %s",
+                 s->lsn[i]->name, why ? why : weft_strerror(rc));
+            if (!err)
+                err = rc;
+        }
+    }
+    return err;
+}
+
+int weft_server_reload_tls(weft_server *s)
+{
+    int rc = srv_tls_reload_all(s);
+    wake_acceptor(s); /* it swaps in what loaded */
+    return rc;
+}
+
+void weft_server_reload_tls_async(weft_server *s)
+{
+    /* Async-signal-safe: an atomic store and a write(2). */
+    __atomic_store_n(&s->reload_tls, 1, __ATOMIC_RELEASE);
+    wake_acceptor(s);
 }
 
 void weft_server_free(weft_server *s)
@@ -353,6 +403,7 @@ void weft_server_free(weft_server *s)
         free(s->cmds[i].help);
     for (int i = 0; i < s->nlsn; i++)
         lsn_free(s->lsn[i]);
+    tlscache_free(&s->tls_clients);
     if (s->stop_efd >= 0)
         close(s->stop_efd);
     if (s->reserve_fd >= 0)

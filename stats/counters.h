@@ -28,6 +28,7 @@ typedef struct st_worker {
     uint64_t rings_borrowed, rings_returned, ring_allocs, pool_bytes;
     uint64_t handoffs;
     uint64_t outbound, connects;             /* outbound connections opened / connected */
+    uint64_t tls_handshakes, tls_resumed;    /* TLS handshakes completed / of them resumed */
     uint64_t closed_lsn[WEFT_MAX_LISTENERS]; /* closes, by the listener that accepted */
     uint64_t user[WEFT_MAX_COUNTERS];        /* handler-defined counters */
     st_hist turn;    /* ns from epoll wake-up to the end of the turn's flush */

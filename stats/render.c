@@ -99,6 +99,8 @@ static const field fields[] = {
     F(handoffs, "Inbox messages consumed by workers."),
     F(outbound, "Outbound connections opened by handlers (weft_connect)."),
     F(connects, "Outbound connections that connected."),
+    F(tls_handshakes, "TLS handshakes completed."),
+    F(tls_resumed, "TLS handshakes that resumed a session."),
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
@@ -234,8 +236,14 @@ static void json_counters(sbuf *b, const weft_snapshot *s, const uint64_t *v)
 
 static void json(sbuf *b, const weft_snapshot *s)
 {
-    put(b, "{\"seq\":%llu,\"uptime_s\":%.3f,\"interval_s\":%.3f,\"io\":\"%s\",\"total\":{",
+    put(b, "{\"seq\":%llu,\"uptime_s\":%.3f,\"interval_s\":%.3f,\"io\":\"%s\",",
         (unsigned long long)s->seq, s->uptime_s, s->interval_s, s->io ? s->io : "unknown");
+    put(b, "\"ktls\":");
+    if (s->ktls)
+        put_json_str(b, s->ktls);
+    else
+        put(b, "null");
+    put(b, ",\"total\":{");
     json_stats(b, &s->total);
     put(b, "},\"rate\":");
     json_rates(b, &s->rate);
@@ -254,8 +262,8 @@ static void json(sbuf *b, const weft_snapshot *s)
         put_json_str(b, l->addr);
         for (size_t k = 0; k < NLFIELDS; k++)
             put(b, ",\"%s\":%llu", lfields[k].name, (unsigned long long)lval(l, k));
-        put(b, ",\"accept_rate\":%.1f,\"rate_limit\":%u,\"burst\":%u}", l->accept_rate,
-            l->rate_limit, l->burst);
+        put(b, ",\"accept_rate\":%.1f,\"rate_limit\":%u,\"burst\":%u,\"tls\":%s}", l->accept_rate,
+            l->rate_limit, l->burst, l->tls ? "true" : "false");
     }
     put(b, "],\"workers\":[");
     for (int i = 0; i < s->nworkers; i++) {

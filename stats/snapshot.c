@@ -40,6 +40,8 @@ void snap_sum_worker(weft_stats *st, const st_worker *b)
     st->handoffs += ST_GET(b, handoffs);
     st->outbound += ST_GET(b, outbound);
     st->connects += ST_GET(b, connects);
+    st->tls_handshakes += ST_GET(b, tls_handshakes);
+    st->tls_resumed += ST_GET(b, tls_resumed);
     st->rings_in_use =
         st->rings_borrowed > st->rings_returned ? st->rings_borrowed - st->rings_returned : 0;
 }
@@ -105,6 +107,7 @@ static void listener_of(weft_listener_snapshot *r, const st_registry *reg, int i
     r->rejected_max = ST_GET(b, rejected_max);
     r->rejected_rate = ST_GET(b, rejected_rate);
     r->rejected_source = ST_GET(b, rejected_source);
+    r->tls = reg->ltls[i];
     if (reg->llimit[i]) {
         uint64_t lim = __atomic_load_n(reg->llimit[i], __ATOMIC_RELAXED);
         r->rate_limit = (uint32_t)(lim >> 32);
@@ -166,6 +169,7 @@ st_snap *snap_take(const st_registry *reg, const st_snap *prev, uint64_t seq, do
     p->seq = seq;
     p->uptime_s = uptime_s;
     p->io = reg->io; /* a static string of the library: no copy needed */
+    p->ktls = reg->ktls;
     p->interval_s = interval_s;
     p->nworkers = nw;
     p->workers = ws;

@@ -37,6 +37,8 @@ typedef struct st_registry {
     const st_listener *lst[WEFT_MAX_LISTENERS]; /* each listener's counters */
     const char *lname[WEFT_MAX_LISTENERS], *laddr[WEFT_MAX_LISTENERS];
     const uint64_t *llimit[WEFT_MAX_LISTENERS]; /* atomic: (rate << 32) | burst */
+    bool ltls[WEFT_MAX_LISTENERS];              /* the listener speaks TLS */
+    const char *ktls;                           /* static sentence, or NULL */
 } st_registry;
 
 typedef struct st_snap {

@@ -124,3 +124,10 @@ if(NOT WEFT_SANITIZE STREQUAL "")
   # Instrumented copies are ~10x slower: a quarter of the bytes.
   set_tests_properties(it_link PROPERTIES ENVIRONMENT WEFT_IT_LINK_MB=256)
 endif()
+
+# TLS with real clients and servers: openssl s_client/s_server, Python's
+# ssl, curl and wrk (tests/it_tls.py makes its certificates).
+add_test(NAME it_tls
+         COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/it_tls.py $<TARGET_FILE:weft-echo>
+                 $<TARGET_FILE:weft-http> $<TARGET_FILE:weft-proxy> $<TARGET_FILE:weft-stat>)
+set_tests_properties(it_tls PROPERTIES LABELS integration TIMEOUT 180)

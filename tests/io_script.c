@@ -321,7 +321,7 @@ weft_conn *sc_adopt(sc_world *x, int fd)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(4242)};
     a.sin_addr.s_addr = htonl(0x7f000001);
-    assert_int_equal(wk_adopt(x->w, fd, (struct sockaddr *)&a, sizeof(a), &x->origin), 0);
+    assert_int_equal(wk_adopt(x->w, fd, (struct sockaddr *)&a, sizeof(a), &x->origin, NULL), 0);
     assert_true(sc.woken); /* the inbox was empty: the producer woke us */
     sc_turn(x);
     sc_peer *p = sc_peer_of(fd);

@@ -68,7 +68,7 @@ static void test_connect_then_open(void **state)
     sc.connect_rc = 0; /* in progress */
     weft_conn *c = NULL;
     int tag = 7;
-    assert_int_equal(wk_connect(x.w, "127.0.0.1:9", NULL, &out_h, &tag, &c), 0);
+    assert_int_equal(wk_connect(x.w, "127.0.0.1:9", NULL, NULL, &out_h, &tag, &c), 0);
     assert_non_null(c);
     assert_int_equal(weft_conn_listener(c), -1);
     assert_int_equal(x.w->nconns, 1);
@@ -102,7 +102,7 @@ static void test_connect_refused(void **state)
     int peer = sc_peer_new(SIZE_MAX);
     sc.connect_fd = peer;
     weft_conn *c;
-    assert_int_equal(wk_connect(x.w, "[::1]:9", NULL, &out_h, NULL, &c), 0);
+    assert_int_equal(wk_connect(x.w, "[::1]:9", NULL, NULL, &out_h, NULL, &c), 0);
     sc.connected_rc = -ECONNREFUSED;
     sc_event(peer, WK_IO_OUT | WK_IO_ERR | WK_IO_HUP);
     sc_turn(&x);
@@ -125,7 +125,7 @@ static void test_connect_timeout(void **state)
     sc.connect_fd = peer;
     weft_conn *c;
     weft_connect_opts o = {.timeout_ms = 300};
-    assert_int_equal(wk_connect(x.w, "127.0.0.1:9", &o, &out_h, NULL, &c), 0);
+    assert_int_equal(wk_connect(x.w, "127.0.0.1:9", &o, NULL, &out_h, NULL, &c), 0);
     int64_t t0 = x.w->now_ms;
     to_verdict v[TO_VERDICTS_PER_TURN];
     x.w->now_ms = t0 + 250;
@@ -150,12 +150,12 @@ static void test_connect_fails_at_once(void **state)
     const char *bad[] = {"",       "nocolon",      "1.2.3.4:99999", "[::1:80",
                          "::1:80", "host name:80", "unix:"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(wk_connect(x.w, bad[i], NULL, &out_h, NULL, &c), -EINVAL);
+        assert_int_equal(wk_connect(x.w, bad[i], NULL, NULL, &out_h, NULL, &c), -EINVAL);
     weft_handler no_data = {.on_open = o_open};
-    assert_int_equal(wk_connect(x.w, "127.0.0.1:9", NULL, &no_data, NULL, &c), -EINVAL);
+    assert_int_equal(wk_connect(x.w, "127.0.0.1:9", NULL, NULL, &no_data, NULL, &c), -EINVAL);
     sc.connect_rc = -ECONNREFUSED;
     sc.connect_fd = sc_peer_new(SIZE_MAX);
-    assert_int_equal(wk_connect(x.w, "unix:/nowhere", NULL, &out_h, NULL, &c), -ECONNREFUSED);
+    assert_int_equal(wk_connect(x.w, "unix:/nowhere", NULL, NULL, &out_h, NULL, &c), -ECONNREFUSED);
     assert_int_equal(x.w->nconns, 0);
     assert_int_equal(os.closes, 0);
     assert_int_equal(x.w->st.outbound, 0);
@@ -172,7 +172,7 @@ static void test_connect_at_once(void **state)
     sc.connect_fd = peer;
     sc.connect_rc = 1;
     weft_conn *c;
-    assert_int_equal(wk_connect(x.w, "unix:/tmp/x.sock", NULL, &out_h, NULL, &c), 0);
+    assert_int_equal(wk_connect(x.w, "unix:/tmp/x.sock", NULL, NULL, &out_h, NULL, &c), 0);
     weft_send(c, "now", 3);
     sc_turn(&x);
     assert_int_equal(os.opens, 1);

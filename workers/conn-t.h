@@ -37,6 +37,7 @@ enum {
     C_CONNECTING = 1u << 17, /* outbound: resolving or connecting; no read, no write yet */
     C_SHUTWR = 1u << 18,     /* send FIN once output is flushed (a linked peer's EOF) */
     C_FIN_SENT = 1u << 19,   /* shutdown(SHUT_WR) done */
+    C_TLS_HS = 1u << 20,     /* TLS: the handshake runs; on_open waits for its end */
 };
 
 /*
@@ -76,6 +77,9 @@ typedef struct conn_ext {
     uint32_t connect_ms;           /* outbound: the connect timeout */
     unsigned sockopts;             /* outbound: WK_SOCK_* (workers/io.h) */
     const wk_origin *lsn;          /* after a handler change: the listener's origin */
+    struct wk_tls *tls;            /* TLS state (workers/tls.c), or NULL */
+    void *tls_client;              /* outbound: the SSL_CTX to start TLS with once connected */
+    char *sni;                     /* outbound: the name to send and verify */
     out_file *files, **files_tail; /* queued files, in order */
     uint64_t file_bytes;           /* their bytes left: pending output too */
 } conn_ext;

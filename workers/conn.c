@@ -43,6 +43,7 @@
 #include "workers/queues.h"
 #include "workers/slab.h"
 #include "workers/timeouts.h"
+#include "workers/tls.h"
 #include "workers/user_timers.h"
 #include "workers/wlog.h"
 
@@ -65,7 +66,7 @@ static uint32_t pow2_ceil(uint32_t v)
 /* ---- ring storage -------------------------------------------------------- */
 
 /* Give a ring's storage back to the pool, discarding what it holds. */
-static void ring_drop(wk_worker *w, weft_ring *r)
+void conn_ring_drop(wk_worker *w, weft_ring *r)
 {
     uint32_t cap = r->cap;
     char *b = ring_detach(r);
@@ -74,14 +75,14 @@ static void ring_drop(wk_worker *w, weft_ring *r)
 }
 
 /* Give a ring that emptied its storage back to the pool (invariant 4). */
-static void ring_release(wk_worker *w, weft_ring *r)
+void conn_ring_release(wk_worker *w, weft_ring *r)
 {
     if (r->buf && weft_ring_len(r) == 0)
-        ring_drop(w, r);
+        conn_ring_drop(w, r);
 }
 
 /* Make room for `need` bytes in total; 0 or -ENOMEM. */
-static int ring_reserve(wk_worker *w, weft_ring *r, size_t need)
+int conn_ring_reserve(wk_worker *w, weft_ring *r, size_t need)
 {
     if (r->buf && r->cap >= need)
         return 0;
@@ -98,6 +99,37 @@ static int ring_reserve(wk_worker *w, weft_ring *r, size_t need)
     uint32_t oldcap = r->cap;
     pool_put(&w->pool, ring_relocate(r, nb, cap), oldcap);
     return 0;
+}
+
+/* ---- the connection's I/O: the backend's, or TLS over it ------------------- */
+
+static inline bool is_tls(const weft_conn *c) { return c->x && c->x->tls; }
+
+static ssize_t c_recv(wk_worker *w, weft_conn *c, weft_ring *r, size_t max)
+{
+    return is_tls(c) ? tls_recv(w, c, r, max) : w->io->recv(w, c, r, max);
+}
+
+static ssize_t c_send(wk_worker *w, weft_conn *c, weft_ring *r, size_t max)
+{
+    return is_tls(c) ? tls_send(w, c, r, max) : w->io->send(w, c, r, max);
+}
+
+static ssize_t c_sendfile(wk_worker *w, weft_conn *c, int fd, off_t *off, size_t len)
+{
+    return is_tls(c) ? tls_sendfile(w, c, fd, off, len) : w->io->sendfile(w, c, fd, off, len);
+}
+
+static int c_shutdown_wr(wk_worker *w, weft_conn *c)
+{
+    return is_tls(c) ? tls_shutdown_wr(w, c) : w->io->shutdown_wr(w, c);
+}
+
+/* Output taken from the ring but not on the wire yet (a completion
+ * backend's send in flight, TLS ciphertext): the output event will come. */
+static inline bool out_beyond_ring(const weft_conn *c)
+{
+    return c->out_inflight || (is_tls(c) && tls_pending(c));
 }
 
 /* ---- open and close ------------------------------------------------------ */
@@ -123,6 +155,9 @@ static void count_close(wk_worker *w, weft_close_reason why, const wk_origin *o)
         [WEFT_CLOSE_UNREACHABLE] = LIM_KINDS,
         [WEFT_CLOSE_RESOLVE] = LIM_KINDS,
         [WEFT_CLOSE_LINK] = LIM_KINDS,
+        [WEFT_CLOSE_TLS_HANDSHAKE] = LIM_TLS,
+        [WEFT_CLOSE_TLS_PROTOCOL] = LIM_TLS,
+        [WEFT_CLOSE_TLS_VERIFY] = LIM_TLS,
     };
     if (kinds[why] != LIM_KINDS)
         wk_log_limit(w->g, kinds[why], "worker %d: closing a connection: %s", w->index,
@@ -161,14 +196,23 @@ static void conn_gone(wk_worker *w, weft_conn *c, weft_close_reason why)
         to_reap(w, c);
 }
 
+static conn_ext *ext_of(weft_conn *c);
+
 weft_conn *conn_open(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                     const wk_origin *o)
+                     const wk_origin *o, void *tls_ctx)
 {
     weft_conn *c = wk_slot_get(w);
     int rc = c ? 0 : -ENOMEM;
     if (c) {
         c->fd = fd;
-        rc = w->io->attach(w, c);
+        c->o = o;
+        /* TLS first: a connection that cannot have it never reaches the backend. */
+        if (tls_ctx && (!ext_of(c) || tls_server_start(w, c, tls_ctx) != 0))
+            rc = -ENOMEM;
+        if (rc == 0)
+            rc = w->io->attach(w, c);
+        if (rc != 0 && is_tls(c))
+            tls_free(w, c);
     }
     if (rc != 0) {
         wk_log(w->g, WEFT_LOG_ERROR, "worker %d: cannot adopt a connection (%s %s)", w->index,
@@ -184,21 +228,41 @@ weft_conn *conn_open(wk_worker *w, int fd, const struct sockaddr *peer, socklen_
         }
         return NULL;
     }
-    c->o = o;
     conn_set_peer(c, peer, peerlen);
     w->nconns++;
     ST_ADD(&w->st, opened, 1);
     c->flags |= C_OPENED;
-    to_conn_open(w, c);
-    if (h_of(c)->on_open)
-        h_of(c)->on_open(c);
+    if (is_tls(c)) {
+        /* on_open once the handshake is done (conn_tls_ready), within the
+         * handshake timeout: a client that never finishes it is a slowloris. */
+        c->flags |= C_TLS_HS;
+        to_conn_handshaking(w, c);
+    } else {
+        to_conn_open(w, c);
+        if (h_of(c)->on_open)
+            h_of(c)->on_open(c);
+    }
     if (w->stopping)
         conn_close_after_flush(w, c, WEFT_CLOSE_SHUTDOWN);
     return c;
 }
 
+void conn_tls_ready(wk_worker *w, weft_conn *c)
+{
+    c->flags &= ~C_TLS_HS;
+    ST_ADD(&w->st, tls_handshakes, 1);
+    if (tls_resumed(c))
+        ST_ADD(&w->st, tls_resumed, 1);
+    to_conn_connected(w, c); /* the timeouts of an open connection from now */
+    /* Output the handler queued meanwhile (an outbound one) goes now. */
+    c->flags &= ~C_WANT_OUT;
+    if (weft_ring_len(&c->out))
+        wk_flush_push(w, c);
+    if (h_of(c)->on_open)
+        h_of(c)->on_open(c);
+}
+
 static void drop_files(wk_worker *w, weft_conn *c);
-static conn_ext *ext_of(weft_conn *c);
 
 /*
  * A linked connection closed: its partner forgets it and closes once what
@@ -225,12 +289,17 @@ static void close_for_handler(wk_worker *w, weft_conn *c, weft_close_reason why)
     ut_conn_close(w, c);
     if (c->x && c->x->link)
         unlink_closed(w, c);
-    if ((c->flags & C_OPENED) && h_of(c)->on_close)
+    /* An accepted TLS connection whose handshake never ended never saw
+     * on_open; an outbound one is owed on_close from weft_connect on. */
+    bool owed = (c->flags & C_OPENED) && !((c->flags & C_TLS_HS) && c->o->listener >= 0);
+    if (owed && h_of(c)->on_close)
         h_of(c)->on_close(c, why);
-    ring_drop(w, &c->in);
-    ring_drop(w, &c->out);
+    conn_ring_drop(w, &c->in);
+    conn_ring_drop(w, &c->out);
     if (c->x && c->x->files)
         drop_files(w, c);
+    if (is_tls(c))
+        tls_free(w, c);
 }
 
 static void close_now(wk_worker *w, weft_conn *c, weft_close_reason why, bool reset)
@@ -321,7 +390,7 @@ static void conn_close_graceful(wk_worker *w, weft_conn *c, weft_close_reason wh
     if (w->stopping && w->deadline_ms - now < (int64_t)ms)
         ms = w->deadline_ms > now ? (uint32_t)(w->deadline_ms - now) : 0;
     /* After the peer's EOF nothing unread remains: no reset to fear. */
-    if (ms == 0 || (c->flags & C_EOF) || w->io->shutdown_wr(w, c) != 0) {
+    if (ms == 0 || (c->flags & C_EOF) || c_shutdown_wr(w, c) != 0) {
         conn_close(w, c, why);
         return;
     }
@@ -347,7 +416,7 @@ void conn_close_after_flush(wk_worker *w, weft_conn *c, weft_close_reason why)
 
 void conn_expire(wk_worker *w, weft_conn *c, weft_close_reason why)
 {
-    if (why == WEFT_CLOSE_TIMEOUT && !(c->flags & C_CONNECTING))
+    if (why == WEFT_CLOSE_TIMEOUT && !(c->flags & (C_CONNECTING | C_TLS_HS)))
         conn_close_after_flush(w, c, why); /* idle: nothing is lost by flushing */
     else
         conn_close(w, c, why); /* stalled: what waits will never arrive */
@@ -395,7 +464,10 @@ unsigned wk_io_wants(const weft_conn *c)
 /* Close for a failed read or write; a reset after the peer's FIN is the peer. */
 static void close_on_error(wk_worker *w, weft_conn *c, int err)
 {
-    if ((c->flags & C_EOF) && (err == EPIPE || err == ECONNRESET))
+    if (err == EPROTO && is_tls(c)) {
+        tls_send_alert(w, c); /* tell the peer why, as far as the socket takes it now */
+        conn_close(w, c, tls_error(c));
+    } else if ((c->flags & C_EOF) && (err == EPIPE || err == ECONNRESET))
         conn_close(w, c, WEFT_CLOSE_PEER);
     else
         conn_close(w, c, WEFT_CLOSE_ERROR);
@@ -462,7 +534,7 @@ static int input_room(wk_worker *w, weft_conn *c)
         starve(w, c);
         return -1;
     }
-    if (ring_reserve(w, in, in->buf ? (size_t)in->cap * 2 : cfg_of(w)->ring_size) != 0) {
+    if (conn_ring_reserve(w, in, in->buf ? (size_t)in->cap * 2 : cfg_of(w)->ring_size) != 0) {
         wk_log(w->g, WEFT_LOG_ERROR, "worker %d: out of memory for input", w->index);
         conn_close(w, c, WEFT_CLOSE_ERROR);
         return 0;
@@ -508,7 +580,7 @@ static void redeliver(wk_worker *w, weft_conn *c)
     if (c->flags & C_CLOSED)
         return;
     note_partial(w, c);
-    ring_release(w, &c->in);
+    conn_ring_release(w, &c->in);
 }
 
 /* After on_data consumed what it could of n fresh bytes: 0 to read on. */
@@ -522,7 +594,7 @@ static int after_data(wk_worker *w, weft_conn *c)
         return -1;
     }
     note_partial(w, c);
-    ring_release(w, &c->in);
+    conn_ring_release(w, &c->in);
     return 0;
 }
 
@@ -535,7 +607,7 @@ static int after_data(wk_worker *w, weft_conn *c)
 static void got_eof(wk_worker *w, weft_conn *c)
 {
     c->flags = (c->flags & ~C_READABLE) | C_EOF;
-    ring_release(w, &c->in);
+    conn_ring_release(w, &c->in);
     weft_conn *p = c->x ? c->x->link : NULL;
     if (!p) {
         conn_close_after_flush(w, c, WEFT_CLOSE_PEER);
@@ -576,7 +648,7 @@ void conn_read(wk_worker *w, weft_conn *c)
             want = room;
         if (want > budget)
             want = budget;
-        ssize_t n = w->io->recv(w, c, &c->in, want);
+        ssize_t n = c_recv(w, c, &c->in, want);
         ST_ADD(&w->st, reads, 1);
         if (n > 0) {
             ST_ADD(&w->st, bytes_in, (uint64_t)n);
@@ -605,7 +677,7 @@ void conn_read(wk_worker *w, weft_conn *c)
         if (n == -EAGAIN) {
             ST_ADD(&w->st, eagain, 1);
             c->flags &= ~(C_READABLE | C_HUP);
-            ring_release(w, &c->in);
+            conn_ring_release(w, &c->in);
             return;
         }
         close_on_error(w, c, (int)-n);
@@ -664,7 +736,7 @@ static int output_done(wk_worker *w, weft_conn *c)
 {
     if ((c->flags & (C_SHUTWR | C_FIN_SENT)) == C_SHUTWR) {
         c->flags |= C_FIN_SENT;
-        if (w->io->shutdown_wr(w, c) != 0) {
+        if (c_shutdown_wr(w, c) != 0) {
             conn_close(w, c, WEFT_CLOSE_ERROR);
             return -1;
         }
@@ -697,7 +769,7 @@ static ssize_t send_ring(wk_worker *w, weft_conn *c, size_t max)
     size_t want = weft_ring_len(&c->out);
     if (want > max)
         want = max;
-    ssize_t n = w->io->send(w, c, &c->out, want);
+    ssize_t n = c_send(w, c, &c->out, want);
     ST_ADD(&w->st, writes, 1);
     if (n > 0) {
         ST_ADD(&w->st, bytes_out, (uint64_t)n);
@@ -707,7 +779,7 @@ static ssize_t send_ring(wk_worker *w, weft_conn *c, size_t max)
          * completion backend still has in flight will end in an output
          * event too. Either way: wait for that event.
          */
-        if ((size_t)n < want || c->out_inflight)
+        if ((size_t)n < want || out_beyond_ring(c))
             c->flags |= C_WANT_OUT;
         return n;
     }
@@ -724,7 +796,7 @@ static ssize_t send_ring(wk_worker *w, weft_conn *c, size_t max)
 static ssize_t send_file(wk_worker *w, weft_conn *c, out_file *f, size_t max)
 {
     size_t want = f->left < max ? (size_t)f->left : max;
-    ssize_t n = w->io->sendfile(w, c, f->fd, &f->off, want);
+    ssize_t n = c_sendfile(w, c, f->fd, &f->off, want);
     ST_ADD(&w->st, writes, 1);
     if (n > 0) {
         ST_ADD(&w->st, bytes_out, (uint64_t)n);
@@ -804,11 +876,12 @@ void conn_flush(wk_worker *w, weft_conn *c)
     if (c->x && c->x->files) {
         if (send_with_files(w, c) != 0)
             return;
-    } else if (weft_ring_len(&c->out) > 0 && send_ring(w, c, SIZE_MAX) < 0) {
+    } else if ((weft_ring_len(&c->out) > 0 || (is_tls(c) && tls_pending(c))) &&
+               send_ring(w, c, SIZE_MAX) < 0) {
         return;
     }
     if (weft_ring_len(&c->out) == 0)
-        ring_release(w, &c->out);
+        conn_ring_release(w, &c->out);
     if (conn_pending_out(c) == 0 && output_done(w, c) != 0)
         return;
     output_drained(w, c);
@@ -954,5 +1027,5 @@ int conn_after_send(wk_worker *w, weft_conn *c, size_t before)
 
 int conn_reserve_out(wk_worker *w, weft_conn *c, size_t need)
 {
-    return ring_reserve(w, &c->out, need);
+    return conn_ring_reserve(w, &c->out, need);
 }

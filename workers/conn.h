@@ -16,22 +16,36 @@
 
 /*
  * Adopt fd (a connected, non-blocking socket from peer): take a slot,
- * attach it to the backend, call on_open. On failure the fd is closed and
- * the close counted; NULL is returned.
+ * attach it to the backend, call on_open (with tls_ctx, an SSL_CTX, once
+ * the TLS handshake is done instead). On failure the fd is closed and the
+ * close counted; NULL is returned.
  */
 weft_conn *conn_open(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                     const wk_origin *o);
+                     const wk_origin *o, void *tls_ctx);
+
+/*
+ * The TLS handshake of c ended well (workers/tls.c): count it, start the
+ * timeouts of an open connection, run on_open, send what waited.
+ */
+void conn_tls_ready(wk_worker *w, weft_conn *c);
+
+/* Ring storage from the worker's pool (workers/tls.c's rings too). */
+int conn_ring_reserve(wk_worker *w, weft_ring *r, size_t need);
+void conn_ring_release(wk_worker *w, weft_ring *r);
+void conn_ring_drop(wk_worker *w, weft_ring *r);
 
 /* Remember sa as c's peer address (IPv4, IPv6; others leave it unset). */
 void conn_set_peer(weft_conn *c, const struct sockaddr *sa, socklen_t len);
 
 /*
  * Open an outbound connection to addr (workers/addr.h syntax) on w with
- * handler h and user data ud (workers/outbound.c). On w's thread. 0 with
- * *out set, or a negative errno and nothing created.
+ * handler h and user data ud (workers/outbound.c), speaking TLS with
+ * tls_ctx (an SSL_CTX reference that the connection takes, even when this
+ * fails) once connected, if not NULL. On w's thread. 0 with *out set, or a
+ * negative errno and nothing created.
  */
-int wk_connect(wk_worker *w, const char *addr, const weft_connect_opts *opts, const weft_handler *h,
-               void *ud, weft_conn **out);
+int wk_connect(wk_worker *w, const char *addr, const weft_connect_opts *opts, void *tls_ctx,
+               const weft_handler *h, void *ud, weft_conn **out);
 
 /*
  * The output event of a connecting connection came: 0 once connected
@@ -108,6 +122,9 @@ int conn_linger_expire(wk_worker *w, int force);
 int conn_reserve_out(wk_worker *w, weft_conn *c, size_t need);
 int conn_after_send(wk_worker *w, weft_conn *c, size_t before);
 
+/* TLS ciphertext waiting for the socket (workers/tls.c). */
+size_t conn_tls_pending(const weft_conn *c);
+
 /*
  * Pending output: bytes queued in the output ring, plus what a completion
  * backend took and has not finished sending, plus the bytes of queued files
@@ -118,7 +135,7 @@ static inline size_t conn_pending_out(const weft_conn *c)
 {
     /* While lingering the union holds linger_until: nothing is in flight. */
     size_t n = weft_ring_len(&c->out) + ((c->flags & C_LINGER) ? 0 : c->out_inflight);
-    return c->x ? n + c->x->file_bytes : n;
+    return c->x ? n + c->x->file_bytes + conn_tls_pending(c) : n;
 }
 
 #endif

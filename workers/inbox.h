@@ -38,6 +38,7 @@ typedef struct inbox_msg {
     weft_post_fn fn;
     void *arg;
     const struct wk_origin *origin; /* INBOX_CONN: its listener's handler and data */
+    void *tls_ctx;                  /* INBOX_CONN: an SSL_CTX reference, or NULL */
     /* The peer (sockaddr_in or sockaddr_in6): 64 bytes a message in all. */
     union {
         struct sockaddr sa;

@@ -158,6 +158,15 @@ ssize_t io_sock_sendfile(int sock, int file, off_t *off, size_t len)
     return n;
 }
 
+ssize_t io_sock_pread(int file, void *buf, size_t len, off_t off)
+{
+    ssize_t n;
+    do
+        n = pread(file, buf, len, off);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
 ssize_t io_sock_op_sendfile(wk_worker *w, weft_conn *c, int fd, off_t *off, size_t len)
 {
     (void)w;

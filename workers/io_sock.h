@@ -35,6 +35,10 @@ ssize_t io_sock_send(int fd, weft_ring *r, size_t max);
 /* One sendfile(2) of at most len bytes of file from *off to sock. */
 ssize_t io_sock_sendfile(int sock, int file, off_t *off, size_t len);
 
+/* One pread(2) of at most len bytes of file at off (EINTR retried): the
+ * bytes read, 0 at the end, or a negative errno. */
+ssize_t io_sock_pread(int file, void *buf, size_t len, off_t off);
+
 /* shutdown(fd, SHUT_WR): 0 or a negative errno. */
 int io_sock_shutdown_wr(int fd);
 

@@ -28,6 +28,7 @@
 #include "workers/io.h"
 #include "workers/slab.h"
 #include "workers/timeouts.h"
+#include "workers/tls.h"
 #include "workers/user_timers.h"
 #include "workers/wlog.h"
 
@@ -104,9 +105,10 @@ static void inbox_one(inbox_msg *m, void *ctx)
 {
     wk_worker *w = ctx;
     ST_ADD(&w->st, handoffs, 1);
-    if (m->kind == INBOX_CONN)
-        conn_open(w, m->fd, &m->addr.sa, sizeof(m->addr), m->origin);
-    else
+    if (m->kind == INBOX_CONN) {
+        conn_open(w, m->fd, &m->addr.sa, sizeof(m->addr), m->origin, m->tls_ctx);
+        tls_ctx_unref(m->tls_ctx); /* the connection holds its own (SSL_new) */
+    } else
         m->fn(w->g->srv, w->index, m->arg);
     free(m);
 }

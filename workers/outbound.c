@@ -15,6 +15,7 @@
  * Failures the caller can see at once (a bad address, no fd, a refused Unix
  * socket) are returned by weft_connect and create nothing.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "workers/resolve.h"
 #include "workers/slab.h"
 #include "workers/timeouts.h"
+#include "workers/tls.h"
 
 /* Default connect timeout (ms): a backend that answers nothing in 10 s is
  * down for any client waiting behind it (HAProxy's example configs use 5 s). */
@@ -91,41 +93,74 @@ int conn_connect_done(wk_worker *w, weft_conn *c)
     }
     c->flags &= ~C_CONNECTING;
     ST_ADD(&w->st, connects, 1);
-    to_conn_connected(w, c);
-    if (c->o->h->on_open)
-        c->o->h->on_open(c);
-    if (c->flags & C_CLOSED)
-        return -1;
+    if (c->x->tls_client) {
+        /* TLS: on_open once the handshake is done (conn_tls_ready). */
+        void *ctx = c->x->tls_client;
+        c->x->tls_client = NULL;
+        rc = tls_client_start(w, c, ctx, c->x->sni);
+        tls_ctx_unref(ctx); /* the SSL holds its own reference */
+        if (rc != 0) {
+            conn_close(w, c, WEFT_CLOSE_ERROR);
+            return -1;
+        }
+        c->flags |= C_TLS_HS;
+        to_conn_handshaking(w, c);
+    } else {
+        to_conn_connected(w, c);
+        if (c->o->h->on_open)
+            c->o->h->on_open(c);
+        if (c->flags & C_CLOSED)
+            return -1;
+    }
     if (c->flags & C_READABLE)
         wk_ready_push(w, c); /* input came with the connect's end */
     return 0;
 }
 
-int wk_connect(wk_worker *w, const char *addr, const weft_connect_opts *opts, const weft_handler *h,
-               void *ud, weft_conn **out)
+int wk_connect(wk_worker *w, const char *addr, const weft_connect_opts *opts, void *tls_ctx,
+               const weft_handler *h, void *ud, weft_conn **out)
 {
     wk_addr a;
-    if (!h || !h->on_data || wk_addr_parse(addr, &a, NULL) != 0)
-        return -EINVAL;
-    if (a.len == 0 && a.host[0] == '\0')
-        return -EINVAL;
+    int rc = -EINVAL;
+    if (!h || !h->on_data || wk_addr_parse(addr, &a, NULL) != 0 ||
+        (a.len == 0 && a.host[0] == '\0'))
+        goto refuse;
+    rc = -ESHUTDOWN;
     if (w->stopping)
-        return -ESHUTDOWN;
+        goto refuse;
+    rc = -ENOMEM;
     weft_conn *c = wk_slot_get(w);
     conn_ext *x = c ? calloc(1, sizeof(*x)) : NULL;
     if (!x) {
         if (c)
             wk_slot_put(w, c);
-        return -ENOMEM;
+        goto refuse;
     }
+    c->x = x;
+    x->tls_client = tls_ctx; /* the connection's reference now: the slot drops it */
     x->origin = (wk_origin){.h = h, .ud = ud, .listener = -1};
     x->connect_ms = opts && opts->timeout_ms ? opts->timeout_ms : WK_CONNECT_MS;
     x->sockopts = opts && opts->nodelay ? WK_SOCK_NODELAY : 0;
-    c->x = x;
+    if (tls_ctx) {
+        /* The name to send and verify: the option's, else the host or IP. */
+        char ip[INET6_ADDRSTRLEN] = "";
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&a.ss;
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&a.ss;
+        if (a.ss.ss_family == AF_INET)
+            inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+        else if (a.ss.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+        const char *name = opts && opts->sni ? opts->sni : a.len ? ip : a.host;
+        x->sni = *name ? strdup(name) : NULL;
+        if (*name && !x->sni) {
+            wk_slot_put(w, c);
+            return -ENOMEM;
+        }
+    }
     c->o = &x->origin;
     c->flags = C_CONNECTING;
-    int rc = a.len ? start(w, c, (struct sockaddr *)&a.ss, a.len)
-                   : wk_resolve(w, conn_key(c), a.host, a.port, resolved);
+    rc = a.len ? start(w, c, (struct sockaddr *)&a.ss, a.len)
+               : wk_resolve(w, conn_key(c), a.host, a.port, resolved);
     if (rc != 0) {
         wk_slot_put(w, c); /* frees x too */
         return rc;
@@ -138,4 +173,7 @@ int wk_connect(wk_worker *w, const char *addr, const weft_connect_opts *opts, co
     to_conn_connecting(w, c, x->connect_ms);
     *out = c;
     return 0;
+refuse:
+    tls_ctx_unref(tls_ctx);
+    return rc;
 }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "workers/tls.h"
+
 static int slab_grow(wk_worker *w)
 {
     if (w->nchunks == w->chunks_cap) {
@@ -49,6 +51,10 @@ weft_conn *wk_slot_get(wk_worker *w)
 
 void wk_slot_put(wk_worker *w, weft_conn *c)
 {
+    if (c->x) {
+        free(c->x->sni);
+        tls_ctx_unref(c->x->tls_client); /* an outbound one that never connected */
+    }
     free(c->x);
     c->x = NULL;
     c->gen++;

@@ -57,6 +57,12 @@ void to_conn_connecting(wk_worker *w, weft_conn *c, uint32_t ms)
     tw_add(&w->conn_wheel, &c->tmr, w->now_ms + ms);
 }
 
+void to_conn_handshaking(wk_worker *w, weft_conn *c)
+{
+    tw_del(&w->conn_wheel, &c->tmr);
+    to_conn_connecting(w, c, cfg_of(w)->tls_handshake_ms);
+}
+
 void to_conn_connected(wk_worker *w, weft_conn *c)
 {
     tw_del(&w->conn_wheel, &c->tmr);
@@ -70,10 +76,12 @@ static int check(wk_worker *w, weft_conn *c)
 {
     const weft_config *cfg = cfg_of(w);
     int64_t now = w->now_ms, next = INT64_MAX;
-    if (c->flags & C_CONNECTING) {
-        int64_t due = unstamp(w, c->partial_since) + c->x->connect_ms;
+    if (c->flags & (C_CONNECTING | C_TLS_HS)) {
+        bool hs = !(c->flags & C_CONNECTING);
+        int64_t due =
+            unstamp(w, c->partial_since) + (hs ? cfg->tls_handshake_ms : c->x->connect_ms);
         if (due <= now)
-            return WEFT_CLOSE_CONNECT_TIMEOUT;
+            return hs ? WEFT_CLOSE_TLS_HANDSHAKE : WEFT_CLOSE_CONNECT_TIMEOUT;
         tw_add(&w->conn_wheel, &c->tmr, due);
         return -1;
     }

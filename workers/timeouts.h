@@ -34,6 +34,9 @@ void to_conn_open(wk_worker *w, weft_conn *c);
 /* An outbound connection started connecting: it expires after ms. */
 void to_conn_connecting(wk_worker *w, weft_conn *c, uint32_t ms);
 
+/* A TLS handshake began: it expires after config.tls_handshake_ms. */
+void to_conn_handshaking(wk_worker *w, weft_conn *c);
+
 /* It connected: the timeouts of an open connection apply from now. */
 void to_conn_connected(wk_worker *w, weft_conn *c);
 

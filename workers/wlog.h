@@ -28,6 +28,7 @@ typedef enum wk_limit {
     LIM_ENDPOINT_FDS,  /* admin socket or metrics listener: accept failed (EMFILE ...) */
     LIM_LSN_RATE,      /* a listener over its accept rate */
     LIM_LSN_SOURCE,    /* a source over a listener's per-source limit */
+    LIM_TLS,           /* a TLS handshake or record failure */
     LIM_KINDS
 } wk_limit;
 

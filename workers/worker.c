@@ -20,6 +20,7 @@
 #include "workers/io.h"
 #include "workers/loop.h"
 #include "workers/slab.h"
+#include "workers/tls.h"
 #include "workers/wlog.h"
 
 /*
@@ -158,8 +159,10 @@ int wk_join(wk_worker *w)
 static void discard_msg(inbox_msg *m, void *ctx)
 {
     wk_worker *w = ctx;
-    if (m->kind == INBOX_CONN)
+    if (m->kind == INBOX_CONN) {
         w->io->discard(w, m->fd);
+        tls_ctx_unref(m->tls_ctx);
+    }
     free(m);
 }
 
@@ -185,7 +188,8 @@ static void deliver(wk_worker *w, inbox_msg *m)
         w->io->wake(w);
 }
 
-int wk_adopt(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t len, const wk_origin *o)
+int wk_adopt(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t len, const wk_origin *o,
+             void *tls_ctx)
 {
     inbox_msg *m = malloc(sizeof(*m));
     if (!m)
@@ -193,6 +197,7 @@ int wk_adopt(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t len, c
     m->kind = INBOX_CONN;
     m->fd = fd;
     m->origin = o;
+    m->tls_ctx = tls_ctx;
     memset(&m->addr, 0, sizeof(m->addr));
     memcpy(&m->addr, peer, len < sizeof(m->addr) ? len : sizeof(m->addr));
     deliver(w, m);
@@ -206,6 +211,7 @@ int wk_post(wk_worker *w, weft_post_fn fn, void *arg)
         return -ENOMEM;
     m->kind = INBOX_CALL;
     m->fd = -1;
+    m->tls_ctx = NULL;
     m->fn = fn;
     m->arg = arg;
     /* Pairs with wk_exit: counted, or we see `exited`. */

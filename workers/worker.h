@@ -40,7 +40,8 @@ void wk_destroy(wk_worker *w);
  * and runs o's handler for it (o must outlive the connection). 0, or
  * -ENOMEM (fd untouched: still the caller's).
  */
-int wk_adopt(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t len, const wk_origin *o);
+int wk_adopt(wk_worker *w, int fd, const struct sockaddr *peer, socklen_t len, const wk_origin *o,
+             void *tls_ctx);
 
 /*
  * Run fn(srv, w->index, arg) on w's thread soon (any thread; not from a

@@ -18,6 +18,7 @@ static void http_defaults(weft_config *cfg, void *ud)
 {
     (void)ud;
     cfg->port = 8080;
+    cfg->tls_alpn = "http/1.1"; /* what a TLS listener offers (--tls-cert) */
 }
 
 static int http_option(weft_config *cfg, const char *name, const char *arg, const char **why,

@@ -5,6 +5,11 @@
  * half-close and close passed on. The handler is the few lines below.
  *
  *   weft-proxy --port 9000 --backend 127.0.0.1:7000 [--backend ...]
+ *              [--backend-tls [--backend-ca FILE] [--backend-sni NAME]]
+ *
+ * With --tls-cert/--tls-key it terminates TLS from clients; with
+ * --backend-tls it speaks TLS to the backends (verified against
+ * --backend-ca, or the system's CAs): either, both, or neither.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +57,14 @@ static int option(weft_config *cfg, const char *name, const char *arg, const cha
         g_backends[g_nbackends++] = arg;
         return 0;
     }
+    if (strcmp(name, "backend-tls") == 0) {
+        g_opts.tls = true;
+        return 0;
+    }
+    if (strcmp(name, "backend-ca") == 0 || strcmp(name, "backend-sni") == 0) {
+        *(name[8] == 'c' ? &g_opts.ca_file : &g_opts.sni) = arg;
+        return 0;
+    }
     if (weft_parse_number(arg, 1, 3600000, &v) != 0) { /* connect-timeout */
         *why = "expected a number from 1 to 3600000";
         return -EINVAL;
@@ -64,8 +77,9 @@ static int configure(weft_config *cfg, const char **why, void *ud)
 {
     (void)cfg;
     (void)ud;
-    *why = "give at least one --backend HOST:PORT";
-    return g_nbackends > 0 ? 0 : -EINVAL;
+    *why = g_nbackends == 0 ? "give at least one --backend HOST:PORT"
+                            : "--backend-ca and --backend-sni need --backend-tls";
+    return g_nbackends > 0 && (g_opts.tls || (!g_opts.ca_file && !g_opts.sni)) ? 0 : -EINVAL;
 }
 
 static void defaults(weft_config *cfg, void *ud)
@@ -79,6 +93,11 @@ static const weft_program_option options[] = {
      "a backend: HOST:PORT, [IPv6]:PORT or unix:/PATH;\n"
      "repeat for more (round robin per worker)"},
     {"connect-timeout", "MS", "give up on a backend after this long (default 5000)"},
+    {"backend-tls", NULL, "speak TLS to the backends, verifying their certificates"},
+    {"backend-ca", "FILE", "PEM CAs to verify the backends with (default: the system's)"},
+    {"backend-sni", "NAME",
+     "the name to send and verify (default: the backend's host,\n"
+     "or its IP address, which the certificate must then carry)"},
     {NULL, NULL, NULL},
 };
 

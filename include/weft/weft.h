@@ -80,6 +80,9 @@ typedef enum weft_close_reason {
     WEFT_CLOSE_UNREACHABLE,     /* outbound: no route to the peer's network or host */
     WEFT_CLOSE_RESOLVE,         /* outbound: the host name did not resolve */
     WEFT_CLOSE_LINK,            /* the connection it was linked to (weft_link) closed */
+    WEFT_CLOSE_TLS_HANDSHAKE,   /* TLS: the handshake failed or did not end in time */
+    WEFT_CLOSE_TLS_PROTOCOL,    /* TLS: a record or alert error after the handshake */
+    WEFT_CLOSE_TLS_VERIFY,      /* TLS (outbound): the peer's certificate did not verify */
     WEFT_CLOSE_REASONS          /* number of reasons */
 } weft_close_reason;
 
@@ -219,6 +222,14 @@ typedef struct weft_config {
                                                NULL = the WEFT_IO environment variable if
                                                set, else "epoll" */
     const char *metrics_bind;               /* address of the metrics listener; "127.0.0.1" */
+    const char *tls_cert;                   /* listener 0 speaks TLS with this PEM certificate
+                                               (chain allowed) and tls_key; NULL = plain */
+    const char *tls_key;                    /* its private key (PEM) */
+    const char *tls_alpn;                   /* protocols listener 0 offers by ALPN,
+                                               comma-separated ("http/1.1"); NULL = none */
+    uint32_t tls_handshake_ms;              /* close a TLS connection whose handshake has not
+                                               ended this long after accept or connect
+                                               (the TLS slowloris defence); 10000 */
     weft_log_fn log;                        /* NULL = lines on stderr, prefixed "weft: " */
     void *log_ud;                           /* passed to log */
     int log_level;                          /* most verbose level logged; WEFT_LOG_INFO */
@@ -300,12 +311,19 @@ typedef struct weft_listener_opts {
     uint32_t per_source;         /* open at once from one source address; 0: no
                                     limit (counted in 65,536 hashed buckets: two
                                     sources sharing one share its budget) */
+    /* TLS: ntls certificate/key pairs (PEM, chains allowed): the first is
+     * the default, the others are chosen by SNI (the names they carry);
+     * alpn: the protocols offered, comma-separated, e.g. "h2,http/1.1". */
+    int ntls;
+    const char *tls_cert[4], *tls_key[4];
+    const char *alpn;
 } weft_listener_opts;
 
 /*
  * Parse a listener spec, "ADDR[,option...]", into *o (other fields 0):
  * options name, backlog=N, reuseport, nodelay, keepalive=S, mode=OCTAL,
- * max-conns=N, rate=N, burst=N, per-source=N, e.g.
+ * max-conns=N, rate=N, burst=N, per-source=N, tls-cert=FILE and
+ * tls-key=FILE (up to 4 pairs, in that order: SNI), alpn=P1:P2, e.g.
  * "127.0.0.1:8080,rate=100,burst=50,per-source=10,name=api". The strings
  * point into spec (keep it until weft_server_listen): addr and name are
  * read up to the next ','. 0, or -EINVAL with *why set to a static phrase.
@@ -332,6 +350,8 @@ uint16_t weft_server_listener_port(const weft_server *s, int i);
 /* Listener i's address as text ("127.0.0.1:8080", "unix:/run/x.sock") and name. */
 const char *weft_server_listener_addr(const weft_server *s, int i);
 const char *weft_server_listener_name(const weft_server *s, int i);
+/* Whether listener i speaks TLS. */
+bool weft_server_listener_tls(const weft_server *s, int i);
 
 /*
  * Start the worker threads (each pins itself and creates its allocator
@@ -355,6 +375,19 @@ int weft_server_run(weft_server *s);
  * (it stores a flag and writes an eventfd, nothing else); idempotent.
  */
 void weft_server_stop(weft_server *s);
+
+/*
+ * Load every TLS listener's certificate and key files again and serve new
+ * connections with them; connections already open keep theirs, nothing is
+ * dropped. Any thread but a signal handler; the files are read on the
+ * calling thread. Returns 0, or -EINVAL when a listener's new files do not
+ * load (logged with the reason): that listener keeps its running ones.
+ */
+int weft_server_reload_tls(weft_server *s);
+
+/* The same, from a signal handler (weft_main's SIGHUP): the acceptor
+ * thread reads the files and logs the outcome. */
+void weft_server_reload_tls_async(weft_server *s);
 
 /* Free a server that was never started or has finished weft_server_wait. */
 void weft_server_free(weft_server *s);
@@ -402,11 +435,13 @@ typedef struct weft_stats {
     uint64_t bp_pauses, bp_resumes; /* backpressure on/off */
     uint64_t pool_pauses;           /* reads paused: the worker's ring memory at its cap */
     uint64_t rings_borrowed, rings_returned, rings_in_use;
-    uint64_t ring_allocs; /* rings allocated (pool misses, growth) */
-    uint64_t pool_bytes;  /* ring memory held by the pools (cached + used) */
-    uint64_t handoffs;    /* inbox messages consumed */
-    uint64_t outbound;    /* outbound connections opened (weft_connect) */
-    uint64_t connects;    /* ... of which connected */
+    uint64_t ring_allocs;    /* rings allocated (pool misses, growth) */
+    uint64_t pool_bytes;     /* ring memory held by the pools (cached + used) */
+    uint64_t handoffs;       /* inbox messages consumed */
+    uint64_t outbound;       /* outbound connections opened (weft_connect) */
+    uint64_t connects;       /* ... of which connected */
+    uint64_t tls_handshakes; /* TLS handshakes completed (both directions) */
+    uint64_t tls_resumed;    /* ... of which resumed a session (ticket or cache) */
     /* The stats thread's endpoints (server-wide; 0 in a worker's row). */
     uint64_t admin_rejected;   /* admin clients closed at accept: slots busy or no fd */
     uint64_t admin_timeouts;   /* admin clients closed by the stall or idle limit */
@@ -454,6 +489,7 @@ typedef struct weft_listener_snapshot {
     double accept_rate;       /* accepted per second over the last interval */
     uint32_t rate_limit;      /* its accept rate limit now (0: none) */
     uint32_t burst;           /* ... and burst (0: the rate) */
+    bool tls;                 /* it speaks TLS */
 } weft_listener_snapshot;
 
 /*
@@ -465,6 +501,9 @@ typedef struct weft_snapshot {
     double uptime_s;   /* since weft_server_start */
     double interval_s; /* the span the rates cover */
     const char *io;    /* the workers' I/O backend ("epoll", "poll") */
+    const char *ktls;  /* kernel TLS: whether the kernel has it and whether it
+                          is used (a sentence); NULL when no listener
+                          speaks TLS */
     weft_stats total;
     weft_rates rate;
     weft_latency turn, handler;
@@ -591,6 +630,12 @@ int weft_server_worker_hooks(weft_server *s, weft_post_fn start, weft_post_fn st
 typedef struct weft_connect_opts {
     uint32_t timeout_ms; /* give up connecting after this; 0 = 10000 */
     bool nodelay;        /* TCP_NODELAY on the new socket */
+    bool tls;            /* speak TLS over it (on_open after the handshake) */
+    const char *sni;     /* TLS: the name sent and verified in the peer's
+                            certificate; NULL: the host of addr if a name */
+    const char *ca_file; /* TLS: PEM CAs to verify with; NULL: the system's */
+    bool insecure;       /* TLS: do not verify the peer (tests only) */
+    const char *alpn;    /* TLS: protocols to offer, comma-separated; NULL: none */
 } weft_connect_opts;
 
 /*
