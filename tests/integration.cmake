@@ -131,3 +131,11 @@ add_test(NAME it_tls
          COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/it_tls.py $<TARGET_FILE:weft-echo>
                  $<TARGET_FILE:weft-http> $<TARGET_FILE:weft-proxy> $<TARGET_FILE:weft-stat>)
 set_tests_properties(it_tls PROPERTIES LABELS integration TIMEOUT 180)
+# The same servers under valgrind memcheck (not in sanitizer builds).
+if(WEFT_SANITIZE STREQUAL "")
+  add_test(NAME it_tls_valgrind
+           COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/it_tls.py --valgrind
+                   $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-http> $<TARGET_FILE:weft-proxy>
+                   $<TARGET_FILE:weft-stat>)
+  set_tests_properties(it_tls_valgrind PROPERTIES LABELS integration TIMEOUT 400)
+endif()
