@@ -306,6 +306,22 @@ def check_http():
     check("ALPN protocol: http/1.1" in out, "ALPN: " + out[-600:])
     out = s_client(port, "-alpn", "h2", line=b"")
     check("no application protocol" in out, "ALPN h2 alone was not refused: " + out[-600:])
+    # Connection: close: the answer, then close_notify (a ragged EOF would
+    # raise SSLEOFError here, with suppress_ragged_eofs off).
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = client_ctx().wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except ssl.SSLEOFError:
+        fail("weft-http closed without close_notify")
+    check(got.startswith(b"HTTP/1.1 200") and got.endswith(b"hello, world\n"), "answer %r" % got)
+    s.close()
     if shutil.which("curl"):
         rc, out = sh("curl", "-sS", "--cacert", path("ca.pem"), "-o", "/dev/null", "-w",
                      "%{http_code}", "https://localhost:%d/" % port)

@@ -253,8 +253,10 @@ typedef struct sample {
     row total;
     double rejected, emfile, shed, accept_errors, deferrals, eagain, bp_pauses;
     double rings_in_use, pool_bytes;
-    double ep[6]; /* the stats thread's endpoints: epnames */
-    int nreasons; /* closed_by, as the server names the reasons */
+    double tls_handshakes, tls_resumed;
+    char ktls[128]; /* "" when no listener speaks TLS */
+    double ep[6];   /* the stats thread's endpoints: epnames */
+    int nreasons;   /* closed_by, as the server names the reasons */
     char reason[MAX_REASONS][24];
     double closed_by[MAX_REASONS];
     int nworkers;
@@ -316,6 +318,9 @@ static int parse(sample *s, const char *text)
     s->bp_pauses = jnum(jget(total, "bp_pauses"));
     s->rings_in_use = jnum(jget(total, "rings_in_use"));
     s->pool_bytes = jnum(jget(total, "pool_bytes"));
+    s->tls_handshakes = jnum(jget(total, "tls_handshakes"));
+    s->tls_resumed = jnum(jget(total, "tls_resumed"));
+    jstr(root, "ktls", s->ktls, sizeof(s->ktls));
     for (int i = 0; i < 6; i++)
         s->ep[i] = jnum(jget(total, epnames[i]));
     /* Whatever reasons the server reports, in its order. */
@@ -460,6 +465,9 @@ static void render(FILE *f, const sample *s, const char *path)
             "pool %s\n",
             s->deferrals, s->eagain, s->bp_pauses, s->rings_in_use,
             fmt_bytes(a[4], 32, s->pool_bytes));
+    if (s->ktls[0] || s->tls_handshakes > 0)
+        fprintf(f, "tls          handshakes %.0f  resumed %.0f  kernel TLS: %s\n",
+                s->tls_handshakes, s->tls_resumed, s->ktls[0] ? s->ktls : "-");
     fprintf(f,
             "endpoints    admin rejected %.0f  timeouts %.0f  fd-exhaustion %.0f   "
             "metrics rejected %.0f  timeouts %.0f  fd-exhaustion %.0f\n\n",

@@ -390,7 +390,10 @@ static void conn_close_graceful(wk_worker *w, weft_conn *c, weft_close_reason wh
     if (w->stopping && w->deadline_ms - now < (int64_t)ms)
         ms = w->deadline_ms > now ? (uint32_t)(w->deadline_ms - now) : 0;
     /* After the peer's EOF nothing unread remains: no reset to fear. */
-    if (ms == 0 || (c->flags & C_EOF) || c_shutdown_wr(w, c) != 0) {
+    bool at_once = ms == 0 || (c->flags & C_EOF);
+    if (at_once && is_tls(c) && !(c->flags & C_FIN_SENT))
+        (void)c_shutdown_wr(w, c); /* close_notify, as far as the socket takes it */
+    if (at_once || ((c->flags & C_FIN_SENT) == 0 && c_shutdown_wr(w, c) != 0)) {
         conn_close(w, c, why);
         return;
     }
