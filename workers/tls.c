@@ -161,6 +161,7 @@ void tls_free(wk_worker *w, weft_conn *c)
     if (!t)
         return;
     SSL_free(t->ssl);
+    ERR_clear_error(); /* the worker's next connection starts with an empty queue */
     conn_ring_drop(w, &t->cin);
     conn_ring_drop(w, &t->cout);
     free(t);
