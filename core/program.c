@@ -300,6 +300,22 @@ static int create(const weft_program *p, weft_config *cfg, weft_server **out)
     return 0;
 }
 
+/* Admin command "tls-reload": what SIGHUP does; the log tells the outcome. */
+static char *tls_reload_cmd(weft_server *s, const char *args, void *ud)
+{
+    (void)args, (void)ud;
+    weft_server_reload_tls_async(s); /* the acceptor reads the files: no blocking here */
+    return strdup("ok: TLS reload requested (the server's log says how it went)\n");
+}
+
+static bool any_tls(const weft_server *s)
+{
+    for (int i = 0; i < weft_server_listeners(s); i++)
+        if (weft_server_listener_tls(s, i))
+            return true;
+    return false;
+}
+
 int weft_main(int argc, char **argv, const weft_program *p)
 {
     weft_config cfg = weft_config_default();
@@ -314,6 +330,9 @@ int weft_main(int argc, char **argv, const weft_program *p)
     weft_server *s;
     if (create(p, &cfg, &s) != 0)
         return 1;
+    if (any_tls(s))
+        weft_server_add_command(s, "tls-reload", "reload the TLS certificates, as SIGHUP does",
+                                tls_reload_cmd, NULL);
     if (p->setup && (rc = p->setup(s, p->ud)) != 0) {
         fprintf(stderr, "%s: cannot set up: %s\n", p->name, weft_strerror(rc));
         weft_server_free(s);

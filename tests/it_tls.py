@@ -24,7 +24,8 @@ picks and is stopped by its PID. The checks:
            curl --cacert, wrk over https
   sni      two certificates on one listener, chosen by the name
   reload   SIGHUP: new connections get the new certificate, one opened
-           before still echoes; a bad key is refused and the old one kept
+           before still echoes; a bad key is refused and the old one kept;
+           the admin command tls-reload does the same
   outbound weft-proxy --backend-tls to `openssl s_server -rev`: verified
            (by name and by IP address), and refused with the wrong CA
            (closed as tls_verify)
@@ -349,7 +350,7 @@ def check_reload():
     cur_pem, cur_key = path("cur.pem"), path("cur.key")
     shutil.copy(path("srv.pem"), cur_pem)
     shutil.copy(path("srv.key"), cur_key)
-    p, port, err, _ = start(ECHO, "--port", "0", "--tls-cert", cur_pem, "--tls-key", cur_key)
+    p, port, err, sock = start(ECHO, "--port", "0", "--tls-cert", cur_pem, "--tls-key", cur_key)
     before = tls_connect(port)
     check(peer_subject(before).get("organizationName") is None, "first certificate")
     shutil.copy(path("rot.pem"), cur_pem)
@@ -368,7 +369,26 @@ def check_reload():
     wait_for("the refused reload", lambda: "TLS reload failed" in open(err).read())
     s = tls_connect(port)
     check(peer_subject(s).get("organizationName") == "rotated", "after a bad reload")
-    for c in (before, after, s):
+    # The admin command does what SIGHUP does: back to the first certificate.
+    shutil.copy(path("srv.pem"), cur_pem)
+    shutil.copy(path("srv.key"), cur_key)
+    a = socket.socket(socket.AF_UNIX)
+    a.settimeout(10)
+    a.connect(sock)
+    a.sendall(b"tls-reload\nquit\n")
+    answer = b""
+    while True:
+        chunk = a.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    a.close()
+    check(answer.startswith(b"ok: TLS reload requested"), "tls-reload answered %r" % answer)
+    wait_for("the second reload",
+             lambda: open(err).read().count("TLS certificates reloaded") == 2)
+    s2 = tls_connect(port)
+    check(peer_subject(s2).get("organizationName") is None, "after tls-reload")
+    for c in (before, after, s, s2):
         c.close()
     stop(p)
 
