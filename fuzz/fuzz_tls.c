@@ -287,7 +287,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static wk_worker w;
     static weft_conn c;
     static conn_ext x;
+    static weft_config cfg;
+    static wk_group grp;
+    memset(&cfg, 0, sizeof(cfg));
+    /* The ring size decides the plaintext per record: vary it. */
+    cfg.ring_size = 1u << (8 + (take(&in) % 9)); /* 256 .. 64 KiB */
+    grp.cfg = &cfg;
     memset(&w, 0, sizeof(w));
+    w.g = &grp;
     memset(&c, 0, sizeof(c));
     memset(&x, 0, sizeof(x));
     w.io = &fake_ops;

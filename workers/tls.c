@@ -32,8 +32,27 @@
 #include "workers/io_sock.h"
 #include "workers/queues.h"
 
-/* Plaintext encrypted per SSL_write: one full TLS record. */
-#define TLS_CHUNK 16384
+/* The most plaintext one TLS record carries. */
+#define TLS_RECORD 16384
+/* A record's header, explicit nonce, tag and padding fit in this. */
+#define TLS_OVERHEAD 256
+
+/*
+ * Plaintext encrypted per SSL_write: one record, sized so that its
+ * ciphertext fits a pool ring of config.ring_size. Then cout never needs a
+ * ring bigger than the pool's (whose storage is cached, not allocated):
+ * invariant 5 holds on the TLS path too. cin needs no more either: OpenSSL
+ * takes bytes out of it as a record arrives.
+ */
+static size_t ring_size_of(const wk_worker *w) { return w->g->cfg->ring_size; }
+
+static size_t chunk_of(const wk_worker *w)
+{
+    size_t ring = ring_size_of(w);
+    if (ring >= TLS_RECORD + TLS_OVERHEAD)
+        return TLS_RECORD;
+    return ring > 4 * TLS_OVERHEAD ? ring - TLS_OVERHEAD : 3 * TLS_OVERHEAD;
+}
 
 struct wk_tls {
     SSL *ssl;
@@ -202,9 +221,9 @@ static void want_flush(wk_worker *w, wk_tls *t)
 /* More ciphertext from the socket: > 0, 0 at its end, or the backend's error. */
 static ssize_t fill(wk_worker *w, weft_conn *c, wk_tls *t)
 {
-    size_t want = TLS_CHUNK + 512;
-    if (!t->cin.buf || ring_space(&t->cin) < want) {
-        if (conn_ring_reserve(w, &t->cin, weft_ring_len(&t->cin) + want) != 0)
+    /* OpenSSL asked for more: it has taken what cin held. */
+    if (!t->cin.buf || ring_space(&t->cin) == 0) {
+        if (conn_ring_reserve(w, &t->cin, weft_ring_len(&t->cin) + ring_size_of(w)) != 0)
             return -ENOMEM;
     }
     ssize_t r = w->io->recv(w, c, &t->cin, ring_space(&t->cin));
@@ -313,8 +332,8 @@ ssize_t tls_send(wk_worker *w, weft_conn *c, weft_ring *out, size_t max)
         size_t n = iov[0].iov_len;
         if (n > max - total)
             n = max - total;
-        if (n > TLS_CHUNK)
-            n = TLS_CHUNK;
+        if (n > chunk_of(w))
+            n = chunk_of(w);
         ssize_t k = encrypt(t, iov[0].iov_base, n);
         if (k < 0)
             return total ? (ssize_t)total : k;
@@ -334,10 +353,11 @@ ssize_t tls_sendfile(wk_worker *w, weft_conn *c, int fd, off_t *off, size_t len)
         return rc;
     if (t->handshaking)
         return -EAGAIN;
-    char buf[TLS_CHUNK];
+    char buf[TLS_RECORD];
+    size_t chunk = chunk_of(w);
     size_t total = 0;
     while (total < len) {
-        size_t want = len - total < sizeof(buf) ? len - total : sizeof(buf);
+        size_t want = len - total < chunk ? len - total : chunk;
         ssize_t n = io_sock_pread(fd, buf, want, *off);
         if (n <= 0)
             return total ? (ssize_t)total : n;
