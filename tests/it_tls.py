@@ -50,8 +50,20 @@ DIR = tempfile.mkdtemp(prefix="weft-it-tls.")
 PROCS = []
 
 
+SOCKS = []  # every server's admin socket and stderr file, for a failure's report
+
+
 def fail(msg):
     print("it_tls: FAIL: " + msg, file=sys.stderr)
+    for sock, err in SOCKS:
+        try:
+            r = subprocess.run([STAT, "--socket", sock, "--json"], capture_output=True, timeout=5)
+            total = json.loads(r.stdout)["total"]
+            print("  %s: closed_by %s" % (sock, {k: v for k, v in total["closed_by"].items() if v}),
+                  file=sys.stderr)
+        except Exception:  # the server is gone: its log says why
+            pass
+        print("  %s:\n%s" % (err, open(err).read()[-1500:]), file=sys.stderr)
     sys.exit(1)
 
 
@@ -105,6 +117,7 @@ def start(prog, *args):
     p = subprocess.Popen(cmd, stdout=open(out, "w"), stderr=open(err, "w"))
     p.vglog = path("vg%d.log" % n) if VG else None
     PROCS.append(p)
+    SOCKS.append((sock, err))
     for _ in range(int(100 * SLOW)):
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", open(out).read())
         if m:
@@ -180,18 +193,39 @@ def echo_exact(port, version, nbytes=(1 << 18) if VG else (1 << 20)):
 
 
 def s_client(port, *args, line=b"ping\n"):
-    """openssl s_client with stdin open for a moment, so tickets arrive."""
+    """openssl s_client: send line, keep stdin open until the echo of line
+    (or, with no line, the end of the handshake) is in its output, so the
+    session tickets have arrived too, then close stdin. Its whole output."""
     p = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
                           "-CAfile", path("ca.pem")] + list(args),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT)
+    out = bytearray()
+
+    def pump():
+        while True:
+            chunk = p.stdout.read1(4096)
+            if not chunk:
+                return
+            out.extend(chunk)
+
+    def seen():  # the echo comes after the session block's last "---"
+        if line.strip():
+            return line.strip() in bytes(out).split(b"---")[-1]
+        return b"Verify return code" in out
+
+    reader = threading.Thread(target=pump)
+    reader.start()
     p.stdin.write(line)
     p.stdin.flush()
-    time.sleep(0.4)
+    end = time.time() + 20 * SLOW
+    while time.time() < end and p.poll() is None and not seen():
+        time.sleep(0.02)
+    time.sleep(0.05)  # the rest of its lines after the one seen
     p.stdin.close()
-    out = p.stdout.read().decode(errors="replace")
-    p.wait(10)
-    return out
+    p.wait(10 * SLOW)
+    reader.join()
+    return out.decode(errors="replace")
 
 
 def closed_by_server(s, secs=5.0):
@@ -227,7 +261,7 @@ def peer_subject(s):
 
 def check_echo_and_attacks():
     p, port, _, sock = start(ECHO, "--port", "0", "--tls-cert", path("srv.pem"), "--tls-key",
-                             path("srv.key"), "--tls-handshake-timeout", str(int(800 * SLOW)))
+                             path("srv.key"), "--tls-handshake-timeout", str(int(3000 * SLOW)))
     echo_exact(port, ssl.TLSVersion.TLSv1_3)
     echo_exact(port, ssl.TLSVersion.TLSv1_2)
 
