@@ -10,8 +10,10 @@ the median of the rounds that succeeded, and every table says which result
 file it comes from. Without --out the markdown goes to stdout (no plots);
 with --out FILE each suite's part of FILE, between its markers
 (<!-- run.sh:begin --> ... <!-- run.sh:end -->, http.sh, kv.sh), is replaced
-and the rest of FILE kept; plots (gnuplot, bench/plot.gp) go to img/ beside
-FILE. Standard library only.
+and the rest of FILE kept; with --section NAME every result given goes into
+the part between <!-- NAME:begin --> and <!-- NAME:end --> instead (a section
+of its own, under --title if given). Plots (gnuplot, bench/plot.gp) go to
+img/ beside FILE. Standard library only.
 """
 import argparse
 import json
@@ -25,6 +27,8 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIN_ROUNDS = 3  # a figure is the median of at least this many interleaved rounds
 MARKERS = {"echo": "run.sh", "http": "http.sh", "kv": "kv.sh"}
+PLOT_PREFIX = ""  # --section NAME: plots are img/NAME-....png, apart from the main section's
+TITLE = None  # --title: the heading of every rendered part instead of the suite's own
 
 
 # ---- formatting -------------------------------------------------------------
@@ -104,6 +108,7 @@ class Result:
         return line
 
     def header(self, title):
+        title = TITLE or title
         d, src, m = self.doc, self.doc["source"], self.doc["machine"]
         tree = src["commit"][:12] + (
             " **with uncommitted changes** (" + ", ".join(src.get("dirty_paths", [])[:8]) + ")"
@@ -198,7 +203,7 @@ def best_peer(res, kind, conns, size, depth):
 
 
 def echo_ratios(res, sizes, levels):
-    has = [s for s in ("weft-nopin", "weft1", "weft-base") if s in res.ids]
+    has = [s for s in ("weft-nopin", "weft-poll", "weft1", "weft-base") if s in res.ids]
     others = [s for s in ("libevent", "libuv2", "libuv1", "epoll-et") if s in res.ids]
     head = ["size", "conns", "weft msg/s", "best peer", "weft / best peer"]
     head += [f"{res.label(s)} / best peer" for s in has] + [f"weft / {res.label(s)}" for s in others]
@@ -229,6 +234,7 @@ def plot(res, img_dir, name, size, value, scale, ylab, logy):
             f.write(f"{n}\t" + "\t".join("NaN" if v is None else f"{v * scale:g}" for v in vals) + "\n")
         dat = f.name
     os.makedirs(img_dir, exist_ok=True)
+    name = PLOT_PREFIX + name
     png = os.path.join(img_dir, f"{name}-{size}.png")
     terms = subprocess.run(["gnuplot", "-e", "set terminal"], capture_output=True, text=True)
     term = "pngcairo" if "pngcairo" in terms.stdout + terms.stderr else "png"
@@ -483,10 +489,11 @@ RENDER = {"echo": render_echo, "http": render_http, "kv": render_kv}
 
 # ---- output -------------------------------------------------------------------
 
-def splice(path, suite, text):
-    """Replaces the suite's part of the file at path (between its markers),
-    keeping the rest; adds the markers at the end when they are missing."""
-    begin, end = f"<!-- {MARKERS[suite]}:begin -->", f"<!-- {MARKERS[suite]}:end -->"
+def splice(path, marker, text):
+    """Replaces the part of the file at path between <!-- marker:begin -->
+    and <!-- marker:end -->, keeping the rest; adds the markers at the end
+    when they are missing."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
     old = open(path).read() if os.path.exists(path) else (
         "# Benchmarks\n\nThe parts between the markers are rendered by `bench/render.py` from the "
         "result files in `bench/results/`; text outside them is kept.\n")
@@ -503,7 +510,17 @@ def main():
     ap.add_argument("results", nargs="+", help="result files (bench/results/*.json)")
     ap.add_argument("--out", help="markdown file whose marked parts are replaced (default: stdout)")
     ap.add_argument("--no-plots", action="store_true", help="no gnuplot images")
+    ap.add_argument("--section", metavar="NAME",
+                    help="with --out: render every result file into the part between "
+                         "<!-- NAME:begin --> and <!-- NAME:end --> instead of each suite's own markers "
+                         "(a section of its own; plots are named after it)")
+    ap.add_argument("--title", help="the heading of each rendered result instead of the suite's")
     a = ap.parse_args()
+    if a.section and not a.section.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        ap.error(f"--section: letters, digits, '-', '_' and '.' only: {a.section!r}")
+    global TITLE, PLOT_PREFIX
+    TITLE = a.title
+    PLOT_PREFIX = f"{a.section}-" if a.section else ""
     img_dir = None if a.no_plots or not a.out else os.path.join(os.path.dirname(os.path.abspath(a.out)), "img")
     parts = {}
     for path in a.results:
@@ -511,10 +528,12 @@ def main():
         if res.suite not in RENDER:
             sys.exit(f"render.py: {path}: unknown suite {res.suite!r}")
         parts.setdefault(res.suite, []).extend(RENDER[res.suite](res, img_dir))
+    if a.section and len(parts) > 1:
+        parts = {"all": [line for lines in parts.values() for line in lines]}
     for suite, lines in parts.items():
         text = "\n".join(lines).rstrip("\n") + "\n"
         if a.out:
-            splice(a.out, suite, text)
+            splice(a.out, a.section or MARKERS[suite], text)
         else:
             sys.stdout.write(text)
 
