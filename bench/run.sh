@@ -259,16 +259,6 @@ servers_in_order() {
 }
 
 # ---- one run ---------------------------------------------------------------------
-# load_failure OUT ERR RC — why a weft-load run failed, in one line.
-load_failure() {
-    local why
-    why=$(jget "$1" failure)
-    [ -z "$why" ] && why=$(grep -v '^$' "$2" 2>/dev/null | tail -n1 | cut -c1-160)
-    [ -z "$why" ] && why="weft-load exit status $3"
-    [ "$3" = 124 ] && why="weft-load did not finish within ${RUN_LIMIT}s; $why"
-    printf '%s' "$why"
-}
-
 # na_reason SERVER CONNS [KIND] — why SERVER cannot run CONNS connections (or
 # this kind of run) here, or "".
 na_reason() {
@@ -460,7 +450,7 @@ run_syscalls() {
     msgs=$(awk -v a="$b0" -v b="$b1" -v s0="$s0" -v s1="$s1" -v ta="$t_att" -v td="$t_det" '
         BEGIN { split(s0, x, " "); split(s1, y, " ")
                 dt = (y[1] + y[2]) / 2 - (x[1] + x[2]) / 2
-                if (dt > 0) printf "%.0f", (b - a) / 64 / dt * (td - ta) }')
+                if (dt > 0 && b > a) printf "%.0f", (b - a) / 64 / dt * (td - ta) }')
     if [ -n "$a0" ] && [ -n "$a1" ]; then
         admin=$(awk -v a="$a0" -v b="$a1" -v ta="$t_att" -v td="$t_det" '
             BEGIN { split(a, x, " "); split(b, y, " ")
@@ -472,11 +462,17 @@ run_syscalls() {
         status=FAILED reason="strace: $(head -n1 "$terr" | cut -c1-120)"
     else
         split=$(strace_split "$tout")
-        local t w rd wr ctl oth tp
-        read -r t w rd wr ctl oth tp <<<"$split"
-        calls="{\"total\":$t,\"wait\":$w,\"read\":$rd,\"write\":$wr,\"epoll_ctl\":$ctl,\"other\":$oth}"
+        local t w rd wr ctl oth tp re
+        read -r t w rd wr ctl oth tp re <<<"$split"
+        calls="{\"total\":$t,\"wait\":$w,\"read\":$rd,\"read_errors\":$re,\"write\":$wr,\"epoll_ctl\":$ctl,\"other\":$oth}"
         top=$(json_str "$tp")
-        [ "$rc" != 0 ] && status=FAILED reason=$(load_failure "$out" "$err" "$rc")
+        if [ "$rc" != 0 ]; then
+            status=FAILED reason=$(load_failure "$out" "$err" "$rc")
+        elif [ -z "$msgs" ]; then
+            # The servers' bytes_sent sum fell: some connection closed (its
+            # count went with it) inside the window, so it gives no count.
+            status=FAILED reason="no kernel-side message count: tcpi_bytes_sent fell in the traced window"
+        fi
     fi
     result_run "{$(run_tags syscalls "$round" "$id" "$conns" 64 1),$(
         printf '"status":"%s","reason":%s,"load_rc":%s,"traced_s":%s,' "$status" \
