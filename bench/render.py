@@ -203,7 +203,7 @@ def best_peer(res, kind, conns, size, depth):
 
 
 def echo_ratios(res, sizes, levels):
-    has = [s for s in ("weft-nopin", "weft-poll", "weft1", "weft-base") if s in res.ids]
+    has = [s for s in ("weft-nopin", "weft-cpu", "weft-poll", "weft1", "weft-base") if s in res.ids]
     others = [s for s in ("libevent", "libuv2", "libuv1", "epoll-et") if s in res.ids]
     head = ["size", "conns", "weft msg/s", "best peer", "weft / best peer"]
     head += [f"{res.label(s)} / best peer" for s in has] + [f"weft / {res.label(s)}" for s in others]

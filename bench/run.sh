@@ -41,9 +41,10 @@ Bounded: every run stops by itself.
                    round is not a figure: the report says so.
   --rounds N       interleaved rounds (default 3; a figure needs 3 or more)
   --duration S     seconds per closed-/open-loop run (default 2; fractions ok)
-  --servers LIST   comma-separated, from: weft weft-nopin weft-poll weft1 libuv2
-                   libuv1 libevent epoll-et epoll-lt poll select threads
-                   (default: all; weft-poll is weft-echo --io poll)
+  --servers LIST   comma-separated, from: weft weft-nopin weft-cpu weft-poll weft1
+                   libuv2 libuv1 libevent epoll-et epoll-lt poll select threads
+                   (default: all; weft-cpu is weft-echo --pin cpu, each worker
+                   on one CPU as before issue 15; weft-poll is --io poll)
   --baseline REV   also run weft-echo built from commit REV (server weft-base,
                    2 workers), interleaved with the rest: old against new in
                    the same run
@@ -73,7 +74,7 @@ ROOT=$PWD
 T_START=$SECONDS
 ARGV=("$0" "$@")
 
-ALL_SERVERS="weft weft-nopin weft-poll weft1 libuv2 libuv1 libevent epoll-et epoll-lt poll select threads"
+ALL_SERVERS="weft weft-nopin weft-cpu weft-poll weft1 libuv2 libuv1 libevent epoll-et epoll-lt poll select threads"
 ALL_CASES="closed pipelined onecore syscalls open floods"
 
 # ---- options ---------------------------------------------------------------
@@ -195,6 +196,7 @@ server_cmd() {
     case $id in
     weft) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 -q "$@") ;;
     weft-nopin) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --no-pin -q "$@") ;;
+    weft-cpu) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --pin cpu -q "$@") ;;
     weft-poll) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --io poll -q "$@") ;;
     weft-base) CMD=("$BASE_ECHO" --port "$port" --workers 2 -q "$@") ;;
     weft1) CMD=("$B/tools/weft-echo" --port "$port" --workers 1 -q "$@") ;;
@@ -210,6 +212,7 @@ server_label() {
     case $1 in
     weft) echo "weft (2 workers)" ;;
     weft-nopin) echo "weft --no-pin (2 workers)" ;;
+    weft-cpu) echo "weft --pin cpu (2 workers)" ;;
     weft-poll) echo "weft --io poll (2 workers)" ;;
     weft-base) echo "weft @ ${BASE_SHA:0:7} (2 workers)" ;;
     weft1) echo "weft (1 worker)" ;;
