@@ -112,7 +112,7 @@ $([ -n "${5:-}" ] && echo "sendfile on;")
     scgi_temp_path $1/scgi;
     server {
         listen 127.0.0.1:$3 backlog=4096;
-        location / { $(if [ -n "${5:-}" ]; then echo "root $5;"; else echo 'return 200 "hello, world\n";'; fi) }
+        location / { $(if [ -n "${5:-}" ]; then printf 'root %s;' "$5"; else printf '%s' 'return 200 "hello, world\n";'; fi) }
     }
 }
 EOF
@@ -157,14 +157,14 @@ answers() {
 # and COMMANDS (a JSON object of the command lines); waits for each to answer.
 declare -A PORT_OF SPID_OF
 start_servers() {
-    local id workers=$WORKERS cpus="" root="" i
+    local id workers=$WORKERS cpus="" docroot="" i
     [ "$1" = onecore ] && workers=2 cpus=$ONECORE_SERVER_CPUS
-    [ "$1" = static ] && root=$WWW
+    [ "$1" = static ] && docroot=$WWW
     COMMANDS=""
     for id in $SERVERS; do
         next_port # the next free one from PORT_BASE (others may share the machine)
         PORT_OF[$id]=$PORT
-        server_cmd "$id" "$PORT" "$workers" "$root"
+        server_cmd "$id" "$PORT" "$workers" "$docroot"
         [ -n "$cpus" ] && CMD=(taskset -c "$cpus" "${CMD[@]}")
         COMMANDS+="${COMMANDS:+,}$(json_str "$id"):$(json_str "$(shell_quote "${CMD[@]}" | sed "s|$TMPD|TMP|g")")"
         "${CMD[@]}" >"$TMPD/$id.log" 2>&1 &

@@ -164,14 +164,17 @@ measure() {
         status=FAILED reason=$(load_failure "$out" "$err" "$rc")
     fi
     msgs=$(jget "$out" msgs_per_s) p99=$(jget "$out" latency_us.p99)
+    local pcpu=null ecpu=null phwm=null
+    # CPU only where both readings exist (a process gone has none).
+    if [ "$id" != direct ] && [ -n "$p0" ] && [ -n "$p1" ]; then pcpu=$((p1 - p0)); fi
+    if [ -n "$e0" ] && [ -n "$e1" ]; then ecpu=$((e1 - e0)); fi
+    [ "$id" != direct ] && phwm=$(json_num "$(proc_status_kib "$pid" VmHWM)")
     result_run "$(
         printf '{"round":%s,"server":%s,"conns":%s,"size":%s,"depth":1,"load_threads":2,' "$round" \
             "$(json_str "$id")" "$c" "$SIZE"
         printf '"status":"%s","reason":%s,"load_rc":%s,' "$status" "$(json_str "$reason")" "$rc"
         printf '"proxy_cpu_ticks":%s,"backend_cpu_ticks":%s,"proxy_hwm_kib":%s,"load":%s}' \
-            "$([ "$id" = direct ] && echo null || json_num "$((p1 - p0))")" "$(json_num "$((e1 - e0))")" \
-            "$([ "$id" = direct ] && echo null || json_num "$(proc_status_kib "$pid" VmHWM)")" \
-            "$(json_obj_file "$out")"
+            "$pcpu" "$ecpu" "$phwm" "$(json_obj_file "$out")"
     )"
     log "  round $round  $id  c=$c  ${msgs:-?} msg/s  p99 ${p99:-?} us  $status${reason:+ ($reason)}"
 }
