@@ -18,6 +18,7 @@ img/ beside FILE. Standard library only.
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -579,12 +580,15 @@ def splice(path, marker, text):
     old = open(path).read() if os.path.exists(path) else (
         "# Benchmarks\n\nThe parts between the markers are rendered by `bench/render.py` from the "
         "result files in `bench/results/`; text outside them is kept.\n")
-    if begin not in old or end not in old:
+    # A marker counts only on a line of its own: prose may name it (in backticks).
+    b = re.search(rf"^{re.escape(begin)}$", old, re.M)
+    e = b and re.compile(rf"^{re.escape(end)}$", re.M).search(old, b.end())
+    if not e:
         old = old.rstrip("\n") + f"\n\n{begin}\n{end}\n"
-    head, rest = old.split(begin, 1)
-    tail = rest.split(end, 1)[1]
+        b = re.search(rf"^{re.escape(begin)}$", old, re.M)
+        e = re.compile(rf"^{re.escape(end)}$", re.M).search(old, b.end())
     with open(path, "w") as f:
-        f.write(f"{head}{begin}\n{text}{end}{tail}")
+        f.write(f"{old[:b.start()]}{begin}\n{text}{end}{old[e.end():]}")
 
 
 def main():
