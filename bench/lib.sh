@@ -90,6 +90,18 @@ jget() {
         <<<"$src" | head -n1
 }
 
+# load_failure OUT ERR RC — why a weft-load run failed, in one line: its JSON
+# report's "failure", else the last line it printed on stderr, else its exit
+# status (124: it ran past RUN_LIMIT seconds, the caller's bound on one run).
+load_failure() {
+    local why
+    why=$(jget "$1" failure)
+    [ -z "$why" ] && why=$(grep -v '^$' "$2" 2>/dev/null | tail -n1 | cut -c1-160)
+    [ -z "$why" ] && why="weft-load exit status $3"
+    [ "$3" = 124 ] && why="weft-load did not finish within ${RUN_LIMIT}s; $why"
+    printf '%s' "$why"
+}
+
 # conns_established PORT — server-side established TCP connections on PORT.
 conns_established() {
     ss -tnH state established "( sport = :$1 )" 2>/dev/null | wc -l
@@ -118,8 +130,9 @@ weft_admin_stat() {
 }
 
 # strace_split FILE — reads a `strace -c` summary and prints
-# "total wait read write ctl other other_top": calls in each class, and the
-# three busiest calls of the "other" class as name:count,...
+# "total wait read write ctl other other_top read_errors": calls in each
+# class, the three busiest calls of the "other" class as name:count,..., and
+# how many calls of the read class failed (EAGAIN: a read that found nothing)
 #   wait  = epoll_wait/epoll_pwait/epoll_pwait2 (poll/ppoll/select/pselect6 for
 #           the servers that use those instead)
 #   read  = read/readv/recvfrom/recvmsg/recvmmsg
@@ -129,9 +142,9 @@ strace_split() {
     awk '
         /^-+ / { sep++; next }
         sep == 1 && NF >= 5 {
-            name = $NF; calls = $4
+            name = $NF; calls = $4; errs = (NF >= 6) ? $5 : 0
             if (name ~ /^(epoll_wait|epoll_pwait|epoll_pwait2|poll|ppoll|select|pselect6)$/) w += calls
-            else if (name ~ /^(read|readv|recvfrom|recvmsg|recvmmsg)$/) r += calls
+            else if (name ~ /^(read|readv|recvfrom|recvmsg|recvmmsg)$/) { r += calls; re += errs }
             else if (name ~ /^(write|writev|sendto|sendmsg|sendmmsg)$/) wr += calls
             else if (name == "epoll_ctl") c += calls
             else { o += calls; on[name] = calls }
@@ -147,7 +160,7 @@ strace_split() {
                 delete on[best]
             }
             if (top == "") top = "-"
-            printf "%d %d %d %d %d %d %s\n", t, w, r, wr, c, o, top
+            printf "%d %d %d %d %d %d %s %d\n", t, w, r, wr, c, o, top, re
         }' "$1"
 }
 
@@ -208,6 +221,16 @@ shell_quote() {
         if [[ $w =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then out+="${out:+ }$w"; else out+="${out:+ }'${w//\'/\'\\\'\'}'"; fi
     done
     printf '%s' "$out"
+}
+
+# server_labels_json — {"ID":{"label":...},...} for every ID in SERVERS, the
+# label from the calling script's server_label ID.
+server_labels_json() {
+    local id out=""
+    for id in $SERVERS; do
+        out+="${out:+,}$(json_str "$id"):{\"label\":$(json_str "$(server_label "$id")")}"
+    done
+    printf '{%s}' "$out"
 }
 
 # result_begin SUITE DIR COMMAND... — starts a result file for SUITE in DIR:

@@ -41,8 +41,10 @@ Bounded: every run stops by itself.
                    round is not a figure: the report says so.
   --rounds N       interleaved rounds (default 3; a figure needs 3 or more)
   --duration S     seconds per closed-/open-loop run (default 2; fractions ok)
-  --servers LIST   comma-separated, from: weft weft-nopin weft1 libuv2 libuv1
-                   libevent epoll-et epoll-lt poll select threads (default: all)
+  --servers LIST   comma-separated, from: weft weft-nopin weft-cpu weft-poll weft1
+                   libuv2 libuv1 libevent epoll-et epoll-lt poll select threads
+                   (default: all; weft-cpu is weft-echo --pin cpu, each worker
+                   on one CPU as before issue 15; weft-poll is --io poll)
   --baseline REV   also run weft-echo built from commit REV (server weft-base,
                    2 workers), interleaved with the rest: old against new in
                    the same run
@@ -72,7 +74,7 @@ ROOT=$PWD
 T_START=$SECONDS
 ARGV=("$0" "$@")
 
-ALL_SERVERS="weft weft-nopin weft1 libuv2 libuv1 libevent epoll-et epoll-lt poll select threads"
+ALL_SERVERS="weft weft-nopin weft-cpu weft-poll weft1 libuv2 libuv1 libevent epoll-et epoll-lt poll select threads"
 ALL_CASES="closed pipelined onecore syscalls open floods"
 
 # ---- options ---------------------------------------------------------------
@@ -194,6 +196,8 @@ server_cmd() {
     case $id in
     weft) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 -q "$@") ;;
     weft-nopin) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --no-pin -q "$@") ;;
+    weft-cpu) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --pin cpu -q "$@") ;;
+    weft-poll) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --io poll -q "$@") ;;
     weft-base) CMD=("$BASE_ECHO" --port "$port" --workers 2 -q "$@") ;;
     weft1) CMD=("$B/tools/weft-echo" --port "$port" --workers 1 -q "$@") ;;
     libuv2) CMD=("$B/bench/peers/peer-libuv" --port "$port" --threads 2) ;;
@@ -208,6 +212,8 @@ server_label() {
     case $1 in
     weft) echo "weft (2 workers)" ;;
     weft-nopin) echo "weft --no-pin (2 workers)" ;;
+    weft-cpu) echo "weft --pin cpu (2 workers)" ;;
+    weft-poll) echo "weft --io poll (2 workers)" ;;
     weft-base) echo "weft @ ${BASE_SHA:0:7} (2 workers)" ;;
     weft1) echo "weft (1 worker)" ;;
     libuv2) echo "libuv (2 loops)" ;;
@@ -256,16 +262,6 @@ servers_in_order() {
 }
 
 # ---- one run ---------------------------------------------------------------------
-# load_failure OUT ERR RC — why a weft-load run failed, in one line.
-load_failure() {
-    local why
-    why=$(jget "$1" failure)
-    [ -z "$why" ] && why=$(grep -v '^$' "$2" 2>/dev/null | tail -n1 | cut -c1-160)
-    [ -z "$why" ] && why="weft-load exit status $3"
-    [ "$3" = 124 ] && why="weft-load did not finish within ${RUN_LIMIT}s; $why"
-    printf '%s' "$why"
-}
-
 # na_reason SERVER CONNS [KIND] — why SERVER cannot run CONNS connections (or
 # this kind of run) here, or "".
 na_reason() {
@@ -457,7 +453,7 @@ run_syscalls() {
     msgs=$(awk -v a="$b0" -v b="$b1" -v s0="$s0" -v s1="$s1" -v ta="$t_att" -v td="$t_det" '
         BEGIN { split(s0, x, " "); split(s1, y, " ")
                 dt = (y[1] + y[2]) / 2 - (x[1] + x[2]) / 2
-                if (dt > 0) printf "%.0f", (b - a) / 64 / dt * (td - ta) }')
+                if (dt > 0 && b > a) printf "%.0f", (b - a) / 64 / dt * (td - ta) }')
     if [ -n "$a0" ] && [ -n "$a1" ]; then
         admin=$(awk -v a="$a0" -v b="$a1" -v ta="$t_att" -v td="$t_det" '
             BEGIN { split(a, x, " "); split(b, y, " ")
@@ -469,11 +465,17 @@ run_syscalls() {
         status=FAILED reason="strace: $(head -n1 "$terr" | cut -c1-120)"
     else
         split=$(strace_split "$tout")
-        local t w rd wr ctl oth tp
-        read -r t w rd wr ctl oth tp <<<"$split"
-        calls="{\"total\":$t,\"wait\":$w,\"read\":$rd,\"write\":$wr,\"epoll_ctl\":$ctl,\"other\":$oth}"
+        local t w rd wr ctl oth tp re
+        read -r t w rd wr ctl oth tp re <<<"$split"
+        calls="{\"total\":$t,\"wait\":$w,\"read\":$rd,\"read_errors\":$re,\"write\":$wr,\"epoll_ctl\":$ctl,\"other\":$oth}"
         top=$(json_str "$tp")
-        [ "$rc" != 0 ] && status=FAILED reason=$(load_failure "$out" "$err" "$rc")
+        if [ "$rc" != 0 ]; then
+            status=FAILED reason=$(load_failure "$out" "$err" "$rc")
+        elif [ -z "$msgs" ]; then
+            # The servers' bytes_sent sum fell: some connection closed (its
+            # count went with it) inside the window, so it gives no count.
+            status=FAILED reason="no kernel-side message count: tcpi_bytes_sent fell in the traced window"
+        fi
     fi
     result_run "{$(run_tags syscalls "$round" "$id" "$conns" 64 1),$(
         printf '"status":"%s","reason":%s,"load_rc":%s,"traced_s":%s,' "$status" \
