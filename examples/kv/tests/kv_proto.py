@@ -79,9 +79,8 @@ def test_big_slow(port):
         fail("GET of 10 MiB returned different bytes")
     s.close()
     # 640 pieces: a parser that rescanned from the start each time would
-    # touch ~3 GB; a bound of 20 s leaves any sane machine room.
-    if dt > 20:
-        fail("10 MiB in 16 KiB pieces took %.1f s" % dt)
+    # touch ~3 GB. How long it takes is a benchmark's question
+    # (examples/kv/tests/kv_bench.sh), not this test's: it only prints it.
     print("10 MiB value in 16 KiB pieces: stored in %.2f s, read back intact" % dt)
 
 
