@@ -21,7 +21,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "core/conffile.h"
 #include "core/config.h"
+#include "core/log.h"
 #include "weft/weft.h"
 
 /* The server the signal handler stops (one weft_main per process). */
@@ -77,7 +79,13 @@ static void usage(FILE *f, const weft_program *p, const weft_config *defaults)
         for (const weft_program_option *o = p->options; o->name; o++)
             help_entry(f, o->name, o->arg, o->help, NULL);
     }
-    fprintf(f, "\n  -q, --quiet                log errors and warnings only\n"
+    fprintf(f, "\n  --config FILE              read options from FILE first: one 'name = value'\n"
+               "                             (or a flag's 'name') per line, # comments; the\n"
+               "                             command line overrides it; a reload re-reads it\n"
+               "  --print-config             print the settings in that format and exit\n"
+               "  --log-level LEVEL          error, warn, info or debug (default info)\n"
+               "  --log-format FORMAT        text or logfmt (default text); lines go to stderr\n"
+               "  -q, --quiet                log errors and warnings only\n"
                "  -v, --verbose              log debug lines too\n"
                "  -h, --help                 this text\n"
                "  -V, --version              print the version\n");
@@ -89,20 +97,123 @@ static void usage(FILE *f, const weft_program *p, const weft_config *defaults)
 
 /* ---- parsing -------------------------------------------------------------------- */
 
-enum { OPT_LIB = 256, OPT_PROG = 1024 };
+enum {
+    OPT_LIB = 256,
+    OPT_PROG = 1024,
+    OPT_CONFIG = 2048,
+    OPT_PRINT,
+    OPT_LOG_LEVEL,
+    OPT_LOG_FORMAT
+};
 
-/* 0 to run, 1 to exit 0 (--help, --version), 2 on a usage error. */
+/* The log sink weft_main installs: lines named by the program. */
+static struct {
+    const char *ident;
+    int format; /* LOG_TEXT, LOG_LOGFMT */
+} g_log = {"weft", LOG_TEXT};
+
+static void program_log(void *ud, int level, const char *line)
+{
+    (void)ud;
+    log_emit(g_log.ident, g_log.format, level, line);
+}
+
+/*
+ * The value of --config in argv (before a "--"): 0 with *path set (NULL
+ * when there is none), or -1 when it is given twice or has no value.
+ */
+static int find_config(int argc, char **argv, const char **path)
+{
+    *path = NULL;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *v = NULL;
+        if (!strcmp(argv[i], "--config"))
+            v = i + 1 < argc ? argv[++i] : "";
+        else if (!strncmp(argv[i], "--config=", 9))
+            v = argv[i] + 9;
+        else
+            continue;
+        if (*path || !*v)
+            return -1;
+        *path = v;
+    }
+    return 0;
+}
+
+/* The --config file's words: cfg points into them until weft_main returns. */
+static cf_args g_cf;
+
+/* One line for a value that was refused: where it came from, and why. */
+static void option_error(const weft_program *p, const char *where, const char *name,
+                         const char *arg, const char *why)
+{
+    fprintf(stderr, "%s: %s%s--%s%s%s%s: %s (see --help)\n", p->name, where ? where : "",
+            where ? ": " : "", name, arg ? " '" : "", arg ? arg : "", arg ? "'" : "",
+            why ? why : "not accepted");
+}
+
+/* --print-config: the settings as a --config file would set them. */
+static void print_config(const weft_config *cfg)
+{
+    size_t n;
+    const weft_option *lib = weft_config_options(&n);
+    for (size_t i = 0; i < n; i++) {
+        char v[256];
+        if (cfg_option_value(cfg, i, v, sizeof(v)) == 0)
+            printf(*v ? "%s = %s\n" : "%s = ''\n", lib[i].name, v);
+    }
+    for (int i = 0; i < cfg->nlisten; i++)
+        printf("listen = %s\n", cfg->listen[i]);
+    printf("log-level = %s\n", log_level_name(cfg->log_level));
+    printf("log-format = %s\n", g_log.format == LOG_LOGFMT ? "logfmt" : "text");
+}
+
+/* Word i of the merged command line: the file's "FILE:LINE", or NULL. */
+static const char *origin(const cf_args *cf, int i)
+{
+    return i >= 1 && i <= cf->argc ? cf->where[i - 1] : NULL;
+}
+
+/* A getopt failure at word av[i]: one line that names it. */
+static void getopt_error(const weft_program *p, const cf_args *cf, char **av, int i, int known)
+{
+    const char *w = origin(cf, i);
+    fprintf(stderr, "%s: %s%s%s '%s' (see --help)\n", p->name, w ? w : "", w ? ": " : "",
+            known ? "a value is missing or not allowed:" : "unknown option", av[i]);
+}
+
+/* 0 to run, 1 to exit 0 (--help, --version, --print-config), 2 on a usage error. */
 static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
 {
     size_t nlib, nprog = 0;
     const weft_option *lib = weft_config_options(&nlib);
     while (p->options && p->options[nprog].name)
         nprog++;
-    struct option *lo = calloc(nlib + nprog + 5, sizeof(*lo));
-    if (!lo) {
-        fprintf(stderr, "%s: out of memory\n", p->name);
+    const char *cpath;
+    if (find_config(argc, argv, &cpath) != 0) {
+        fprintf(stderr, "%s: --config takes one FILE, once (see --help)\n", p->name);
         return 2;
     }
+    char err[512];
+    if (cpath && cf_load(cpath, &g_cf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", p->name, err);
+        cf_free(&g_cf);
+        return 2;
+    }
+    /* The file's words first: the command line overrides them. */
+    int ac = argc + g_cf.argc;
+    char **av = calloc((size_t)ac + 1, sizeof(*av));
+    struct option *lo = calloc(nlib + nprog + 9, sizeof(*lo));
+    if (!lo || !av) {
+        fprintf(stderr, "%s: out of memory\n", p->name);
+        free(lo);
+        free(av);
+        cf_free(&g_cf);
+        return 2;
+    }
+    av[0] = argv[0];
+    memcpy(av + 1, g_cf.argv, (size_t)g_cf.argc * sizeof(*av));
+    memcpy(av + 1 + g_cf.argc, argv + 1, (size_t)(argc - 1) * sizeof(*av));
     size_t k = 0;
     for (size_t i = 0; i < nlib; i++)
         lo[k++] = (struct option){lib[i].name, lib[i].has_arg, 0, OPT_LIB + (int)i};
@@ -110,16 +221,22 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
         lo[k++] =
             (struct option){p->options[i].name, p->options[i].arg ? required_argument : no_argument,
                             0, OPT_PROG + (int)i};
+    lo[k++] = (struct option){"config", required_argument, 0, OPT_CONFIG};
+    lo[k++] = (struct option){"print-config", no_argument, 0, OPT_PRINT};
+    lo[k++] = (struct option){"log-level", required_argument, 0, OPT_LOG_LEVEL};
+    lo[k++] = (struct option){"log-format", required_argument, 0, OPT_LOG_FORMAT};
     lo[k++] = (struct option){"quiet", no_argument, 0, 'q'};
     lo[k++] = (struct option){"verbose", no_argument, 0, 'v'};
     lo[k++] = (struct option){"help", no_argument, 0, 'h'};
     lo[k++] = (struct option){"version", no_argument, 0, 'V'};
     weft_config defaults = *cfg;
-    int rc = 0, o, bind_given = 0, pin_given = 0, cpus_given = 0;
+    int rc = 0, o, bind_given = 0, pin_given = 0, cpus_given = 0, print = 0;
     const char *why = NULL;
     optind = 1;
-    while (rc == 0 && (o = getopt_long(argc, argv, "qvhV", lo, NULL)) != -1) {
+    opterr = 0; /* one line per mistake, ours */
+    while (rc == 0 && (o = getopt_long(ac, av, "qvhV", lo, NULL)) != -1) {
         const char *name = NULL;
+        why = NULL;
         if (o >= OPT_LIB && o < OPT_LIB + (int)nlib) {
             name = lib[o - OPT_LIB].name;
             if (weft_config_option(cfg, name, optarg, &why) != 0)
@@ -131,6 +248,36 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
             name = p->options[o - OPT_PROG].name;
             if (!p->option || p->option(cfg, name, optarg, &why, p->ud) != 0)
                 rc = 2;
+        } else if (o == OPT_CONFIG) {
+            if (optind - 1 <= g_cf.argc) {
+                name = "config";
+                why = "a config file cannot name another";
+                rc = 2;
+            }
+        } else if (o == OPT_PRINT) {
+            print = 1;
+        } else if (o == OPT_LOG_LEVEL) {
+            name = "log-level";
+            int lv = -1;
+            for (int l = WEFT_LOG_ERROR; l <= WEFT_LOG_DEBUG; l++)
+                if (!strcmp(optarg, log_level_name(l)))
+                    lv = l;
+            if (lv < 0) {
+                why = "expected error, warn, info or debug";
+                rc = 2;
+            } else {
+                cfg->log_level = lv;
+            }
+        } else if (o == OPT_LOG_FORMAT) {
+            name = "log-format";
+            if (!strcmp(optarg, "text")) {
+                g_log.format = LOG_TEXT;
+            } else if (!strcmp(optarg, "logfmt")) {
+                g_log.format = LOG_LOGFMT;
+            } else {
+                why = "expected text or logfmt";
+                rc = 2;
+            }
         } else if (o == 'q') {
             cfg->log_level = WEFT_LOG_WARN;
         } else if (o == 'v') {
@@ -140,26 +287,31 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
             rc = 1;
         } else if (o == 'V') {
             if (p->version)
-                printf("%s %s (weft %s)\n", p->name, p->version, WEFT_VERSION);
+                printf("%s %s (weft %s)\n", p->name, p->version, weft_version());
             else
-                printf("%s %s\n", p->name, WEFT_VERSION);
+                printf("%s %s\n", p->name, weft_version());
             rc = 1;
         } else {
-            /* getopt named the problem already. */
-            fprintf(stderr, "%s: see %s --help\n", p->name, p->name);
+            int i = optind - 1 >= 1 && optind - 1 < ac ? optind - 1 : 0;
+            if (i > 0 && av[i][0] == '-' && av[i][1] == '-')
+                getopt_error(p, &g_cf, av, i, optopt != 0);
+            else
+                fprintf(stderr, "%s: unknown option or missing value (see --help)\n", p->name);
             rc = 2;
         }
         if (rc == 2 && name)
-            fprintf(stderr, "%s: --%s%s%s%s: %s (see --help)\n", p->name, name, optarg ? " '" : "",
-                    optarg ? optarg : "", optarg ? "'" : "", why ? why : "not accepted");
+            option_error(p, origin(&g_cf, optind - 1), name, optarg, why);
     }
+    int extra = rc == 0 && optind < ac ? optind : 0;
+    if (extra)
+        fprintf(stderr, "%s: %s%sunexpected argument '%s' (see --help)\n", p->name,
+                origin(&g_cf, extra) ? origin(&g_cf, extra) : "", origin(&g_cf, extra) ? ": " : "",
+                av[extra]);
     free(lo);
-    if (rc != 0)
-        return rc;
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", p->name, argv[optind]);
-        return 2;
-    }
+    free(av);
+    /* cfg keeps pointers into the words (string options, --listen). */
+    if (rc != 0 || extra)
+        return rc ? rc : 2;
     /* CPUs named one by one are dedicated cores: pin to them, unless --pin
      * says otherwise. */
     if (cpus_given && !pin_given)
@@ -174,6 +326,10 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
     if (weft_config_validate(cfg, &why) != 0) {
         fprintf(stderr, "%s: invalid configuration: %s\n", p->name, why);
         return 2;
+    }
+    if (print) {
+        print_config(cfg);
+        return 1;
     }
     return 0;
 }
@@ -287,15 +443,15 @@ static int create(const weft_program *p, weft_config *cfg, weft_server **out)
     return 0;
 }
 
-int weft_main(int argc, char **argv, const weft_program *p)
+/* Run the server cfg describes until it stops: main's exit status. */
+static int serve(const weft_program *p, weft_config cfg)
 {
-    weft_config cfg = weft_config_default();
-    if (p->defaults)
-        p->defaults(&cfg, p->ud);
-    int rc = parse(argc, argv, p, &cfg);
-    if (rc != 0)
-        return rc == 1 ? 0 : rc;
+    int rc;
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!cfg.log) {
+        g_log.ident = p->name;
+        cfg.log = program_log;
+    }
     raise_nofile(p->name, &cfg);
 
     weft_server *s;
@@ -333,4 +489,18 @@ int weft_main(int argc, char **argv, const weft_program *p)
         return 1;
     }
     return 0;
+}
+
+int weft_main(int argc, char **argv, const weft_program *p)
+{
+    weft_config cfg = weft_config_default();
+    if (p->defaults)
+        p->defaults(&cfg, p->ud);
+    int rc = parse(argc, argv, p, &cfg);
+    if (rc == 0)
+        rc = serve(p, cfg);
+    else if (rc == 1)
+        rc = 0;
+    cf_free(&g_cf);
+    return rc;
 }

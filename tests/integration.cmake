@@ -92,6 +92,11 @@ endforeach()
 add_test(NAME it_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_cli.sh $<TARGET_FILE:weft-stat>
                              ${_weft_programs})
 set_tests_properties(it_cli PROPERTIES LABELS integration TIMEOUT 180)
+# --version, --config, --print-config and log lines (tests/it_ops_cli.sh).
+add_test(NAME it_ops_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_ops_cli.sh ${PROJECT_VERSION}
+                                 $<TARGET_FILE:weft-load> $<TARGET_FILE:weft-stat> --
+                                 ${_weft_programs})
+set_tests_properties(it_ops_cli PROPERTIES LABELS integration TIMEOUT 180)
 unset(_weft_programs)
 
 

@@ -37,6 +37,8 @@
 
 #include <jansson.h>
 
+#include "weft/version.h"
+
 #define DEFAULT_PORT 7000
 /* How long one exchange with the server may take before we give up. */
 #define ANSWER_TIMEOUT_MS 5000
@@ -509,6 +511,7 @@ static void usage(FILE *f)
             "  --json              print the server's JSON snapshot (\"stats json\"), exit\n"
             "  --prometheus        print the server's Prometheus metrics (\"metrics\"), exit\n"
             "  -h, --help          this text\n"
+            "  -V, --version       print the version\n"
             "\n"
             "Exit status: 0; 1 when no server answers; 2 on a bad command line.\n",
             DEFAULT_PORT);
@@ -631,6 +634,7 @@ int main(int argc, char **argv)
         {"json", no_argument, 0, O_JSON},
         {"prometheus", no_argument, 0, O_PROM},
         {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
     long port = DEFAULT_PORT, count = 0;
@@ -638,7 +642,7 @@ int main(int argc, char **argv)
     const char *socket_path = NULL;
     int mode = 0; /* 0 live, O_ONCE, O_JSON, O_PROM */
     int o;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         char *end;
         switch (o) {
         case O_PORT:
@@ -675,6 +679,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'V':
+            printf("weft-stat %s\n", WEFT_VERSION);
             return 0;
         default:
             usage(stderr);

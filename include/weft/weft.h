@@ -41,10 +41,12 @@
 extern "C" {
 #endif
 
-#define WEFT_VERSION_MAJOR 0
-#define WEFT_VERSION_MINOR 1
-#define WEFT_VERSION_PATCH 0
-#define WEFT_VERSION       "0.1.0"
+/* WEFT_VERSION ("0.1.0") and its parts, generated from CMake's project(VERSION). */
+#include "weft/version.h"
+
+/* The version of the library the program runs with (WEFT_VERSION is the
+ * one it was compiled against). */
+const char *weft_version(void);
 
 typedef struct weft_server weft_server;
 typedef struct weft_conn weft_conn;
@@ -219,7 +221,7 @@ typedef struct weft_config {
                                                NULL = the WEFT_IO environment variable if
                                                set, else "epoll" */
     const char *metrics_bind;               /* address of the metrics listener; "127.0.0.1" */
-    weft_log_fn log;                        /* NULL = lines on stderr, prefixed "weft: " */
+    weft_log_fn log;                        /* NULL = lines on stderr: time, "weft[PID]", level */
     void *log_ud;                           /* passed to log */
     int log_level;                          /* most verbose level logged; WEFT_LOG_INFO */
 } weft_config;
@@ -818,7 +820,11 @@ typedef struct weft_program {
  * Run a server program, and return main's exit status: parse the server
  * options (weft_config_options) and the program's own, with --help (the
  * text generated from both, showing the program's defaults), --version,
- * -q and -v; validate; raise the soft RLIMIT_NOFILE to the hard limit;
+ * -q and -v, --config FILE (the same names, one "name = value" per line,
+ * read before the command line, which overrides it), --print-config,
+ * --log-level and --log-format (log lines on stderr with a timestamp, the
+ * program's name, its pid and the level, unless the program set
+ * config.log); validate; raise the soft RLIMIT_NOFILE to the hard limit;
  * create the server; call setup; install SIGINT and SIGTERM handlers that
  * call weft_server_stop (the one place the library sets a signal
  * disposition, because this is the program's main); start; print the
