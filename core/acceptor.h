@@ -14,4 +14,18 @@ struct weft_server;
  */
 void *acc_main(void *arg);
 
+/*
+ * Stop accepting without stopping the server (a reload: the successor
+ * accepts now): the acceptor closes its listening fds, and the workers keep
+ * serving the connections they hold until weft_server_stop. Any thread,
+ * after weft_server_start; async-signal-safe (an atomic store and a write).
+ */
+void acc_release(struct weft_server *s);
+
+/*
+ * The listening fds (at most max) into fds, and for each whether systemd
+ * passed it (1) or not (0) into from_systemd: how many. Before acc_release.
+ */
+int acc_listen_fds(const struct weft_server *s, int *fds, char *from_systemd, int max);
+
 #endif

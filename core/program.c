@@ -20,22 +20,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/conffile.h"
 #include "core/config.h"
+#include "core/inherit.h"
 #include "core/log.h"
+#include "core/reload.h"
+#include "core/supervise.h"
 #include "weft/weft.h"
-
-/* The server the signal handler stops (one weft_main per process). */
-static weft_server *volatile g_server;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    weft_server *s = g_server;
-    if (s)
-        weft_server_stop(s); /* async-signal-safe */
-}
 
 /* ---- --help --------------------------------------------------------------- */
 
@@ -85,12 +78,18 @@ static void usage(FILE *f, const weft_program *p, const weft_config *defaults)
                "  --print-config             print the settings in that format and exit\n"
                "  --log-level LEVEL          error, warn, info or debug (default info)\n"
                "  --log-format FORMAT        text or logfmt (default text); lines go to stderr\n"
+               "  --drain-timeout MS         after a reload (SIGHUP, admin 'reload'), how long\n"
+               "                             the old process serves its connections before\n"
+               "                             it closes them (default 30000)\n"
                "  -q, --quiet                log errors and warnings only\n"
                "  -v, --verbose              log debug lines too\n"
                "  -h, --help                 this text\n"
                "  -V, --version              print the version\n");
     fprintf(f, "\nBYTES accept a K, M or G suffix (powers of 1024). SIGINT or SIGTERM stops the\n"
-               "server cleanly: pending output is flushed first (up to --shutdown-timeout).\n");
+               "server cleanly: pending output is flushed first (up to --shutdown-timeout).\n"
+               "SIGHUP reloads: a successor (this binary, these arguments, --config re-read)\n"
+               "takes the listening sockets; this process drains and exits. Sockets passed\n"
+               "by systemd (LISTEN_FDS) are served; READY=1 etc. go to $NOTIFY_SOCKET.\n");
     if (p->epilog)
         fprintf(f, "%s\n", p->epilog);
 }
@@ -103,8 +102,15 @@ enum {
     OPT_CONFIG = 2048,
     OPT_PRINT,
     OPT_LOG_LEVEL,
-    OPT_LOG_FORMAT
+    OPT_LOG_FORMAT,
+    OPT_DRAIN
 };
+
+/* Settings of weft_main itself, beside weft_config. */
+static struct {
+    uint32_t drain_ms; /* --drain-timeout */
+    int bind_given;    /* --bind or --port was given */
+} g_prog = {.drain_ms = 30000};
 
 /* The log sink weft_main installs: lines named by the program. */
 static struct {
@@ -166,6 +172,7 @@ static void print_config(const weft_config *cfg)
         printf("listen = %s\n", cfg->listen[i]);
     printf("log-level = %s\n", log_level_name(cfg->log_level));
     printf("log-format = %s\n", g_log.format == LOG_LOGFMT ? "logfmt" : "text");
+    printf("drain-timeout = %u\n", g_prog.drain_ms);
 }
 
 /* Word i of the merged command line: the file's "FILE:LINE", or NULL. */
@@ -203,7 +210,7 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
     /* The file's words first: the command line overrides them. */
     int ac = argc + g_cf.argc;
     char **av = calloc((size_t)ac + 1, sizeof(*av));
-    struct option *lo = calloc(nlib + nprog + 9, sizeof(*lo));
+    struct option *lo = calloc(nlib + nprog + 10, sizeof(*lo));
     if (!lo || !av) {
         fprintf(stderr, "%s: out of memory\n", p->name);
         free(lo);
@@ -225,6 +232,7 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
     lo[k++] = (struct option){"print-config", no_argument, 0, OPT_PRINT};
     lo[k++] = (struct option){"log-level", required_argument, 0, OPT_LOG_LEVEL};
     lo[k++] = (struct option){"log-format", required_argument, 0, OPT_LOG_FORMAT};
+    lo[k++] = (struct option){"drain-timeout", required_argument, 0, OPT_DRAIN};
     lo[k++] = (struct option){"quiet", no_argument, 0, 'q'};
     lo[k++] = (struct option){"verbose", no_argument, 0, 'v'};
     lo[k++] = (struct option){"help", no_argument, 0, 'h'};
@@ -278,6 +286,15 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
                 why = "expected text or logfmt";
                 rc = 2;
             }
+        } else if (o == OPT_DRAIN) {
+            long long v;
+            name = "drain-timeout";
+            if (weft_parse_number(optarg, 0, 3600000, &v) != 0) {
+                why = "expected a number from 0 to 3600000";
+                rc = 2;
+            } else {
+                g_prog.drain_ms = (uint32_t)v;
+            }
         } else if (o == 'q') {
             cfg->log_level = WEFT_LOG_WARN;
         } else if (o == 'v') {
@@ -316,6 +333,7 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
      * says otherwise. */
     if (cpus_given && !pin_given)
         cfg->pin = WEFT_PIN_CPU;
+    g_prog.bind_given = bind_given;
     /* --listen alone replaces the default listener (--bind/--port). */
     if (cfg->nlisten > 0 && !bind_given)
         cfg->bind_addr = NULL;
@@ -360,16 +378,6 @@ static void raise_nofile(const char *name, const weft_config *cfg)
                 "%llu; connections beyond the limit will fail at accept (raise the hard "
                 "limit: ulimit -Hn, /etc/security/limits.conf or systemd LimitNOFILE)\n",
                 name, cfg->max_conns, cfg->max_conns + 64, (unsigned long long)rl.rlim_max);
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 }
 
 static void banner(const weft_program *p, const weft_config *cfg, weft_server *s)
@@ -439,12 +447,62 @@ static int create(const weft_program *p, weft_config *cfg, weft_server **out)
             return 1;
         }
     }
+    /* systemd's sockets that no option names are listeners too. */
+    char spec[256];
+    while (inh_systemd_spec(0, spec, sizeof(spec)) == 0) {
+        weft_listener_opts o;
+        const char *why = NULL;
+        rc = weft_listener_parse(spec, &o, &why);
+        if (rc == 0)
+            rc = weft_server_listen(s, &o);
+        if (rc < 0) {
+            fprintf(stderr, "%s: cannot serve the socket systemd passed (%s): %s\n", p->name, spec,
+                    why ? why : weft_strerror(rc));
+            weft_server_free(s);
+            return 1;
+        }
+    }
     *out = s;
     return 0;
 }
 
+/*
+ * Sockets that arrive open: systemd's (LISTEN_FDS), a predecessor's (a
+ * reload). With systemd's and no --bind, --port or --listen, only those
+ * listen. 0 or 1 (said why).
+ */
+static int take_sockets(const weft_program *p, weft_config *cfg)
+{
+    char err[256];
+    int n = inh_from_systemd(err, sizeof(err));
+    if (n < 0) {
+        fprintf(stderr, "%s: socket activation: %s\n", p->name, err);
+        return 1;
+    }
+    if (rld_receive(err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: reload: %s\n", p->name, err);
+        return 1;
+    }
+    /* systemd's sockets, passed on by a predecessor too. */
+    char spec[256];
+    if (inh_systemd_spec(0, spec, sizeof(spec)) == 0 && !g_prog.bind_given && cfg->nlisten == 0)
+        cfg->bind_addr = NULL;
+    return 0;
+}
+
+/* The path of this binary, for a successor: resolved now, so that an
+ * upgrade (a new file at the same path) runs the new one. */
+static const char *self_exe(char *buf, size_t n, const char *argv0)
+{
+    ssize_t k = readlink("/proc/self/exe", buf, n - 1);
+    if (k <= 0 || (size_t)k >= n - 1)
+        return argv0;
+    buf[k] = '\0';
+    return buf;
+}
+
 /* Run the server cfg describes until it stops: main's exit status. */
-static int serve(const weft_program *p, weft_config cfg)
+static int serve(const weft_program *p, weft_config cfg, char **argv)
 {
     int rc;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -453,34 +511,41 @@ static int serve(const weft_program *p, weft_config cfg)
         cfg.log = program_log;
     }
     raise_nofile(p->name, &cfg);
+    char exe[4096];
+    sup_opts so = {
+        .exe = self_exe(exe, sizeof(exe), argv[0]), .argv = argv, .drain_ms = g_prog.drain_ms};
 
     weft_server *s;
-    if (create(p, &cfg, &s) != 0)
+    if (take_sockets(p, &cfg) != 0 || create(p, &cfg, &s) != 0)
         return 1;
     if (p->setup && (rc = p->setup(s, p->ud)) != 0) {
         fprintf(stderr, "%s: cannot set up: %s\n", p->name, weft_strerror(rc));
         weft_server_free(s);
         return 1;
     }
-    g_server = s;
-    install_signals();
-    rc = weft_server_start(s);
-    if (rc != 0) {
+    if ((rc = sup_prepare(s, &so)) != 0 || (rc = weft_server_start(s)) != 0) {
         fprintf(stderr, "%s: cannot start: %s\n", p->name, weft_strerror(rc));
-        g_server = NULL;
+        sup_finish();
         if (p->teardown)
             p->teardown(s, p->ud);
         weft_server_free(s);
         return 1;
     }
+    /* What a reload's new settings left unused. */
+    inh_close_rest();
     banner(p, &cfg, s);
+    int sup = sup_start(s);
+    if (sup != 0)
+        fprintf(stderr, "%s: no supervisor thread (%s): SIGHUP cannot reload\n", p->name,
+                weft_strerror(sup));
     rc = weft_server_wait(s);
+    int handed = sup_finish();
     weft_stats st;
     weft_server_stats(s, &st);
-    printf("%s: stopped: %llu connections accepted, %llu closed, %llu bytes in, %llu bytes out\n",
-           p->name, (unsigned long long)st.accepted, (unsigned long long)st.closed,
-           (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out);
-    g_server = NULL;
+    printf("%s: stopped%s: %llu connections accepted, %llu closed, %llu bytes in, %llu bytes out\n",
+           p->name, handed ? " after a reload" : "", (unsigned long long)st.accepted,
+           (unsigned long long)st.closed, (unsigned long long)st.bytes_in,
+           (unsigned long long)st.bytes_out);
     if (p->teardown)
         p->teardown(s, p->ud);
     weft_server_free(s);
@@ -498,7 +563,7 @@ int weft_main(int argc, char **argv, const weft_program *p)
         p->defaults(&cfg, p->ud);
     int rc = parse(argc, argv, p, &cfg);
     if (rc == 0)
-        rc = serve(p, cfg);
+        rc = serve(p, cfg, argv);
     else if (rc == 1)
         rc = 0;
     cf_free(&g_cf);

@@ -99,6 +99,14 @@ add_test(NAME it_ops_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_ops_cli.sh ${
 set_tests_properties(it_ops_cli PROPERTIES LABELS integration TIMEOUT 180)
 unset(_weft_programs)
 
+# systemd: socket activation and sd_notify, the service manager played by the test.
+weft_it_exe(it_systemd it_systemd.c)
+add_test(NAME it_systemd COMMAND it_systemd $<TARGET_FILE:weft-echo>)
+set_tests_properties(it_systemd PROPERTIES LABELS integration TIMEOUT 120)
+add_test(NAME it_units COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_units.sh ${PROJECT_SOURCE_DIR}
+                               $<TARGET_FILE:weft-echo>)
+set_tests_properties(it_units PROPERTIES LABELS integration TIMEOUT 60)
+
 
 # Outbound connections on real sockets, and the per-worker hooks.
 weft_it_exe(it_connect it_connect.c LIBS weft_static weft_internal Threads::Threads)
