@@ -211,6 +211,11 @@ void acc_release(struct weft_server *s)
     (void)n; /* EAGAIN: the counter is saturated, the acceptor wakes anyway */
 }
 
+int acc_released(const struct weft_server *s)
+{
+    return __atomic_load_n(&s->released, __ATOMIC_ACQUIRE);
+}
+
 int acc_listen_fds(const struct weft_server *s, int *fds, char *from_systemd, int max)
 {
     int n = 0;
@@ -233,6 +238,7 @@ static void release_listeners(struct weft_server *s)
     ssize_t n = read(s->stop_efd, &v, sizeof(v));
     (void)n; /* EAGAIN: nothing left to consume */
     close_listeners(s);
+    __atomic_store_n(&s->released, 1, __ATOMIC_RELEASE);
     wlog(s, WEFT_LOG_INFO, "stopped accepting: the listeners are handed on");
 }
 

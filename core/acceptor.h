@@ -22,6 +22,9 @@ void *acc_main(void *arg);
  */
 void acc_release(struct weft_server *s);
 
+/* 1 once the acceptor has closed its listeners after acc_release. */
+int acc_released(const struct weft_server *s);
+
 /*
  * The listening fds (at most max) into fds, and for each whether systemd
  * passed it (1) or not (0) into from_systemd: how many. Before acc_release.

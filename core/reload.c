@@ -157,16 +157,24 @@ int rld_wait_ready(rld_child *c, int timeout_ms, char *err, size_t errlen)
     while (r < 0 && errno == EINTR);
     if (r > 0)
         n = recv(c->fd, buf, sizeof(buf) - 1, 0);
+    if (n > 6 && strncmp(buf, "ready ", 6) == 0)
+        return 0; /* the socket stays open for rld_released */
     close(c->fd);
     c->fd = -1;
-    if (n > 6 && strncmp(buf, "ready ", 6) == 0)
-        return 0;
     size_t k = (size_t)snprintf(err, errlen, "%s",
                                 r == 0 ? "the successor was not ready in time"
                                        : "the successor stopped before it was ready");
     if (k < errlen)
         reap(c, r == 0, err + k, errlen - k);
     return -1;
+}
+
+void rld_released(rld_child *c)
+{
+    ssize_t w = send(c->fd, "released", 8, MSG_NOSIGNAL);
+    (void)w; /* a successor that is gone has nothing left to wait for */
+    close(c->fd);
+    c->fd = -1;
 }
 
 int rld_is_successor(void) { return g_handoff_fd >= 0; }
@@ -236,7 +244,17 @@ void rld_ready(void)
     char msg[32];
     int n = snprintf(msg, sizeof(msg), "ready %ld", (long)getpid());
     ssize_t w = send(g_handoff_fd, msg, (size_t)n, MSG_NOSIGNAL);
-    (void)w; /* a predecessor that is gone has nothing left to wait for */
+    /*
+     * Until the predecessor says it closed its listeners, it may still take
+     * a connection on them (an admin query would reach the old process):
+     * wait for that, a bounded time; EOF (it is gone) ends the wait too.
+     */
+    struct pollfd pf = {.fd = g_handoff_fd, .events = POLLIN};
+    if (w == n && poll(&pf, 1, RLD_RELEASE_TIMEOUT_MS) == 1) {
+        char ack[16];
+        w = recv(g_handoff_fd, ack, sizeof(ack), 0);
+        (void)w; /* "released" or EOF: either way the wait is over */
+    }
     close(g_handoff_fd);
     g_handoff_fd = -1;
 }

@@ -10,7 +10,8 @@
  *                                             takes them by address instead of
  *                                             binding (no listener ever closes)
  *   rld_wait_ready                     ◄───  rld_ready: "ready PID" once started
- *   stop accepting, drain, exit               serves
+ *   close the listeners; rld_released  ───►  "released": then READY=1, MAINPID=
+ *   drain, exit                               serves alone
  *
  * A successor that exits, closes the socket or is not ready in time is
  * killed and reaped, and the predecessor goes on serving as before.
@@ -23,6 +24,8 @@
 
 /* How long a successor may take to be ready before it is killed. */
 #define RLD_READY_TIMEOUT_MS 30000
+/* How long a successor waits for the predecessor to close its listeners. */
+#define RLD_RELEASE_TIMEOUT_MS 5000
 
 typedef struct rld_child {
     pid_t pid;
@@ -38,10 +41,15 @@ int rld_start(const char *exe, char *const argv[], const int *fds, const char *s
               rld_child *c, char *err, size_t errlen);
 
 /*
- * Wait up to timeout_ms for the successor's "ready": 0 (the handoff socket
- * is closed), or -1 with one line in err, the successor killed and reaped.
+ * Wait up to timeout_ms for the successor's "ready": 0 (then call
+ * rld_released once this process no longer accepts), or -1 with one line in
+ * err, the handoff socket closed, the successor killed and reaped.
  */
 int rld_wait_ready(rld_child *c, int timeout_ms, char *err, size_t errlen);
+
+/* Tell the successor this process has closed its listeners ("released")
+ * and close the handoff socket. */
+void rld_released(rld_child *c);
 
 /*
  * In a successor (WEFT_HANDOFF_FD set): take the predecessor's fds into
@@ -51,7 +59,8 @@ int rld_wait_ready(rld_child *c, int timeout_ms, char *err, size_t errlen);
  */
 int rld_receive(char *err, size_t errlen);
 
-/* A successor is serving: tell the predecessor ("ready PID") and close the
+/* A successor is serving: tell the predecessor ("ready PID"), wait (up to
+ * RLD_RELEASE_TIMEOUT_MS) until it has closed its listeners, close the
  * handoff socket. No-op in a process that is no successor. */
 void rld_ready(void);
 

@@ -38,6 +38,7 @@ struct st_service {
     int spare_fd; /* released on EMFILE (core/endpoint.c); -1 while taken */
     int stop;     /* atomic: stsvc_stop was called */
     int release;  /* atomic: stsvc_release was called */
+    int released; /* atomic: the thread has closed its listeners */
     uint32_t interval_ms;
     endpoint ep[EP_COUNT];
     uint16_t metrics_port;
@@ -73,6 +74,7 @@ static int release_or_stop(st_service *svc)
             close(svc->ep[k].lfd);
             svc->ep[k].lfd = -1;
         }
+    __atomic_store_n(&svc->released, 1, __ATOMIC_RELEASE);
     return 1;
 }
 
@@ -216,6 +218,11 @@ void stsvc_release(st_service *svc)
     uint64_t one = 1;
     ssize_t n = write(svc->stop_efd, &one, sizeof(one));
     (void)n;
+}
+
+int stsvc_released(const st_service *svc)
+{
+    return !svc || !svc->started || __atomic_load_n(&svc->released, __ATOMIC_ACQUIRE);
 }
 
 weft_snapshot *stsvc_snapshot(st_service *svc, int *err) { return sampler_copy(svc->sampler, err); }

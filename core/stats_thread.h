@@ -44,6 +44,10 @@ int stsvc_listen_fds(const st_service *svc, int *fds, int max);
  */
 void stsvc_release(st_service *svc);
 
+/* 1 once the thread has closed its listeners after stsvc_release (or for
+ * NULL, or a thread that never started). */
+int stsvc_released(const st_service *svc);
+
 /* A private copy of the current snapshot (see weft_server_snapshot). */
 weft_snapshot *stsvc_snapshot(st_service *svc, int *err);
 

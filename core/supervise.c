@@ -169,6 +169,10 @@ static int reload(weft_server *s)
     inh_set_handed_over();
     acc_release(s);
     stsvc_release(s->stats);
+    /* Both threads close their listeners within a turn; 2 s bounds a stuck one. */
+    for (int i = 0; i < 2000 && !(acc_released(s) && stsvc_released(s->stats)); i++)
+        usleep(1000);
+    rld_released(&c);
     g_sup.reloaded = 1;
     wlog(s, WEFT_LOG_INFO,
          "reload: successor pid %ld serves; draining %llu connections (up to %u ms)", (long)c.pid,

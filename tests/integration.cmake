@@ -103,6 +103,10 @@ unset(_weft_programs)
 weft_it_exe(it_systemd it_systemd.c)
 add_test(NAME it_systemd COMMAND it_systemd $<TARGET_FILE:weft-echo>)
 set_tests_properties(it_systemd PROPERTIES LABELS integration TIMEOUT 120)
+# Zero-downtime reload and upgrade under load (tests/it_reload.c).
+weft_it_exe(it_reload it_reload.c LIBS Threads::Threads)
+add_test(NAME it_reload COMMAND it_reload $<TARGET_FILE:weft-echo> 200 5)
+set_tests_properties(it_reload PROPERTIES LABELS integration TIMEOUT 180)
 add_test(NAME it_units COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_units.sh ${PROJECT_SOURCE_DIR}
                                $<TARGET_FILE:weft-echo>)
 set_tests_properties(it_units PROPERTIES LABELS integration TIMEOUT 60)

@@ -21,6 +21,8 @@ run() {
 # Start PROG ARGS... on a free port, wait for its banner, stop it with
 # SIGTERM; its pid in $a, its streams in $DIR/l.out and $DIR/l.err.
 serve_once() {
+    # Gone first: the background shell may create the files after we look.
+    rm -f "$DIR/l.out" "$DIR/l.err"
     "$@" --port 0 --workers 1 --stats-socket '' >"$DIR/l.out" 2>"$DIR/l.err" &
     a=$!
     PIDS=$a

@@ -116,20 +116,6 @@ static pid_t launch(const char *echo, const int *fds, int nfds, const char *name
     _exit(127);
 }
 
-/* Reap pid (our child, or an orphan we are the subreaper of): its exit status. */
-static int reap(pid_t pid, int timeout_ms)
-{
-    int64_t end = itl_now_ms() + timeout_ms;
-    int st;
-    while (itl_now_ms() < end) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        itl_sleep_ms(20);
-    }
-    return -1;
-}
-
 /* The contents of DIR/name (at most 8 KiB), NUL-ended, in a static buffer. */
 static const char *slurp(const char *name)
 {
@@ -185,7 +171,8 @@ int main(int argc, char **argv)
     long next = strtol(strstr(buf, "MAINPID=") + 8, NULL, 10);
     IT_CHECK(next > 0 && next != pid && strstr(buf, "READY=1"), "successor said: %s", buf);
     itl_track((pid_t)next);
-    IT_CHECK(reap(pid, 10000) == 0, "the old process did not exit cleanly; err: %s", slurp("err"));
+    IT_CHECK(itl_reap(pid, 10000) == 0, "the old process did not exit cleanly; err: %s",
+             slurp("err"));
     echo_once(itl_connect("127.0.0.1", port, 5000, 0), "tcp after the reload");
     echo_once(unix_socket(upath, 0), "unix after the reload");
     printf("it_systemd: SIGHUP: RELOADING=1, MAINPID=%ld READY=1, old pid %ld exited 0, "
@@ -194,7 +181,8 @@ int main(int argc, char **argv)
 
     IT_CHECK(kill((pid_t)next, SIGTERM) == 0, "SIGTERM");
     IT_CHECK(itl_notify_wait(nfd, "STOPPING=1", buf, sizeof(buf), 5000) == 0, "no STOPPING=1");
-    IT_CHECK(reap((pid_t)next, 10000) == 0, "the successor did not exit cleanly: %s", slurp("err"));
+    IT_CHECK(itl_reap((pid_t)next, 10000) == 0, "the successor did not exit cleanly: %s",
+             slurp("err"));
     struct stat st;
     IT_CHECK(lstat(upath, &st) == 0 && S_ISSOCK(st.st_mode),
              "the server removed the socket file systemd owns");
@@ -206,7 +194,7 @@ int main(int argc, char **argv)
     int bad = open("/dev/null", O_RDONLY | O_CLOEXEC);
     pid = launch(argv[1], &bad, 1, "x", notify);
     close(bad);
-    int rc = reap(pid, 10000);
+    int rc = itl_reap(pid, 10000);
     const char *err = slurp("err");
     IT_CHECK(rc == 1, "exit %d with a non-socket fd 3: %s", rc, err);
     IT_CHECK(strstr(err, "not a listening stream socket") &&

@@ -710,3 +710,16 @@ int itl_notify_wait(int fd, const char *want, char *buf, size_t n, int timeout_m
         poll(&pf, 1, (int)left);
     }
 }
+
+int itl_reap(pid_t pid, int timeout_ms)
+{
+    int64_t end = itl_now_ms() + timeout_ms;
+    int st;
+    while (itl_now_ms() < end) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        itl_sleep_ms(20);
+    }
+    return -1;
+}

@@ -143,6 +143,13 @@ uint64_t itl_echo_random(const char *host, uint16_t port, int nconns, uint64_t p
 int itl_track(pid_t pid);
 
 /*
+ * Reap pid (a child, or an orphan of a process this one is the subreaper
+ * of: PR_SET_CHILD_SUBREAPER) within timeout_ms: its exit status, 128 +
+ * the signal that killed it, or -1 when it is still running.
+ */
+int itl_reap(pid_t pid, int timeout_ms);
+
+/*
  * The service manager's side of sd_notify(3): a Unix datagram socket bound
  * at a fresh path under dir (written to path, for NOTIFY_SOCKET). The fd or
  * -errno.
