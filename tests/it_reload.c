@@ -15,14 +15,17 @@
  *   - each reload reports the successor's MAINPID and READY=1 on
  *     NOTIFY_SOCKET; the broken one READY=1 from the old process;
  *   - after each, the admin socket answers from the newest process (its
- *     uptime is shorter than the time since the reload began);
+ *     uptime is shorter than the time since the reload began), and so does
+ *     GET /metrics (its process_start_time_seconds is new);
  *   - the upgraded successor runs the new file, the old one the replaced;
  *   - every old process exits 0 once its held connections close.
  *
  * usage: it_reload WEFT_ECHO [HOLD] [RELOADS]   (defaults 200 and 5)
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,7 +44,7 @@
 #define CHUNK    512
 
 static char g_dir[64], g_conf[128], g_admin[128], g_exe[128];
-static uint16_t g_port;
+static uint16_t g_port, g_metrics;
 static int g_stop; /* atomic: the load threads finish */
 
 /* What the load threads found. */
@@ -168,14 +171,55 @@ static double admin_uptime(void)
     return -1;
 }
 
+/* process_start_time_seconds from one GET /metrics, or -1 (503 before the first sample). */
+static double metrics_get(void)
+{
+    static char buf[65536];
+    int fd = itl_connect("127.0.0.1", g_metrics, 5000, 0);
+    if (fd < 0)
+        return -1;
+    static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    size_t len = 0, got;
+    if (itl_write_all(fd, req, sizeof(req) - 1, 5000) == 0)
+        while (len < sizeof(buf) - 1 && itl_read_exact(fd, buf + len, 1, 5000, &got) == 0)
+            len++;
+    close(fd);
+    buf[len] = '\0';
+    const char *p = strstr(buf, "\nprocess_start_time_seconds ");
+    return p ? strtod(p + 29, NULL) : -1;
+}
+
+/* process_start_time_seconds from GET /metrics (the handed-over listener), or -1. */
+static double metrics_start_time(void)
+{
+    double v = -1;
+    for (int i = 0; i < 100 && (v = metrics_get()) < 0; i++)
+        itl_sleep_ms(50);
+    return v;
+}
+
+/* A port nobody listens on now (bound, read, closed). */
+static uint16_t free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    IT_CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+                 getsockname(fd, (struct sockaddr *)&sa, &len) == 0,
+             "%s", strerror(errno));
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
 static void write_conf(const char *workers)
 {
     FILE *f = fopen(g_conf, "w");
     IT_CHECK(f, "%s: %s", g_conf, strerror(errno));
     fprintf(f,
             "# it_reload\nworkers = %s\nstats-socket = %s\nstats-interval = 100\n"
-            "drain-timeout = 60000\nshutdown-timeout = 2000\nidle-timeout = 0\n",
-            workers, g_admin);
+            "drain-timeout = 60000\nshutdown-timeout = 2000\nidle-timeout = 0\n"
+            "metrics-port = %u\n",
+            workers, g_admin, g_metrics);
     fclose(f);
 }
 
@@ -225,6 +269,7 @@ int main(int argc, char **argv)
     int nfd = itl_notify_open(g_dir, notify, sizeof(notify));
     IT_CHECK(nfd >= 0, "notify socket: %s", strerror(-nfd));
     setenv("NOTIFY_SOCKET", notify, 1);
+    g_metrics = free_port();
     write_conf("2");
     install_binary(argv[1]);
 
@@ -236,6 +281,8 @@ int main(int argc, char **argv)
     pid_t pids[MAX_PIDS];
     int npids = 0;
     pids[npids++] = srv.pid;
+    double started = metrics_start_time();
+    IT_CHECK(started > 0, "GET /metrics on port %u: no process_start_time_seconds", g_metrics);
 
     pthread_t ht, ct;
     IT_CHECK(pthread_create(&ht, NULL, hold_main, &hold) == 0, "thread");
@@ -282,6 +329,10 @@ int main(int argc, char **argv)
                  "reload %d: the admin socket answers from a process up %.3f s, the reload began "
                  "%.3f s ago",
                  r, up, since);
+        double st = metrics_start_time();
+        IT_CHECK(st > started, "reload %d: GET /metrics answers with start time %.2f, before %.2f",
+                 r, st, started);
+        started = st;
         if (r == upgraded)
             IT_CHECK(!exe_replaced((pid_t)next), "upgrade: the successor runs the old binary");
     }

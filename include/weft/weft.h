@@ -423,11 +423,22 @@ void weft_server_stats(const weft_server *s, weft_stats *st);
 
 /* --- statistics ------------------------------------------------------------ */
 
+/*
+ * The upper bounds (ns) of the latency buckets that le[] counts, as
+ * Prometheus histograms have them: 1 µs, 2.5 µs, 5 µs, 10 µs ... 10 s.
+ */
+#define WEFT_LATENCY_BUCKETS 22
+const uint64_t *weft_latency_bounds_ns(void);
+
 /* Latency percentiles in nanoseconds from a log-linear histogram (~1%). */
 typedef struct weft_latency {
     uint64_t count;
     uint64_t p50, p90, p99, p999, max;
     double mean;
+    /* Cumulative: le[i] values at most weft_latency_bounds_ns()[i] (a value
+     * in a log-linear bucket that straddles a bound counts above it, so
+     * within the histogram's ~1%). */
+    uint64_t le[WEFT_LATENCY_BUCKETS];
 } weft_latency;
 
 /* Per-second rates over the last sampling interval. */
