@@ -5,8 +5,10 @@
 # (_bucket{le}, cumulative, +Inf equal to _count, _sum), process_* figures
 # that match /proc, and weft_build_info{version,io}. The text comes from
 # the admin socket (weft-stat --prometheus) and over HTTP (GET /metrics).
+# contrib/prometheus passes `promtool check config` and `check rules`, and
+# every weft metric its rules name is one weft-echo exports.
 #
-# usage: st_prometheus.sh VERSION WEFT_STAT WEFT_LOAD SERVER...
+# usage: st_prometheus.sh SOURCE_DIR VERSION WEFT_STAT WEFT_LOAD SERVER...
 set -u
 fail() { echo "st_prometheus: FAIL: $*" >&2; exit 1; }
 command -v promtool >/dev/null || fail "promtool not found (Debian package prometheus)"
@@ -14,8 +16,13 @@ DIR=$(mktemp -d /tmp/weft-st-prom.XXXXXX) || exit 2
 PIDS=
 cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; done; rm -rf "$DIR"; }
 trap cleanup EXIT
-VERSION=$1 STAT=$2 LOAD=$3
-shift 3
+SRC=$1 VERSION=$2 STAT=$3 LOAD=$4
+shift 4
+
+promtool check config "$SRC/contrib/prometheus/prometheus.yml" >"$DIR/lint" 2>&1 ||
+    fail "promtool check config: $(cat "$DIR/lint")"
+promtool check rules "$SRC/contrib/prometheus/weft-rules.yml" >"$DIR/lint" 2>&1 ||
+    fail "promtool check rules: $(cat "$DIR/lint")"
 
 # A free TCP port for the metrics listener (which takes no port 0).
 free_port() {
@@ -95,5 +102,10 @@ for prog in "$@"; do
     kill -TERM "$pid"
     wait "$pid" || fail "$name exited $? after SIGTERM"
     PIDS=
+    if [ "$name" = weft-echo ]; then
+        for m in $(grep -o '\b\(weft\|process\)_[a-z_]*' "$SRC/contrib/prometheus/weft-rules.yml" | sort -u); do
+            grep -q "^$m[{ ]" "$DIR/http.prom" || fail "weft-rules.yml names $m, which weft-echo does not export"
+        done
+    fi
     echo "st_prometheus: $name: promtool clean on the admin socket and GET /metrics; histograms, process_*, build_info: ok"
 done

@@ -41,7 +41,8 @@ foreach(p weft-http weft-kv weft-chat weft-multi)
     list(APPEND _weft_servers $<TARGET_FILE:${p}>)
   endif()
 endforeach()
-add_test(NAME st_prometheus COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/st_prometheus.sh ${PROJECT_VERSION}
+add_test(NAME st_prometheus COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/st_prometheus.sh
+                                    ${PROJECT_SOURCE_DIR} ${PROJECT_VERSION}
                                     $<TARGET_FILE:weft-stat> $<TARGET_FILE:weft-load> ${_weft_servers})
 unset(_weft_servers)
 set(WEFT_ST_TESTS st_exact st_admin st_concurrency st_cli st_lockout st_emfile st_prometheus)
