@@ -61,7 +61,7 @@ static void usage(FILE *f, const weft_program *p, const weft_config *defaults)
     fprintf(f, "usage: %s [options]\n\n%s\n\n", p->name, p->summary ? p->summary : "");
     size_t n;
     const weft_option *lib = weft_config_options(&n);
-    fprintf(f, "Server options (every weft program takes them):\n");
+    fprintf(f, "Options:\n\nServer options (every weft program takes them):\n");
     for (size_t i = 0; i < n; i++) {
         char def[128];
         int has = cfg_option_default(defaults, i, def, sizeof(def)) == 0;
@@ -219,8 +219,10 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
         return 2;
     }
     av[0] = argv[0];
-    memcpy(av + 1, g_cf.argv, (size_t)g_cf.argc * sizeof(*av));
-    memcpy(av + 1 + g_cf.argc, argv + 1, (size_t)(argc - 1) * sizeof(*av));
+    for (int i = 0; i < g_cf.argc; i++)
+        av[1 + i] = g_cf.argv[i];
+    for (int i = 1; i < argc; i++)
+        av[g_cf.argc + i] = argv[i];
     size_t k = 0;
     for (size_t i = 0; i < nlib; i++)
         lo[k++] = (struct option){lib[i].name, lib[i].has_arg, 0, OPT_LIB + (int)i};

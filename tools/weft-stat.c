@@ -501,6 +501,7 @@ static void usage(FILE *f)
             "usage: weft-stat [options]\n"
             "Show a running weft server's statistics, read from its admin socket.\n"
             "\n"
+            "Options:\n"
             "  --port N            the server's TCP port; its socket is /tmp/weft-N.sock\n"
             "                      (default %d)\n"
             "  --socket PATH       the admin socket (weft-echo --stats-socket)\n"

@@ -44,6 +44,8 @@ static void usage(FILE *f)
             "  churn  connect, one request, close, repeatedly; --conns such cycles run\n"
             "         concurrently; bounded by --count cycles and/or --duration.\n"
             "\n"
+            "Options:\n"
+            "\n"
             "Target:\n"
             "  --host ADDR            server address or name, IPv4 or IPv6 (default 127.0.0.1)\n"
             "  --port PORT            server port (default 7000)\n"
