@@ -25,6 +25,8 @@ packages=(
     redis-server redis-tools            # examples/kv tests and bench
     prometheus                          # promtool: tests/st_prometheus.sh
     systemd                             # systemd-analyze verify: tests/it_units.sh
+    help2man                            # make man
+    chromium                            # the status page test (tests/st_status_page.sh)
 )
 bench_packages=(libuv1-dev libevent-dev strace gnuplot-nox)
 

@@ -219,10 +219,13 @@ static void json_lat(sbuf *b, const weft_latency *l)
 {
     put(b,
         "{\"count\":%llu,\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
-        "\"mean\":%.1f}",
+        "\"mean\":%.1f,\"le\":[",
         (unsigned long long)l->count, (unsigned long long)l->p50, (unsigned long long)l->p90,
         (unsigned long long)l->p99, (unsigned long long)l->p999, (unsigned long long)l->max,
         l->mean);
+    for (int k = 0; k < WEFT_LATENCY_BUCKETS; k++)
+        put(b, "%s%llu", k ? "," : "", (unsigned long long)l->le[k]);
+    put(b, "]}");
 }
 
 static void json_counters(sbuf *b, const weft_snapshot *s, const uint64_t *v)
@@ -235,8 +238,14 @@ static void json_counters(sbuf *b, const weft_snapshot *s, const uint64_t *v)
 
 static void json(sbuf *b, const weft_snapshot *s)
 {
-    put(b, "{\"seq\":%llu,\"uptime_s\":%.3f,\"interval_s\":%.3f,\"io\":\"%s\",\"total\":{",
-        (unsigned long long)s->seq, s->uptime_s, s->interval_s, s->io ? s->io : "unknown");
+    put(b, "{\"seq\":%llu,\"uptime_s\":%.3f,\"interval_s\":%.3f,\"io\":\"%s\",\"version\":\"%s\",",
+        (unsigned long long)s->seq, s->uptime_s, s->interval_s, s->io ? s->io : "unknown",
+        WEFT_VERSION);
+    /* The bounds of every "le" array below (cumulative counts), in ns. */
+    put(b, "\"latency_bounds_ns\":[");
+    for (int k = 0; k < WEFT_LATENCY_BUCKETS; k++)
+        put(b, "%s%llu", k ? "," : "", (unsigned long long)weft_latency_bounds_ns()[k]);
+    put(b, "],\"total\":{");
     json_stats(b, &s->total);
     put(b, "},\"rate\":");
     json_rates(b, &s->rate);

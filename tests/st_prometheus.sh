@@ -18,16 +18,12 @@ cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; done; rm -rf "$DIR"; }
 trap cleanup EXIT
 SRC=$1 VERSION=$2 STAT=$3 LOAD=$4
 shift 4
+. "$(dirname "$0")/srvlib.sh"
 
 promtool check config "$SRC/contrib/prometheus/prometheus.yml" >"$DIR/lint" 2>&1 ||
     fail "promtool check config: $(cat "$DIR/lint")"
 promtool check rules "$SRC/contrib/prometheus/weft-rules.yml" >"$DIR/lint" 2>&1 ||
     fail "promtool check rules: $(cat "$DIR/lint")"
-
-# A free TCP port for the metrics listener (which takes no port 0).
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # check_text FILE WHAT: promtool, and the shapes promtool does not check.
 check_text() {
@@ -70,14 +66,7 @@ for prog in "$@"; do
         --metrics-port "$mport" >"$DIR/out" 2>"$DIR/err" &
     pid=$!
     PIDS=$pid
-    i=0
-    port=
-    while [ $i -lt 100 ] && [ -z "$port" ]; do
-        port=$(sed -n 's|.*listening on 127\.0\.0\.1:\([0-9][0-9]*\),.*|\1|p' "$DIR/out" 2>/dev/null)
-        [ -n "$port" ] || sleep 0.1
-        i=$((i + 1))
-    done
-    [ -n "$port" ] || fail "$name did not start: $(cat "$DIR/out" "$DIR/err")"
+    port=$(wait_port "$DIR/out") || fail "$name did not start: $(cat "$DIR/out" "$DIR/err")"
     # Some traffic, so that the turn histogram is not all zeros (echo servers only).
     [ "$name" = weft-echo ] && "$LOAD" echo --port "$port" --conns 4 --duration 1 >/dev/null 2>&1
     sleep 0.3
