@@ -186,7 +186,7 @@ static void getopt_error(const weft_program *p, const cf_args *cf, char **av, in
 {
     const char *w = origin(cf, i);
     fprintf(stderr, "%s: %s%s%s '%s' (see --help)\n", p->name, w ? w : "", w ? ": " : "",
-            known ? "a value is missing or not allowed:" : "unknown option", av[i]);
+            known ? "a value is missing or not allowed:" : "unrecognized option", av[i]);
 }
 
 /* 0 to run, 1 to exit 0 (--help, --version, --print-config), 2 on a usage error. */

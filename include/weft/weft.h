@@ -836,11 +836,15 @@ typedef struct weft_program {
  * --log-level and --log-format (log lines on stderr with a timestamp, the
  * program's name, its pid and the level, unless the program set
  * config.log); validate; raise the soft RLIMIT_NOFILE to the hard limit;
- * create the server; call setup; install SIGINT and SIGTERM handlers that
- * call weft_server_stop (the one place the library sets a signal
- * disposition, because this is the program's main); start; print the
- * startup lines (address, workers, I/O backend, CPUs, admin socket) on
- * stdout; wait; print the counts; teardown; free. Returns 0, 1 when the
+ * take the sockets systemd passed (LISTEN_FDS) or a predecessor handed over
+ * (a reload); create the server; call setup; install SIGINT and SIGTERM
+ * handlers that call weft_server_stop and a SIGHUP handler (and the admin
+ * command `reload`) that starts a successor, hands it the listening
+ * sockets and drains (the one place the library sets a signal
+ * disposition, because this is the program's main; docs/operations.md);
+ * start; tell $NOTIFY_SOCKET READY=1; print the startup lines (address,
+ * workers, I/O backend, CPUs, admin socket) on stdout; wait; print the
+ * counts; teardown; free. Returns 0, 1 when the
  * server could not start or stopped on an error (one line on stderr says
  * why), or 2 for a usage error. One call per process, from main.
  */
