@@ -20,7 +20,9 @@
  *   - the upgraded successor runs the new file, the old one the replaced;
  *   - every old process exits 0 once its held connections close.
  *
- * usage: it_reload WEFT_ECHO [HOLD] [RELOADS]   (defaults 200 and 5)
+ * usage: it_reload WEFT_ECHO [HOLD] [RELOADS] [UPGRADE]   (defaults 200, 5
+ * and WEFT_ECHO again: UPGRADE is the binary installed for the upgrade, a
+ * rebuilt weft-echo for instance)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -254,7 +256,8 @@ static void drain_stdout(int fd)
 
 int main(int argc, char **argv)
 {
-    IT_CHECK(argc >= 2, "usage: it_reload WEFT_ECHO [HOLD] [RELOADS]");
+    IT_CHECK(argc >= 2, "usage: it_reload WEFT_ECHO [HOLD] [RELOADS] [UPGRADE]");
+    const char *upgrade = argc > 4 ? argv[4] : argv[1];
     int hold = argc > 2 ? atoi(argv[2]) : 200, reloads = argc > 3 ? atoi(argv[3]) : 5;
     IT_CHECK(hold >= 1 && hold <= 5000 && reloads >= 3 && reloads <= 20,
              "HOLD 1..5000, RELOADS 3..20");
@@ -305,7 +308,7 @@ int main(int argc, char **argv)
             itl_sleep_ms(300);
         }
         if (r == 2) {
-            install_binary(argv[1]); /* the upgrade: a new file at the same path */
+            install_binary(upgrade); /* the upgrade: a new file at the same path */
             upgraded = r;
             IT_CHECK(exe_replaced(cur), "upgrade: the old process's file was not replaced");
         }
