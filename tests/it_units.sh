@@ -28,4 +28,35 @@ done
 # The sample config file is one weft-echo accepts.
 "$ECHO" --config "$SRC/contrib/systemd/weft-echo.conf" --print-config >"$DIR/out" 2>&1 ||
     fail "contrib/systemd/weft-echo.conf: $(cat "$DIR/out")"
-echo "it_units: weft-echo.socket and weft-echo.service verify clean; weft-echo.conf parses: ok"
+# The acceptance command: systemd-socket-activate passes the socket, weft-echo serves it.
+command -v systemd-socket-activate >/dev/null || fail "systemd-socket-activate not found (Debian package systemd)"
+. "$(dirname "$0")/srvlib.sh"
+port=$(free_port)
+systemd-socket-activate -l "127.0.0.1:$port" "$ECHO" --workers 1 --stats-socket '' \
+    >"$DIR/sa.out" 2>&1 &
+sa=$!
+trap 'kill $sa 2>/dev/null; rm -rf "$DIR"' EXIT
+got=$(python3 - "$port" <<'PY'
+import socket, sys, time
+for _ in range(100):
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+        break
+    except OSError:
+        time.sleep(0.1)
+s.sendall(b"activated\n")
+data = b""
+while not data.endswith(b"\n"):
+    chunk = s.recv(100)
+    if not chunk:
+        break
+    data += chunk
+print(data.decode().strip())
+PY
+)
+[ "$got" = activated ] || fail "systemd-socket-activate weft-echo echoed '$got': $(cat "$DIR/sa.out")"
+grep -q "listening on 127.0.0.1:$port," "$DIR/sa.out" || fail "weft-echo did not serve the passed socket: $(cat "$DIR/sa.out")"
+kill -TERM $sa
+wait $sa
+grep -q "^weft-echo: stopped: 1 connections accepted" "$DIR/sa.out" || fail "after SIGTERM: $(cat "$DIR/sa.out")"
+echo "it_units: weft-echo.socket and weft-echo.service verify clean; weft-echo.conf parses; systemd-socket-activate -l 127.0.0.1:$port weft-echo serves: ok"
