@@ -122,11 +122,21 @@ tsan: deps
 
 # Man pages of the tools, from their --help (help2man; docs/man/*.1 are committed).
 man: build
-	@for t in weft-echo:'the weft reference echo server' \
-	          weft-load:'load generator for TCP echo servers, every byte verified' \
-	          weft-stat:'live statistics of a running weft server'; do \
-	    n=$${t%%:*}; help2man --no-info -N -S weft --version-string=$$(sed -n 's/^project(weft VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt) \
-	        -n "$${t#*:}" $(BUILD_DIR)/tools/$$n > docs/man/$$n.1 && echo "docs/man/$$n.1"; done
+	@command -v help2man >/dev/null || { echo 'make man: needs help2man (apt-get install help2man)' >&2; exit 1; }
+	@v=$$(sed -n 's/^project(weft VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt); \
+	for t in tools/weft-echo:'the weft reference echo server':server \
+	         tools/weft-load:'load generator for TCP echo servers, every byte verified': \
+	         tools/weft-stat:'live statistics of a running weft server': \
+	         examples/http/weft-http:'the weft HTTP/1.1 server example':server \
+	         examples/kv/weft-kv:'the weft key-value server example (RESP)':server \
+	         examples/chat/weft-chat:'the weft chat server example':server \
+	         examples/multi/weft-multi:'several protocols in one weft server':server; do \
+	    p=$${t%%:*}; rest=$${t#*:}; what=$${rest%:*}; kind=$${rest##*:}; n=$${p##*/}; \
+	    [ -x $(BUILD_DIR)/$$p ] || continue; \
+	    inc="--include docs/man/$$n.h2m"; \
+	    [ "$$kind" = server ] && inc="$$inc --include docs/man/weft-server.h2m"; \
+	    help2man --no-info -N -S weft --version-string=$$v -n "$$what" $$inc \
+	        $(BUILD_DIR)/$$p > docs/man/$$n.1 && echo "docs/man/$$n.1"; done
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS from fuzz/corpus/.
 FUZZ_SECONDS ?= 30

@@ -43,6 +43,8 @@ endif()
 # ---- header, libraries, tools --------------------------------------------------
 install(DIRECTORY include/weft DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.h")
+install(FILES ${WEFT_GENERATED_INCLUDE}/weft/version.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/weft)
 
 install(TARGETS weft_static weft_shared EXPORT weftTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

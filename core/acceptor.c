@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/inherit.h"
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/server-t.h"
@@ -198,13 +199,58 @@ static int accept_batch(struct weft_server *s, lsn *l, unsigned *rr)
     return 0; /* more may be waiting: poll again without sleeping */
 }
 
+static void close_listeners(struct weft_server *s)
+{
+    for (int i = 0; i < s->nlsn; i++) {
+        if (s->lsn[i]->fd >= 0)
+            close(s->lsn[i]->fd);
+        s->lsn[i]->fd = -1;
+    }
+}
+
+void acc_release(struct weft_server *s)
+{
+    __atomic_store_n(&s->releasing, 1, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    ssize_t n = write(s->stop_efd, &one, sizeof(one));
+    (void)n; /* EAGAIN: the counter is saturated, the acceptor wakes anyway */
+}
+
+int acc_released(const struct weft_server *s)
+{
+    return __atomic_load_n(&s->released, __ATOMIC_ACQUIRE);
+}
+
+int acc_listen_fds(const struct weft_server *s, int *fds, char *from_systemd, int max)
+{
+    int n = 0;
+    for (int i = 0; i < s->nlsn && n < max; i++)
+        if (s->lsn[i]->fd >= 0) {
+            from_systemd[n] = s->lsn[i]->inherited == INH_SYSTEMD;
+            fds[n++] = s->lsn[i]->fd;
+        }
+    return n;
+}
+
+/*
+ * acc_release woke us: consume the wake-up and close the listeners; from
+ * now on the stop eventfd is the only thing polled. A weft_server_stop
+ * whose write this read consumed set `stopping` first, so the loop sees it.
+ */
+static void release_listeners(struct weft_server *s)
+{
+    uint64_t v;
+    ssize_t n = read(s->stop_efd, &v, sizeof(v));
+    (void)n; /* EAGAIN: nothing left to consume */
+    close_listeners(s);
+    __atomic_store_n(&s->released, 1, __ATOMIC_RELEASE);
+    wlog(s, WEFT_LOG_INFO, "stopped accepting: the listeners are handed on");
+}
+
 /* Stop accepting first, then let every worker drain (invariant 8). */
 static void stop_accepting(struct weft_server *s)
 {
-    for (int i = 0; i < s->nlsn; i++) {
-        close(s->lsn[i]->fd);
-        s->lsn[i]->fd = -1;
-    }
+    close_listeners(s);
     __atomic_store_n(&s->grp.drain, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < s->nworkers; i++)
         wk_wake(s->workers[i]);
@@ -237,9 +283,10 @@ void *acc_main(void *arg)
     pf[0] = (struct pollfd){.fd = s->stop_efd, .events = POLLIN};
     for (int i = 0; i < s->nlsn; i++)
         pf[1 + i] = (struct pollfd){.fd = s->lsn[i]->fd, .events = POLLIN};
+    int released = 0;
     while (!__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE)) {
-        /* While pausing after EMFILE, wait on the stop fd only. */
-        int n = poll(pf, timeout > 0 ? 1 : 1 + (nfds_t)s->nlsn, timeout);
+        /* While pausing after EMFILE, or released, wait on the stop fd only. */
+        int n = poll(pf, timeout > 0 || released ? 1 : 1 + (nfds_t)s->nlsn, timeout);
         if (n < 0 && errno != EINTR) {
             wlog(s, WEFT_LOG_ERROR, "acceptor: poll: %s", weft_strerror(errno));
             break;
@@ -248,6 +295,14 @@ void *acc_main(void *arg)
             break;
         if (pf[0].revents & POLLIN)
             tls_reloads(s);
+        if (!released && __atomic_load_n(&s->releasing, __ATOMIC_ACQUIRE)) {
+            release_listeners(s);
+            released = 1;
+            timeout = -1;
+            continue;
+        }
+        if (released)
+            continue;
         if (timeout > 0 && n == 0) {
             timeout = -1; /* the pause is over */
             continue;

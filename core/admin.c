@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/inherit.h"
 #include "core/log.h"
 #include "core/server-t.h"
 #include "stats/admin_proto.h"
@@ -156,6 +157,9 @@ static int bind_socket(const char *path)
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     strcpy(sa.sun_path, path);
+    int fd = inh_take((struct sockaddr *)&sa, sizeof(sa), NULL);
+    if (fd >= 0)
+        return fd; /* the predecessor's, passed on a reload */
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
@@ -169,7 +173,7 @@ static int bind_socket(const char *path)
             return -EADDRINUSE;
         unlink(path);
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     /* Linux creates the socket file with the fd's mode: no umask games. */

@@ -295,7 +295,8 @@ static const weft_option g_opt_names[] = {
      "With --listen and neither --bind nor --port, only these listen"},
     {"tls-cert", 1, "FILE",
      "serve TLS on --bind/--port with this PEM certificate\n"
-     "(chain allowed); needs --tls-key. SIGHUP reloads it"},
+     "(chain allowed); needs --tls-key. Admin tls-reload or\n"
+     "SIGHUP (a successor) loads it again"},
     {"tls-key", 1, "FILE", "the private key (PEM) for --tls-cert"},
     {"tls-alpn", 1, "LIST", "protocols offered by ALPN, comma-separated (http/1.1)"},
     {"tls-handshake-timeout", 1, "MS", "close a TLS connection whose handshake takes longer"},
@@ -411,10 +412,31 @@ int cfg_option_default(const weft_config *cfg, size_t i, char *buf, size_t len)
         if (strcmp(g_nodef[k], g_opt_names[i].name) == 0)
             return -ENOENT;
     const cfg_opt *o = &g_opts[i];
+    if (o->kind != K_STR && o->kind != K_U16 && o->kind != K_U32 && o->kind != K_INT)
+        return -ENOENT;
+    return cfg_option_value(cfg, i, buf, len);
+}
+
+/* The CPU list of cfg as weft_parse_cpus reads it ("0,1,5"). */
+static void cpus_text(const weft_config *cfg, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < cfg->ncpus && n < len; k++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%d", k ? "," : "", cfg->cpus[k]);
+}
+
+int cfg_option_value(const weft_config *cfg, size_t i, char *buf, size_t len)
+{
+    if (i >= NOPTS)
+        return -ENOENT;
+    const cfg_opt *o = &g_opts[i];
     const char *src = (const char *)cfg + o->off;
-    if (o->kind == K_STR) {
+    if (o->kind == K_STR || o->kind == K_IO) {
         const char *v;
         memcpy(&v, src, sizeof(v));
+        if (!v && o->kind == K_IO)
+            return -ENOENT; /* the rule: $WEFT_IO, else epoll */
         snprintf(buf, len, "%s", v ? v : "");
     } else if (o->kind == K_U16) {
         snprintf(buf, len, "%u", *(const uint16_t *)(const void *)src);
@@ -422,8 +444,15 @@ int cfg_option_default(const weft_config *cfg, size_t i, char *buf, size_t len)
         snprintf(buf, len, "%u", *(const uint32_t *)(const void *)src);
     } else if (o->kind == K_INT) {
         snprintf(buf, len, "%d", *(const int *)(const void *)src);
+    } else if (o->kind == K_PIN) {
+        snprintf(buf, len, "%s",
+                 cfg->pin == WEFT_PIN_CPU    ? "cpu"
+                 : cfg->pin == WEFT_PIN_NONE ? "none"
+                                             : "node");
+    } else if (o->kind == K_CPUS && cfg->ncpus > 0) {
+        cpus_text(cfg, buf, len);
     } else {
-        return -ENOENT;
+        return -ENOENT; /* no-pin (pin says it), listen (repeated), no cpus */
     }
     return 0;
 }

@@ -14,4 +14,11 @@
  */
 int cfg_option_default(const weft_config *cfg, size_t i, char *buf, size_t len);
 
+/*
+ * The value option i has in cfg, as the option would be written to set it
+ * (pin "cpu", cpus "0,2"), into buf: 0, or -ENOENT for an option that has
+ * no single value (no-pin, listen, io when unset, cpus when unset).
+ */
+int cfg_option_value(const weft_config *cfg, size_t i, char *buf, size_t len);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/server-t.h"
@@ -103,7 +104,58 @@ void wlog(const struct weft_server *s, int level, const char *fmt, ...)
         s->cfg.log(s->cfg.log_ud, level, line);
         return;
     }
+    log_emit("weft", LOG_TEXT, level, line);
+}
+
+const char *log_level_name(int level)
+{
     static const char *const lv[] = {"error", "warn", "info", "debug"};
-    /* One fprintf per line: stdio locks the stream, so lines never interleave. */
-    fprintf(stderr, "weft: %s: %s\n", lv[level & 3], line);
+    return lv[level & 3];
+}
+
+/* Append s to the logfmt line at *n, quoted, with " and \\ escaped. */
+static void logfmt_quote(char *buf, size_t size, size_t *n, const char *s)
+{
+    if (*n + 1 < size)
+        buf[(*n)++] = '"';
+    for (; *s && *n + 3 < size; s++) {
+        if (*s == '"' || *s == '\\')
+            buf[(*n)++] = '\\';
+        buf[(*n)++] = *s == '\n' ? ' ' : *s;
+    }
+    if (*n + 1 < size)
+        buf[(*n)++] = '"';
+}
+
+void log_emit(const char *ident, int format, int level, const char *line)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    size_t w = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + w, sizeof(when) - w, ".%03ldZ", ts.tv_nsec / 1000000);
+    char buf[1024];
+    int k;
+    if (format == LOG_LOGFMT)
+        k = snprintf(buf, sizeof(buf), "ts=%s level=%s prog=%s pid=%ld msg=", when,
+                     log_level_name(level), ident, (long)getpid());
+    else
+        k = snprintf(buf, sizeof(buf), "%s %s[%ld] %s: ", when, ident, (long)getpid(),
+                     log_level_name(level));
+    size_t n = k > 0 && (size_t)k < sizeof(buf) ? (size_t)k : 0;
+    if (format == LOG_LOGFMT) {
+        logfmt_quote(buf, sizeof(buf) - 1, &n, line);
+    } else {
+        size_t len = strlen(line);
+        if (len > sizeof(buf) - 2 - n)
+            len = sizeof(buf) - 2 - n;
+        memcpy(buf + n, line, len);
+        n += len;
+    }
+    buf[n++] = '\n';
+    /* One write per line: lines from several threads never interleave. */
+    ssize_t r = write(STDERR_FILENO, buf, n);
+    (void)r; /* nowhere left to report a failed log write */
 }

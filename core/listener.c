@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/inherit.h"
 #include "core/tls_ctx.h"
 #include "workers/addr.h"
 
@@ -198,7 +199,9 @@ int lsn_open(const char *addr, uint16_t port, int backlog, uint16_t *bound)
     wk_addr a;
     if (wk_addr_parse(spec, &a, NULL) != 0 || a.len == 0)
         return -EINVAL;
-    int fd = bind_listen((struct sockaddr *)&a.ss, a.len, backlog, false, 0);
+    int fd = inh_take((struct sockaddr *)&a.ss, a.len, NULL);
+    if (fd < 0)
+        fd = bind_listen((struct sockaddr *)&a.ss, a.len, backlog, false, 0);
     if (fd < 0)
         return fd;
     socklen_t len = sizeof(a.ss);
@@ -400,7 +403,11 @@ lsn *lsn_new(const weft_listener_opts *opts, int index, const weft_handler *h, v
                             .ud = opts->handler || opts->ud ? opts->ud : ud,
                             .listener = index,
                             .on_gone = l->src ? source_gone : NULL};
-    int fd = bind_listen((struct sockaddr *)&a.ss, a.len, opts->backlog ? opts->backlog : backlog,
+    /* A socket systemd or a predecessor passed (core/inherit.h) before a new one. */
+    int origin = 0;
+    int fd = inh_take((struct sockaddr *)&a.ss, a.len, &origin);
+    if (fd < 0)
+        fd = bind_listen((struct sockaddr *)&a.ss, a.len, opts->backlog ? opts->backlog : backlog,
                          opts->reuseport, opts->mode ? opts->mode : 0660);
     if (fd < 0) {
         lsn_free(l);
@@ -408,13 +415,15 @@ lsn *lsn_new(const weft_listener_opts *opts, int index, const weft_handler *h, v
         return NULL;
     }
     l->fd = fd;
+    l->inherited = origin;
     socklen_t len = sizeof(a.ss);
     if (l->family != AF_UNIX && getsockname(fd, (struct sockaddr *)&a.ss, &len) == 0)
         l->port = ntohs(l->family == AF_INET ? ((struct sockaddr_in *)&a.ss)->sin_port
                                              : ((struct sockaddr_in6 *)&a.ss)->sin6_port);
     else
         len = a.len;
-    if (l->family == AF_UNIX)
+    /* systemd owns the file of a socket it passed: it is never ours to remove. */
+    if (l->family == AF_UNIX && origin != INH_SYSTEMD)
         snprintf(l->path, sizeof(l->path), "%s", ((struct sockaddr_un *)&a.ss)->sun_path);
     wk_addr_format((struct sockaddr *)&a.ss, len, l->addr, sizeof(l->addr));
     if (!opts->name || copy_span(opts->name, l->name, sizeof(l->name)) != 0 || !l->name[0])
@@ -437,7 +446,7 @@ void lsn_free(lsn *l)
         return;
     if (l->fd >= 0)
         close(l->fd);
-    if (l->path[0])
+    if (l->path[0] && !inh_handed_over())
         unlink(l->path);
     free(l->src);
     for (int i = 0; i < 4; i++) {

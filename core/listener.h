@@ -28,6 +28,7 @@ typedef struct lsn {
     char addr[128]; /* as bound: "127.0.0.1:8080", "unix:/path" */
     char path[108]; /* a Unix socket's file, unlinked at close; "" for TCP */
     int fd;
+    int inherited; /* 0: bound here; INH_SYSTEMD, INH_HANDOFF: inherited (core/inherit.h) */
     int family;
     uint16_t port;
     /* The acceptor's: the token bucket, and a pause (EMFILE, rate). */

@@ -31,4 +31,19 @@ void wlog(const struct weft_server *s, int level, const char *fmt, ...)
  */
 void wlog_sink(void *ctx, int level, int limit, const char *line);
 
+/* How log_emit writes a line. */
+enum { LOG_TEXT, LOG_LOGFMT };
+
+/*
+ * Write one log line on stderr, with a UTC timestamp (milliseconds), the
+ * level, and `ident` and the pid: "2026-12-03T13:20:20.123Z weft-echo[42]
+ * warn: text" (LOG_TEXT) or "ts=... level=warn prog=weft-echo pid=42
+ * msg=\"text\"" (LOG_LOGFMT, quotes and backslashes escaped). One write(2)
+ * per line, so lines from several threads never interleave. Any thread.
+ */
+void log_emit(const char *ident, int format, int level, const char *line);
+
+/* "error", "warn", "info" or "debug" for a WEFT_LOG_* level. */
+const char *log_level_name(int level);
+
 #endif

@@ -14,9 +14,17 @@
 #include "core/server-t.h"
 #include "stats/admin_proto.h"
 #include "stats/sampler.h"
+#include "stats/status_page.h"
 
 #define PROM_TYPE  "text/plain; version=0.0.4; charset=utf-8"
 #define PLAIN_TYPE "text/plain; charset=utf-8"
+#define HTML_TYPE  "text/html; charset=utf-8"
+#define JSON_TYPE  "application/json"
+/* The page is one file: its script and style inline, nothing from elsewhere. */
+#define PAGE_HEADERS                                                                               \
+    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"                               \
+    "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "                    \
+    "style-src 'unsafe-inline'; connect-src 'self'; img-src data:\r\n"
 
 /* Format a whole response (headers is "" or lines ending in CRLF) into r[0..cap). */
 static int http_format(char *r, size_t cap, const char *status, const char *type,
@@ -38,15 +46,16 @@ static char *http_reply(const char *status, const char *type, const char *header
     return r;
 }
 
-static char *metrics_reply(void *sampler)
+/* The latest snapshot rendered in fmt, as a 200 of type (503 before the first sample). */
+static char *snapshot_reply(void *sampler, weft_format fmt, const char *type, const char *headers)
 {
     int err = 0;
-    char *body = sampler_render(sampler, WEFT_FORMAT_PROMETHEUS, &err);
+    char *body = sampler_render(sampler, fmt, &err);
     if (!body)
         return err == -EAGAIN ? http_reply("503 Service Unavailable", PLAIN_TYPE,
                                            "Retry-After: 1\r\n", "no sample yet\n")
                               : NULL;
-    char *r = http_reply("200 OK", PROM_TYPE, "", body);
+    char *r = http_reply("200 OK", type, headers, body);
     free(body);
     return r;
 }
@@ -58,9 +67,14 @@ static void metrics_input(void *ctx, ep_client *c)
     if (r == HTTP_MORE)
         return;
     c->closing = 1;
-    static const char only[] = "only GET /metrics is served\n";
+    static const char only[] = "served: GET /metrics, GET / (the status page), GET /stats.json\n";
     if (r == HTTP_METRICS) {
-        ep_answer(c, metrics_reply(ctx));
+        ep_answer(c, snapshot_reply(ctx, WEFT_FORMAT_PROMETHEUS, PROM_TYPE, ""));
+    } else if (r == HTTP_STATUS) {
+        ep_answer(c, http_reply("200 OK", HTML_TYPE, PAGE_HEADERS, status_page_html()));
+    } else if (r == HTTP_JSON) {
+        ep_answer(c,
+                  snapshot_reply(ctx, WEFT_FORMAT_JSON, JSON_TYPE, "Cache-Control: no-store\r\n"));
     } else if (r == HTTP_NOT_FOUND) {
         ep_answer(c, http_reply("404 Not Found", PLAIN_TYPE, "", only));
     } else if (r == HTTP_BAD_METHOD) {

@@ -20,23 +20,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include "core/conffile.h"
 #include "core/config.h"
+#include "core/inherit.h"
+#include "core/log.h"
+#include "core/reload.h"
+#include "core/supervise.h"
 #include "weft/weft.h"
-
-/* The server the signal handler stops (one weft_main per process). */
-static weft_server *volatile g_server;
-
-static void on_signal(int sig)
-{
-    weft_server *s = g_server;
-    if (!s)
-        return;
-    if (sig == SIGHUP)
-        weft_server_reload_tls_async(s); /* new certificates, no connection dropped */
-    else
-        weft_server_stop(s); /* async-signal-safe */
-}
 
 /* ---- --help --------------------------------------------------------------- */
 
@@ -69,7 +61,7 @@ static void usage(FILE *f, const weft_program *p, const weft_config *defaults)
     fprintf(f, "usage: %s [options]\n\n%s\n\n", p->name, p->summary ? p->summary : "");
     size_t n;
     const weft_option *lib = weft_config_options(&n);
-    fprintf(f, "Server options (every weft program takes them):\n");
+    fprintf(f, "Options:\n\nServer options (every weft program takes them):\n");
     for (size_t i = 0; i < n; i++) {
         char def[128];
         int has = cfg_option_default(defaults, i, def, sizeof(def)) == 0;
@@ -80,32 +72,157 @@ static void usage(FILE *f, const weft_program *p, const weft_config *defaults)
         for (const weft_program_option *o = p->options; o->name; o++)
             help_entry(f, o->name, o->arg, o->help, NULL);
     }
-    fprintf(f, "\n  -q, --quiet                log errors and warnings only\n"
+    fprintf(f, "\n  --config FILE              read options from FILE first: one 'name = value'\n"
+               "                             (or a flag's 'name') per line, # comments; the\n"
+               "                             command line overrides it; a reload re-reads it\n"
+               "  --print-config             print the settings in that format and exit\n"
+               "  --log-level LEVEL          error, warn, info or debug (default info)\n"
+               "  --log-format FORMAT        text or logfmt (default text); lines go to stderr\n"
+               "  --drain-timeout MS         after a reload (SIGHUP, admin 'reload'), how long\n"
+               "                             the old process serves its connections before\n"
+               "                             it closes them (default 30000)\n"
+               "  -q, --quiet                log errors and warnings only\n"
                "  -v, --verbose              log debug lines too\n"
                "  -h, --help                 this text\n"
                "  -V, --version              print the version\n");
     fprintf(f, "\nBYTES accept a K, M or G suffix (powers of 1024). SIGINT or SIGTERM stops the\n"
-               "server cleanly: pending output is flushed first (up to --shutdown-timeout).\n");
+               "server cleanly: pending output is flushed first (up to --shutdown-timeout).\n"
+               "SIGHUP reloads: a successor (this binary, these arguments, --config re-read)\n"
+               "takes the listening sockets; this process drains and exits. Sockets passed\n"
+               "by systemd (LISTEN_FDS) are served; READY=1 etc. go to $NOTIFY_SOCKET.\n");
     if (p->epilog)
         fprintf(f, "%s\n", p->epilog);
 }
 
 /* ---- parsing -------------------------------------------------------------------- */
 
-enum { OPT_LIB = 256, OPT_PROG = 1024 };
+enum {
+    OPT_LIB = 256,
+    OPT_PROG = 1024,
+    OPT_CONFIG = 2048,
+    OPT_PRINT,
+    OPT_LOG_LEVEL,
+    OPT_LOG_FORMAT,
+    OPT_DRAIN
+};
 
-/* 0 to run, 1 to exit 0 (--help, --version), 2 on a usage error. */
+/* Settings of weft_main itself, beside weft_config. */
+static struct {
+    uint32_t drain_ms; /* --drain-timeout */
+    int bind_given;    /* --bind or --port was given */
+} g_prog = {.drain_ms = 30000};
+
+/* The log sink weft_main installs: lines named by the program. */
+static struct {
+    const char *ident;
+    int format; /* LOG_TEXT, LOG_LOGFMT */
+} g_log = {"weft", LOG_TEXT};
+
+static void program_log(void *ud, int level, const char *line)
+{
+    (void)ud;
+    log_emit(g_log.ident, g_log.format, level, line);
+}
+
+/*
+ * The value of --config in argv (before a "--"): 0 with *path set (NULL
+ * when there is none), or -1 when it is given twice or has no value.
+ */
+static int find_config(int argc, char **argv, const char **path)
+{
+    *path = NULL;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *v = NULL;
+        if (!strcmp(argv[i], "--config"))
+            v = i + 1 < argc ? argv[++i] : "";
+        else if (!strncmp(argv[i], "--config=", 9))
+            v = argv[i] + 9;
+        else
+            continue;
+        if (*path || !*v)
+            return -1;
+        *path = v;
+    }
+    return 0;
+}
+
+/* The --config file's words: cfg points into them until weft_main returns. */
+static cf_args g_cf;
+
+/* One line for a value that was refused: where it came from, and why. */
+static void option_error(const weft_program *p, const char *where, const char *name,
+                         const char *arg, const char *why)
+{
+    fprintf(stderr, "%s: %s%s--%s%s%s%s: %s (see --help)\n", p->name, where ? where : "",
+            where ? ": " : "", name, arg ? " '" : "", arg ? arg : "", arg ? "'" : "",
+            why ? why : "not accepted");
+}
+
+/* --print-config: the settings as a --config file would set them. */
+static void print_config(const weft_config *cfg)
+{
+    size_t n;
+    const weft_option *lib = weft_config_options(&n);
+    for (size_t i = 0; i < n; i++) {
+        char v[256];
+        if (cfg_option_value(cfg, i, v, sizeof(v)) == 0)
+            printf(*v ? "%s = %s\n" : "%s = ''\n", lib[i].name, v);
+    }
+    for (int i = 0; i < cfg->nlisten; i++)
+        printf("listen = %s\n", cfg->listen[i]);
+    printf("log-level = %s\n", log_level_name(cfg->log_level));
+    printf("log-format = %s\n", g_log.format == LOG_LOGFMT ? "logfmt" : "text");
+    printf("drain-timeout = %u\n", g_prog.drain_ms);
+}
+
+/* Word i of the merged command line: the file's "FILE:LINE", or NULL. */
+static const char *origin(const cf_args *cf, int i)
+{
+    return i >= 1 && i <= cf->argc ? cf->where[i - 1] : NULL;
+}
+
+/* A getopt failure at word av[i]: one line that names it. */
+static void getopt_error(const weft_program *p, const cf_args *cf, char **av, int i, int known)
+{
+    const char *w = origin(cf, i);
+    fprintf(stderr, "%s: %s%s%s '%s' (see --help)\n", p->name, w ? w : "", w ? ": " : "",
+            known ? "a value is missing or not allowed:" : "unrecognized option", av[i]);
+}
+
+/* 0 to run, 1 to exit 0 (--help, --version, --print-config), 2 on a usage error. */
 static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
 {
     size_t nlib, nprog = 0;
     const weft_option *lib = weft_config_options(&nlib);
     while (p->options && p->options[nprog].name)
         nprog++;
-    struct option *lo = calloc(nlib + nprog + 5, sizeof(*lo));
-    if (!lo) {
-        fprintf(stderr, "%s: out of memory\n", p->name);
+    const char *cpath;
+    if (find_config(argc, argv, &cpath) != 0) {
+        fprintf(stderr, "%s: --config takes one FILE, once (see --help)\n", p->name);
         return 2;
     }
+    char err[512];
+    if (cpath && cf_load(cpath, &g_cf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", p->name, err);
+        cf_free(&g_cf);
+        return 2;
+    }
+    /* The file's words first: the command line overrides them. */
+    int ac = argc + g_cf.argc;
+    char **av = calloc((size_t)ac + 1, sizeof(*av));
+    struct option *lo = calloc(nlib + nprog + 10, sizeof(*lo));
+    if (!lo || !av) {
+        fprintf(stderr, "%s: out of memory\n", p->name);
+        free(lo);
+        free(av);
+        cf_free(&g_cf);
+        return 2;
+    }
+    av[0] = argv[0];
+    for (int i = 0; i < g_cf.argc; i++)
+        av[1 + i] = g_cf.argv[i];
+    for (int i = 1; i < argc; i++)
+        av[g_cf.argc + i] = argv[i];
     size_t k = 0;
     for (size_t i = 0; i < nlib; i++)
         lo[k++] = (struct option){lib[i].name, lib[i].has_arg, 0, OPT_LIB + (int)i};
@@ -113,16 +230,23 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
         lo[k++] =
             (struct option){p->options[i].name, p->options[i].arg ? required_argument : no_argument,
                             0, OPT_PROG + (int)i};
+    lo[k++] = (struct option){"config", required_argument, 0, OPT_CONFIG};
+    lo[k++] = (struct option){"print-config", no_argument, 0, OPT_PRINT};
+    lo[k++] = (struct option){"log-level", required_argument, 0, OPT_LOG_LEVEL};
+    lo[k++] = (struct option){"log-format", required_argument, 0, OPT_LOG_FORMAT};
+    lo[k++] = (struct option){"drain-timeout", required_argument, 0, OPT_DRAIN};
     lo[k++] = (struct option){"quiet", no_argument, 0, 'q'};
     lo[k++] = (struct option){"verbose", no_argument, 0, 'v'};
     lo[k++] = (struct option){"help", no_argument, 0, 'h'};
     lo[k++] = (struct option){"version", no_argument, 0, 'V'};
     weft_config defaults = *cfg;
-    int rc = 0, o, bind_given = 0, pin_given = 0, cpus_given = 0;
+    int rc = 0, o, bind_given = 0, pin_given = 0, cpus_given = 0, print = 0;
     const char *why = NULL;
     optind = 1;
-    while (rc == 0 && (o = getopt_long(argc, argv, "qvhV", lo, NULL)) != -1) {
+    opterr = 0; /* one line per mistake, ours */
+    while (rc == 0 && (o = getopt_long(ac, av, "qvhV", lo, NULL)) != -1) {
         const char *name = NULL;
+        why = NULL;
         if (o >= OPT_LIB && o < OPT_LIB + (int)nlib) {
             name = lib[o - OPT_LIB].name;
             if (weft_config_option(cfg, name, optarg, &why) != 0)
@@ -134,6 +258,45 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
             name = p->options[o - OPT_PROG].name;
             if (!p->option || p->option(cfg, name, optarg, &why, p->ud) != 0)
                 rc = 2;
+        } else if (o == OPT_CONFIG) {
+            if (optind - 1 <= g_cf.argc) {
+                name = "config";
+                why = "a config file cannot name another";
+                rc = 2;
+            }
+        } else if (o == OPT_PRINT) {
+            print = 1;
+        } else if (o == OPT_LOG_LEVEL) {
+            name = "log-level";
+            int lv = -1;
+            for (int l = WEFT_LOG_ERROR; l <= WEFT_LOG_DEBUG; l++)
+                if (!strcmp(optarg, log_level_name(l)))
+                    lv = l;
+            if (lv < 0) {
+                why = "expected error, warn, info or debug";
+                rc = 2;
+            } else {
+                cfg->log_level = lv;
+            }
+        } else if (o == OPT_LOG_FORMAT) {
+            name = "log-format";
+            if (!strcmp(optarg, "text")) {
+                g_log.format = LOG_TEXT;
+            } else if (!strcmp(optarg, "logfmt")) {
+                g_log.format = LOG_LOGFMT;
+            } else {
+                why = "expected text or logfmt";
+                rc = 2;
+            }
+        } else if (o == OPT_DRAIN) {
+            long long v;
+            name = "drain-timeout";
+            if (weft_parse_number(optarg, 0, 3600000, &v) != 0) {
+                why = "expected a number from 0 to 3600000";
+                rc = 2;
+            } else {
+                g_prog.drain_ms = (uint32_t)v;
+            }
         } else if (o == 'q') {
             cfg->log_level = WEFT_LOG_WARN;
         } else if (o == 'v') {
@@ -143,30 +306,36 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
             rc = 1;
         } else if (o == 'V') {
             if (p->version)
-                printf("%s %s (weft %s)\n", p->name, p->version, WEFT_VERSION);
+                printf("%s %s (weft %s)\n", p->name, p->version, weft_version());
             else
-                printf("%s %s\n", p->name, WEFT_VERSION);
+                printf("%s %s\n", p->name, weft_version());
             rc = 1;
         } else {
-            /* getopt named the problem already. */
-            fprintf(stderr, "%s: see %s --help\n", p->name, p->name);
+            int i = optind - 1 >= 1 && optind - 1 < ac ? optind - 1 : 0;
+            if (i > 0 && av[i][0] == '-' && av[i][1] == '-')
+                getopt_error(p, &g_cf, av, i, optopt != 0);
+            else
+                fprintf(stderr, "%s: unknown option or missing value (see --help)\n", p->name);
             rc = 2;
         }
         if (rc == 2 && name)
-            fprintf(stderr, "%s: --%s%s%s%s: %s (see --help)\n", p->name, name, optarg ? " '" : "",
-                    optarg ? optarg : "", optarg ? "'" : "", why ? why : "not accepted");
+            option_error(p, origin(&g_cf, optind - 1), name, optarg, why);
     }
+    int extra = rc == 0 && optind < ac ? optind : 0;
+    if (extra)
+        fprintf(stderr, "%s: %s%sunexpected argument '%s' (see --help)\n", p->name,
+                origin(&g_cf, extra) ? origin(&g_cf, extra) : "", origin(&g_cf, extra) ? ": " : "",
+                av[extra]);
     free(lo);
-    if (rc != 0)
-        return rc;
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", p->name, argv[optind]);
-        return 2;
-    }
+    free(av);
+    /* cfg keeps pointers into the words (string options, --listen). */
+    if (rc != 0 || extra)
+        return rc ? rc : 2;
     /* CPUs named one by one are dedicated cores: pin to them, unless --pin
      * says otherwise. */
     if (cpus_given && !pin_given)
         cfg->pin = WEFT_PIN_CPU;
+    g_prog.bind_given = bind_given;
     /* --listen alone replaces the default listener (--bind/--port). */
     if (cfg->nlisten > 0 && !bind_given) {
         if (cfg->tls_cert) {
@@ -185,6 +354,10 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
     if (weft_config_validate(cfg, &why) != 0) {
         fprintf(stderr, "%s: invalid configuration: %s\n", p->name, why);
         return 2;
+    }
+    if (print) {
+        print_config(cfg);
+        return 1;
     }
     return 0;
 }
@@ -215,17 +388,6 @@ static void raise_nofile(const char *name, const weft_config *cfg)
                 "%llu; connections beyond the limit will fail at accept (raise the hard "
                 "limit: ulimit -Hn, /etc/security/limits.conf or systemd LimitNOFILE)\n",
                 name, cfg->max_conns, cfg->max_conns + 64, (unsigned long long)rl.rlim_max);
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
 }
 
 static void banner(const weft_program *p, const weft_config *cfg, weft_server *s)
@@ -296,11 +458,62 @@ static int create(const weft_program *p, weft_config *cfg, weft_server **out)
             return 1;
         }
     }
+    /* systemd's sockets that no option names are listeners too. */
+    char spec[256];
+    while (inh_systemd_spec(0, spec, sizeof(spec)) == 0) {
+        weft_listener_opts o;
+        const char *why = NULL;
+        rc = weft_listener_parse(spec, &o, &why);
+        if (rc == 0)
+            rc = weft_server_listen(s, &o);
+        if (rc < 0) {
+            fprintf(stderr, "%s: cannot serve the socket systemd passed (%s): %s\n", p->name, spec,
+                    why ? why : weft_strerror(rc));
+            weft_server_free(s);
+            return 1;
+        }
+    }
     *out = s;
     return 0;
 }
 
-/* Admin command "tls-reload": what SIGHUP does; the log tells the outcome. */
+/*
+ * Sockets that arrive open: systemd's (LISTEN_FDS), a predecessor's (a
+ * reload). With systemd's and no --bind, --port or --listen, only those
+ * listen. 0 or 1 (said why).
+ */
+static int take_sockets(const weft_program *p, weft_config *cfg)
+{
+    char err[256];
+    int n = inh_from_systemd(err, sizeof(err));
+    if (n < 0) {
+        fprintf(stderr, "%s: socket activation: %s\n", p->name, err);
+        return 1;
+    }
+    if (rld_receive(err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: reload: %s\n", p->name, err);
+        return 1;
+    }
+    /* systemd's sockets, passed on by a predecessor too. */
+    char spec[256];
+    if (inh_systemd_spec(0, spec, sizeof(spec)) == 0 && !g_prog.bind_given && cfg->nlisten == 0)
+        cfg->bind_addr = NULL;
+    return 0;
+}
+
+/* The path of this binary, for a successor: resolved now, so that an
+ * upgrade (a new file at the same path) runs the new one. */
+static const char *self_exe(char *buf, size_t n, const char *argv0)
+{
+    ssize_t k = readlink("/proc/self/exe", buf, n - 1);
+    if (k <= 0 || (size_t)k >= n - 1)
+        return argv0;
+    buf[k] = '\0';
+    return buf;
+}
+
+/* Admin command "tls-reload": new certificates for this process's TLS
+ * listeners, no successor; the log tells the outcome. */
 static char *tls_reload_cmd(weft_server *s, const char *args, void *ud)
 {
     (void)args, (void)ud;
@@ -316,47 +529,56 @@ static bool any_tls(const weft_server *s)
     return false;
 }
 
-int weft_main(int argc, char **argv, const weft_program *p)
+/* Run the server cfg describes until it stops: main's exit status. */
+static int serve(const weft_program *p, weft_config cfg, char **argv)
 {
-    weft_config cfg = weft_config_default();
-    if (p->defaults)
-        p->defaults(&cfg, p->ud);
-    int rc = parse(argc, argv, p, &cfg);
-    if (rc != 0)
-        return rc == 1 ? 0 : rc;
+    int rc;
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!cfg.log) {
+        g_log.ident = p->name;
+        cfg.log = program_log;
+    }
     raise_nofile(p->name, &cfg);
+    char exe[4096];
+    sup_opts so = {
+        .exe = self_exe(exe, sizeof(exe), argv[0]), .argv = argv, .drain_ms = g_prog.drain_ms};
 
     weft_server *s;
-    if (create(p, &cfg, &s) != 0)
+    if (take_sockets(p, &cfg) != 0 || create(p, &cfg, &s) != 0)
         return 1;
     if (any_tls(s))
-        weft_server_add_command(s, "tls-reload", "reload the TLS certificates, as SIGHUP does",
+        weft_server_add_command(s, "tls-reload",
+                                "reload the TLS certificates in this process (SIGHUP's\n"
+                                "successor loads them too)",
                                 tls_reload_cmd, NULL);
     if (p->setup && (rc = p->setup(s, p->ud)) != 0) {
         fprintf(stderr, "%s: cannot set up: %s\n", p->name, weft_strerror(rc));
         weft_server_free(s);
         return 1;
     }
-    g_server = s;
-    install_signals();
-    rc = weft_server_start(s);
-    if (rc != 0) {
+    if ((rc = sup_prepare(s, &so)) != 0 || (rc = weft_server_start(s)) != 0) {
         fprintf(stderr, "%s: cannot start: %s\n", p->name, weft_strerror(rc));
-        g_server = NULL;
+        sup_finish();
         if (p->teardown)
             p->teardown(s, p->ud);
         weft_server_free(s);
         return 1;
     }
+    /* What a reload's new settings left unused. */
+    inh_close_rest();
     banner(p, &cfg, s);
+    int sup = sup_start(s);
+    if (sup != 0)
+        fprintf(stderr, "%s: no supervisor thread (%s): SIGHUP cannot reload\n", p->name,
+                weft_strerror(sup));
     rc = weft_server_wait(s);
+    int handed = sup_finish();
     weft_stats st;
     weft_server_stats(s, &st);
-    printf("%s: stopped: %llu connections accepted, %llu closed, %llu bytes in, %llu bytes out\n",
-           p->name, (unsigned long long)st.accepted, (unsigned long long)st.closed,
-           (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out);
-    g_server = NULL;
+    printf("%s: stopped%s: %llu connections accepted, %llu closed, %llu bytes in, %llu bytes out\n",
+           p->name, handed ? " after a reload" : "", (unsigned long long)st.accepted,
+           (unsigned long long)st.closed, (unsigned long long)st.bytes_in,
+           (unsigned long long)st.bytes_out);
     if (p->teardown)
         p->teardown(s, p->ud);
     weft_server_free(s);
@@ -365,4 +587,18 @@ int weft_main(int argc, char **argv, const weft_program *p)
         return 1;
     }
     return 0;
+}
+
+int weft_main(int argc, char **argv, const weft_program *p)
+{
+    weft_config cfg = weft_config_default();
+    if (p->defaults)
+        p->defaults(&cfg, p->ud);
+    int rc = parse(argc, argv, p, &cfg);
+    if (rc == 0)
+        rc = serve(p, cfg, argv);
+    else if (rc == 1)
+        rc = 0;
+    cf_free(&g_cf);
+    return rc;
 }

@@ -39,6 +39,8 @@ struct weft_server {
     int reserve_fd; /* spare fd released on EMFILE (see acceptor.c) */
     int stopping;   /* atomic: weft_server_stop was called */
     int reload_tls; /* atomic: weft_server_reload_tls_async was called */
+    int releasing;  /* atomic: acc_release was called (the acceptor closes its listeners) */
+    int released;   /* atomic: the acceptor has closed them */
     int started, joined;
     pthread_t acceptor_tid;
     st_acceptor ast;

@@ -22,6 +22,7 @@
 
 #include "core/admin.h"
 #include "core/endpoint.h"
+#include "core/inherit.h"
 #include "core/metrics_http.h"
 #include "core/server-t.h"
 #include "stats/sampler.h"
@@ -35,6 +36,9 @@ struct st_service {
     int started;
     int stop_efd;
     int spare_fd; /* released on EMFILE (core/endpoint.c); -1 while taken */
+    int stop;     /* atomic: stsvc_stop was called */
+    int release;  /* atomic: stsvc_release was called */
+    int released; /* atomic: the thread has closed its listeners */
     uint32_t interval_ms;
     endpoint ep[EP_COUNT];
     uint16_t metrics_port;
@@ -48,6 +52,30 @@ static int poll_timeout(uint64_t next, uint64_t now)
     if (wait > 1000000000u)
         wait = 1000000000u;
     return (int)((wait + 999999u) / 1000000u);
+}
+
+/*
+ * The stop eventfd is readable: 0 to stop, or 1 when it was stsvc_release
+ * (then the listeners are closed and the wake-up consumed; a stop whose
+ * write that read took set `stop` first, and the next call sees it).
+ */
+static int release_or_stop(st_service *svc)
+{
+    if (__atomic_load_n(&svc->stop, __ATOMIC_ACQUIRE) ||
+        !__atomic_load_n(&svc->release, __ATOMIC_ACQUIRE))
+        return 0;
+    uint64_t v;
+    ssize_t r = read(svc->stop_efd, &v, sizeof(v));
+    (void)r; /* EAGAIN: nothing left to consume */
+    if (__atomic_load_n(&svc->stop, __ATOMIC_ACQUIRE))
+        return 0;
+    for (int k = 0; k < EP_COUNT; k++)
+        if (svc->ep[k].lfd >= 0) {
+            close(svc->ep[k].lfd);
+            svc->ep[k].lfd = -1;
+        }
+    __atomic_store_n(&svc->released, 1, __ATOMIC_RELEASE);
+    return 1;
 }
 
 static void *svc_main(void *arg)
@@ -74,8 +102,11 @@ static void *svc_main(void *arg)
         int r = poll(pf, (nfds_t)n, poll_timeout(wake, now));
         if (r < 0 && errno != EINTR)
             break;
-        if (pf[0].revents)
-            break;
+        if (pf[0].revents) {
+            if (!release_or_stop(svc))
+                break;
+            continue; /* the listeners polled above are closed now */
+        }
         if (r <= 0)
             for (int i = 0; i < n; i++)
                 pf[i].revents = 0;
@@ -145,6 +176,7 @@ void stsvc_stop(st_service *svc)
     if (!svc)
         return;
     if (svc->started) {
+        __atomic_store_n(&svc->stop, 1, __ATOMIC_RELEASE);
         uint64_t one = 1;
         ssize_t n = write(svc->stop_efd, &one, sizeof(one));
         (void)n;
@@ -156,7 +188,7 @@ void stsvc_stop(st_service *svc)
             continue; /* never set up */
         if (e->lfd >= 0) {
             close(e->lfd);
-            if (k == EP_ADMIN)
+            if (k == EP_ADMIN && !inh_handed_over())
                 unlink(svc->path);
         }
         ep_fini(e);
@@ -167,6 +199,30 @@ void stsvc_stop(st_service *svc)
         close(svc->spare_fd);
     sampler_free(svc->sampler);
     free(svc);
+}
+
+int stsvc_listen_fds(const st_service *svc, int *fds, int max)
+{
+    int n = 0;
+    for (int k = 0; svc && k < EP_COUNT && n < max; k++)
+        if (svc->ep[k].lfd >= 0)
+            fds[n++] = svc->ep[k].lfd;
+    return n;
+}
+
+void stsvc_release(st_service *svc)
+{
+    if (!svc || !svc->started)
+        return;
+    __atomic_store_n(&svc->release, 1, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    ssize_t n = write(svc->stop_efd, &one, sizeof(one));
+    (void)n;
+}
+
+int stsvc_released(const st_service *svc)
+{
+    return !svc || !svc->started || __atomic_load_n(&svc->released, __ATOMIC_ACQUIRE);
 }
 
 weft_snapshot *stsvc_snapshot(st_service *svc, int *err) { return sampler_copy(svc->sampler, err); }

@@ -31,6 +31,23 @@ int stsvc_start(struct weft_server *s, st_registry *reg, st_service **out);
  * sockets, unpublish and free everything. NULL is a no-op. */
 void stsvc_stop(st_service *svc);
 
+/*
+ * The admin socket's and the metrics listener's fds (those open) into fds:
+ * how many (at most 2). Before stsvc_release.
+ */
+int stsvc_listen_fds(const st_service *svc, int *fds, int max);
+
+/*
+ * Ask the thread to close its listening sockets (not their files): a
+ * reload's successor answers there now. Clients already connected are
+ * served. Any thread; NULL is a no-op.
+ */
+void stsvc_release(st_service *svc);
+
+/* 1 once the thread has closed its listeners after stsvc_release (or for
+ * NULL, or a thread that never started). */
+int stsvc_released(const st_service *svc);
+
 /* A private copy of the current snapshot (see weft_server_snapshot). */
 weft_snapshot *stsvc_snapshot(st_service *svc, int *err);
 

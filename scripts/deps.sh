@@ -24,6 +24,10 @@ packages=(
     clang libclang-rt-14-dev            # libFuzzer targets (fuzz/run.sh)
     nginx-light wrk apache2-utils nghttp2-client # examples/http tests and bench
     redis-server redis-tools            # examples/kv tests and bench
+    prometheus                          # promtool: tests/st_prometheus.sh
+    systemd                             # systemd-analyze verify: tests/it_units.sh
+    help2man                            # make man
+    chromium                            # the status page test (tests/st_status_page.sh)
 )
 bench_packages=(libuv1-dev libevent-dev strace gnuplot-nox)
 

@@ -39,7 +39,18 @@ adm_http adm_parse_http(const char *buf, size_t len, size_t max)
         return HTTP_BAD_METHOD;
     const char *path = buf + 4;
     size_t rest = len - 4;
-    if (rest >= 9 && (!memcmp(path, "/metrics ", 9) || !memcmp(path, "/metrics?", 9)))
-        return HTTP_METRICS;
+    static const struct {
+        const char *path; /* with the character that ends it: ' ' or '?' */
+        adm_http what;
+    } routes[] = {
+        {"/metrics ", HTTP_METRICS}, {"/metrics?", HTTP_METRICS}, {"/ ", HTTP_STATUS},
+        {"/?", HTTP_STATUS},         {"/status ", HTTP_STATUS},   {"/status?", HTTP_STATUS},
+        {"/stats.json ", HTTP_JSON}, {"/stats.json?", HTTP_JSON},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        size_t n = strlen(routes[i].path);
+        if (rest >= n && !memcmp(path, routes[i].path, n))
+            return routes[i].what;
+    }
     return HTTP_NOT_FOUND;
 }

@@ -29,6 +29,8 @@ adm_cmd adm_parse_line(char *line, const char **word);
 typedef enum adm_http {
     HTTP_MORE,       /* the request head is not complete yet */
     HTTP_METRICS,    /* GET /metrics */
+    HTTP_STATUS,     /* GET / or /status: the status page */
+    HTTP_JSON,       /* GET /stats.json: the snapshot the page polls */
     HTTP_NOT_FOUND,  /* GET of another path */
     HTTP_BAD_METHOD, /* not GET */
     HTTP_TOO_BIG,    /* no complete head within max bytes */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats/process.h"
 #include "weft/weft.h"
 
 typedef struct sbuf {
@@ -220,10 +221,13 @@ static void json_lat(sbuf *b, const weft_latency *l)
 {
     put(b,
         "{\"count\":%llu,\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,"
-        "\"mean\":%.1f}",
+        "\"mean\":%.1f,\"le\":[",
         (unsigned long long)l->count, (unsigned long long)l->p50, (unsigned long long)l->p90,
         (unsigned long long)l->p99, (unsigned long long)l->p999, (unsigned long long)l->max,
         l->mean);
+    for (int k = 0; k < WEFT_LATENCY_BUCKETS; k++)
+        put(b, "%s%llu", k ? "," : "", (unsigned long long)l->le[k]);
+    put(b, "]}");
 }
 
 static void json_counters(sbuf *b, const weft_snapshot *s, const uint64_t *v)
@@ -236,9 +240,14 @@ static void json_counters(sbuf *b, const weft_snapshot *s, const uint64_t *v)
 
 static void json(sbuf *b, const weft_snapshot *s)
 {
-    put(b, "{\"seq\":%llu,\"uptime_s\":%.3f,\"interval_s\":%.3f,\"io\":\"%s\",",
-        (unsigned long long)s->seq, s->uptime_s, s->interval_s, s->io ? s->io : "unknown");
-    put(b, "\"ktls\":");
+    put(b, "{\"seq\":%llu,\"uptime_s\":%.3f,\"interval_s\":%.3f,\"io\":\"%s\",\"version\":\"%s\",",
+        (unsigned long long)s->seq, s->uptime_s, s->interval_s, s->io ? s->io : "unknown",
+        WEFT_VERSION);
+    /* The bounds of every "le" array below (cumulative counts), in ns. */
+    put(b, "\"latency_bounds_ns\":[");
+    for (int k = 0; k < WEFT_LATENCY_BUCKETS; k++)
+        put(b, "%s%llu", k ? "," : "", (unsigned long long)weft_latency_bounds_ns()[k]);
+    put(b, "],\"ktls\":");
     if (s->ktls)
         put_json_str(b, s->ktls);
     else
@@ -306,21 +315,51 @@ static void workers_table(sbuf *b, const weft_snapshot *s)
     }
 }
 
+/* A latency as a Prometheus histogram per worker: _bucket{le}, _sum, _count. */
 static void prom_lat(sbuf *b, const char *name, const char *help, const weft_snapshot *s, int h)
 {
-    put(b, "# HELP weft_%s_seconds %s\n# TYPE weft_%s_seconds summary\n", name, help, name);
+    put(b, "# HELP weft_%s_seconds %s\n# TYPE weft_%s_seconds histogram\n", name, help, name);
+    const uint64_t *le = weft_latency_bounds_ns();
     for (int i = 0; i < s->nworkers; i++) {
         const weft_latency *l = h ? &s->workers[i].handler : &s->workers[i].turn;
-        const double q[4] = {0.5, 0.9, 0.99, 0.999};
-        const uint64_t v[4] = {l->p50, l->p90, l->p99, l->p999};
-        for (int k = 0; k < 4; k++)
-            put(b, "weft_%s_seconds{worker=\"%d\",quantile=\"%g\"} %.9f\n", name, i, q[k],
-                (double)v[k] / 1e9);
+        for (int k = 0; k < WEFT_LATENCY_BUCKETS; k++)
+            put(b, "weft_%s_seconds_bucket{worker=\"%d\",le=\"%g\"} %llu\n", name, i,
+                (double)le[k] / 1e9, (unsigned long long)l->le[k]);
+        put(b, "weft_%s_seconds_bucket{worker=\"%d\",le=\"+Inf\"} %llu\n", name, i,
+            (unsigned long long)l->count);
         put(b, "weft_%s_seconds_sum{worker=\"%d\"} %.9f\n", name, i,
             l->mean * (double)l->count / 1e9);
         put(b, "weft_%s_seconds_count{worker=\"%d\"} %llu\n", name, i,
             (unsigned long long)l->count);
     }
+}
+
+/* process_*, as the Prometheus client libraries name them, read now. */
+static void prom_process(sbuf *b)
+{
+    st_process p;
+    proc_read(&p);
+    put(b,
+        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+        "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n"
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
+        "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+        "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n"
+        "# HELP process_open_fds Number of open file descriptors.\n"
+        "# TYPE process_open_fds gauge\nprocess_open_fds %llu\n",
+        p.cpu_s, (unsigned long long)p.rss_bytes, (unsigned long long)p.vsz_bytes,
+        (unsigned long long)p.open_fds);
+    if (p.max_fds)
+        put(b,
+            "# HELP process_max_fds Maximum number of open file descriptors.\n"
+            "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
+            (unsigned long long)p.max_fds);
+    put(b,
+        "# HELP process_start_time_seconds Start time of the process since unix epoch in "
+        "seconds.\n"
+        "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
+        p.start_time_s);
 }
 
 static void prometheus(sbuf *b, const weft_snapshot *s)
@@ -367,6 +406,11 @@ static void prometheus(sbuf *b, const weft_snapshot *s)
             put(b, "weft_user_%s_total{worker=\"%d\"} %llu\n", s->counter_names[k], w,
                 (unsigned long long)s->workers[w].counters[k]);
     }
+    prom_process(b);
+    put(b,
+        "# HELP weft_build_info The weft version and the I/O backend (the labels), always 1.\n"
+        "# TYPE weft_build_info gauge\nweft_build_info{version=\"%s\",io=\"%s\"} 1\n",
+        WEFT_VERSION, s->io ? s->io : "unknown");
     put(b,
         "# HELP weft_uptime_seconds Seconds since the server started.\n"
         "# TYPE weft_uptime_seconds gauge\nweft_uptime_seconds %.3f\n"

@@ -62,11 +62,26 @@ void snap_server_wide(weft_stats *st, const st_acceptor *acc, const st_endpoints
     st->metrics_emfile = ST_GET(ep, metrics.emfile);
 }
 
+/* Prometheus's habit: 1, 2.5, 5 per decade, from 1 µs to 10 s. */
+static const uint64_t g_bounds[WEFT_LATENCY_BUCKETS] = {
+    1000,      2500,      5000,       10000,      25000,      50000,      100000,   250000,
+    500000,    1000000,   2500000,    5000000,    10000000,   25000000,   50000000, 100000000,
+    250000000, 500000000, 1000000000, 2500000000, 5000000000, 10000000000};
+
+const uint64_t *weft_latency_bounds_ns(void) { return g_bounds; }
+
 static void latency_of(weft_latency *l, const st_hist *h)
 {
     uint64_t n = 0;
-    for (unsigned i = 0; i < HIST_BUCKETS; i++)
+    unsigned k = 0;
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+        /* Every bound below this bucket's top is complete now. */
+        while (k < WEFT_LATENCY_BUCKETS && hist_bucket_high(i) > g_bounds[k])
+            l->le[k++] = n;
         n += h->b[i];
+    }
+    while (k < WEFT_LATENCY_BUCKETS)
+        l->le[k++] = n;
     l->count = n;
     l->p50 = hist_percentile(h, 50);
     l->p90 = hist_percentile(h, 90);

@@ -92,7 +92,35 @@ endforeach()
 add_test(NAME it_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_cli.sh $<TARGET_FILE:weft-stat>
                              ${_weft_programs})
 set_tests_properties(it_cli PROPERTIES LABELS integration TIMEOUT 180)
+# --version, --config, --print-config and log lines (tests/it_ops_cli.sh).
+add_test(NAME it_ops_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_ops_cli.sh ${PROJECT_VERSION}
+                                 $<TARGET_FILE:weft-load> $<TARGET_FILE:weft-stat> --
+                                 ${_weft_programs})
+set_tests_properties(it_ops_cli PROPERTIES LABELS integration TIMEOUT 180)
 unset(_weft_programs)
+
+# systemd: socket activation and sd_notify, the service manager played by the test.
+weft_it_exe(it_systemd it_systemd.c)
+add_test(NAME it_systemd COMMAND it_systemd $<TARGET_FILE:weft-echo>)
+set_tests_properties(it_systemd PROPERTIES LABELS integration TIMEOUT 120)
+# Zero-downtime reload and upgrade under load (tests/it_reload.c).
+weft_it_exe(it_reload it_reload.c LIBS Threads::Threads)
+add_test(NAME it_reload COMMAND it_reload $<TARGET_FILE:weft-echo> 200 5)
+set_tests_properties(it_reload PROPERTIES LABELS integration TIMEOUT 180)
+# Man pages (tests/man_pages.sh): every program's, current and clean.
+set(_weft_pages $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-load> $<TARGET_FILE:weft-stat>)
+foreach(p weft-http weft-kv weft-chat weft-multi)
+  if(TARGET ${p})
+    list(APPEND _weft_pages $<TARGET_FILE:${p}>)
+  endif()
+endforeach()
+add_test(NAME man_pages COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/man_pages.sh ${PROJECT_SOURCE_DIR}
+                                ${_weft_pages})
+set_tests_properties(man_pages PROPERTIES LABELS integration TIMEOUT 120)
+unset(_weft_pages)
+add_test(NAME it_units COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_units.sh ${PROJECT_SOURCE_DIR}
+                               $<TARGET_FILE:weft-echo>)
+set_tests_properties(it_units PROPERTIES LABELS integration TIMEOUT 60)
 
 
 # Outbound connections on real sockets, and the per-worker hooks.

@@ -23,9 +23,10 @@ picks and is stopped by its PID. The checks:
   http     weft-http: ALPN http/1.1 chosen, h2 alone refused (alert 120),
            curl --cacert, wrk over https
   sni      two certificates on one listener, chosen by the name
-  reload   SIGHUP: new connections get the new certificate, one opened
-           before still echoes; a bad key is refused and the old one kept;
-           the admin command tls-reload does the same
+  reload   admin tls-reload: new connections get the new certificate, one
+           opened before still echoes; a bad key is refused and the old one
+           kept; SIGHUP: the successor serves the files as they are, the
+           connections open before still echo, the old process drains
   outbound weft-proxy --backend-tls to `openssl s_server -rev`: verified
            (by name and by IP address), and refused with the wrong CA
            (closed as tls_verify)
@@ -106,15 +107,17 @@ def make_cert(name, ca, subj, san):
 # ---- servers ----------------------------------------------------------------------
 
 
-def start(prog, *args):
-    """Start prog with args; returns (process, port, stderr path, admin socket)."""
+def start(prog, *args, env=None):
+    """Start prog with args (and env added to the environment); returns
+    (process, port, stderr path, admin socket)."""
     n = len(PROCS)
     out, err, sock = path("s%d.out" % n), path("s%d.err" % n), path("s%d.sock" % n)
     cmd = [prog, "--workers", "2", "--stats-interval", "100", "--stats-socket", sock] + list(args)
     if VG:
         cmd = ["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
                "--error-exitcode=99", "--log-file=" + path("vg%d.log" % n)] + cmd
-    p = subprocess.Popen(cmd, stdout=open(out, "w"), stderr=open(err, "w"))
+    p = subprocess.Popen(cmd, stdout=open(out, "w"), stderr=open(err, "w"),
+                         env=dict(os.environ, **(env or {})))
     p.vglog = path("vg%d.log" % n) if VG else None
     PROCS.append(p)
     SOCKS.append((sock, err))
@@ -380,36 +383,11 @@ def check_sni():
     stop(p)
 
 
-def check_reload():
-    cur_pem, cur_key = path("cur.pem"), path("cur.key")
-    shutil.copy(path("srv.pem"), cur_pem)
-    shutil.copy(path("srv.key"), cur_key)
-    p, port, err, sock = start(ECHO, "--port", "0", "--tls-cert", cur_pem, "--tls-key", cur_key)
-    before = tls_connect(port)
-    check(peer_subject(before).get("organizationName") is None, "first certificate")
-    shutil.copy(path("rot.pem"), cur_pem)
-    shutil.copy(path("rot.key"), cur_key)
-    p.send_signal(signal.SIGHUP)
-    wait_for("the reload", lambda: "TLS certificates reloaded" in open(err).read())
-    after = tls_connect(port)
-    check(peer_subject(after).get("organizationName") == "rotated",
-          "after SIGHUP: %s" % peer_subject(after))
-    for s in (before, after):
-        s.sendall(b"still here")
-        check(s.recv(64) == b"still here", "a connection across the reload")
-    # A key that does not match: refused, the running certificate stays.
-    shutil.copy(path("other.key"), cur_key)
-    p.send_signal(signal.SIGHUP)
-    wait_for("the refused reload", lambda: "TLS reload failed" in open(err).read())
-    s = tls_connect(port)
-    check(peer_subject(s).get("organizationName") == "rotated", "after a bad reload")
-    # The admin command does what SIGHUP does: back to the first certificate.
-    shutil.copy(path("srv.pem"), cur_pem)
-    shutil.copy(path("srv.key"), cur_key)
+def admin(sock, command):
     a = socket.socket(socket.AF_UNIX)
-    a.settimeout(10)
+    a.settimeout(10 * SLOW)
     a.connect(sock)
-    a.sendall(b"tls-reload\nquit\n")
+    a.sendall(command + b"\nquit\n")
     answer = b""
     while True:
         chunk = a.recv(4096)
@@ -417,14 +395,81 @@ def check_reload():
             break
         answer += chunk
     a.close()
+    return answer
+
+
+def tls_reload(sock, err, count, what):
+    """The admin command tls-reload; waits for the count-th outcome line."""
+    answer = admin(sock, b"tls-reload")
     check(answer.startswith(b"ok: TLS reload requested"), "tls-reload answered %r" % answer)
-    wait_for("the second reload",
-             lambda: open(err).read().count("TLS certificates reloaded") == 2)
-    s2 = tls_connect(port)
-    check(peer_subject(s2).get("organizationName") is None, "after tls-reload")
-    for c in (before, after, s, s2):
-        c.close()
-    stop(p)
+    wait_for(what, lambda: open(err).read().count(what) == count)
+
+
+def check_reload():
+    cur_pem, cur_key = path("cur.pem"), path("cur.key")
+    shutil.copy(path("srv.pem"), cur_pem)
+    shutil.copy(path("srv.key"), cur_key)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(path("notify"))
+    notify.settimeout(30 * SLOW)
+    p, port, err, sock = start(ECHO, "--port", "0", "--tls-cert", cur_pem, "--tls-key", cur_key,
+                               "--drain-timeout", "3000", env={"NOTIFY_SOCKET": path("notify")})
+    before = tls_connect(port)
+    check(peer_subject(before).get("organizationName") is None, "first certificate")
+    # In this process (admin tls-reload): new connections get the new
+    # certificate, an open one keeps going.
+    shutil.copy(path("rot.pem"), cur_pem)
+    shutil.copy(path("rot.key"), cur_key)
+    tls_reload(sock, err, 1, "TLS certificates reloaded")
+    after = tls_connect(port)
+    check(peer_subject(after).get("organizationName") == "rotated",
+          "after tls-reload: %s" % peer_subject(after))
+    for c in (before, after):
+        c.sendall(b"still here")
+        check(c.recv(64) == b"still here", "a connection across the reload")
+    # A key that does not match: refused, the running certificate stays.
+    shutil.copy(path("other.key"), cur_key)
+    tls_reload(sock, err, 1, "TLS reload failed")
+    c = tls_connect(port)
+    check(peer_subject(c).get("organizationName") == "rotated", "after a bad reload")
+    c.close()
+    shutil.copy(path("srv.pem"), cur_pem)
+    shutil.copy(path("srv.key"), cur_key)
+    if VG:  # a successor would be started from valgrind's own binary
+        for c in (before, after):
+            c.close()
+        stop(p)
+        return
+    # SIGHUP (docs/operations.md): a successor with the files as they are
+    # now takes the listener; the connections open stay with this process
+    # until they end.
+    p.send_signal(signal.SIGHUP)
+    succ = None
+    while succ is None:
+        msg = notify.recv(4096).decode()
+        m = re.search(r"MAINPID=(\d+)", msg)
+        if m and int(m.group(1)) != p.pid:
+            succ = int(m.group(1))
+    try:
+        new = tls_connect(port)
+        check(peer_subject(new).get("organizationName") is None, "the successor's certificate")
+        for c in (before, after, new):
+            c.sendall(b"after SIGHUP")
+            check(c.recv(64) == b"after SIGHUP", "a connection across SIGHUP")
+            c.close()
+        p.wait(30 * SLOW)  # drained and gone
+        check(p.returncode == 0, "the old process exited %d" % p.returncode)
+    finally:
+        os.kill(succ, signal.SIGTERM)
+        for _ in range(int(200 * SLOW)):
+            try:
+                os.kill(succ, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(succ, signal.SIGKILL)
+            fail("the successor did not stop on SIGTERM")
 
 
 def free_port():

@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -650,4 +651,75 @@ uint64_t itl_echo_random(const char *host, uint16_t port, int nconns, uint64_t p
     free(pf);
     free(rxbuf);
     return total;
+}
+
+int itl_track(pid_t pid)
+{
+    for (int i = 0; i < ITL_MAX_SERVERS; i++)
+        if (g_servers[i] == 0) {
+            g_servers[i] = pid;
+            return 0;
+        }
+    return -1;
+}
+
+int itl_notify_open(const char *dir, char *path, size_t n)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int k = snprintf(path, n, "%s/notify.sock", dir);
+    if (k < 0 || (size_t)k >= n || (size_t)k >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path, (size_t)k + 1);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+/* buf holds a line that starts with want. */
+static int has_line(const char *buf, const char *want)
+{
+    size_t w = strlen(want);
+    for (const char *p = buf; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, want, w) == 0)
+            return 1;
+    return 0;
+}
+
+int itl_notify_wait(int fd, const char *want, char *buf, size_t n, int timeout_ms)
+{
+    int64_t end = itl_now_ms() + timeout_ms;
+    for (;;) {
+        ssize_t r = recv(fd, buf, n - 1, 0);
+        if (r >= 0) {
+            buf[r] = '\0';
+            if (has_line(buf, want))
+                return 0;
+            continue;
+        }
+        int64_t left = end - itl_now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        poll(&pf, 1, (int)left);
+    }
+}
+
+int itl_reap(pid_t pid, int timeout_ms)
+{
+    int64_t end = itl_now_ms() + timeout_ms;
+    int st;
+    while (itl_now_ms() < end) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        itl_sleep_ms(20);
+    }
+    return -1;
 }

@@ -135,4 +135,31 @@ long itl_stream_verify(itl_stream *st, const void *buf, size_t n);
 uint64_t itl_echo_random(const char *host, uint16_t port, int nconns, uint64_t per_conn,
                          uint64_t max_msg, uint64_t seed, int timeout_ms);
 
+/*
+ * Kill pid (SIGKILL) too when the test fails: a process the test did not
+ * start itself, such as a reloaded server's successor. 0, or -1 when the
+ * table is full.
+ */
+int itl_track(pid_t pid);
+
+/*
+ * Reap pid (a child, or an orphan of a process this one is the subreaper
+ * of: PR_SET_CHILD_SUBREAPER) within timeout_ms: its exit status, 128 +
+ * the signal that killed it, or -1 when it is still running.
+ */
+int itl_reap(pid_t pid, int timeout_ms);
+
+/*
+ * The service manager's side of sd_notify(3): a Unix datagram socket bound
+ * at a fresh path under dir (written to path, for NOTIFY_SOCKET). The fd or
+ * -errno.
+ */
+int itl_notify_open(const char *dir, char *path, size_t n);
+/*
+ * Wait up to timeout_ms for a datagram with a line that starts with `want`
+ * ("READY=1", "MAINPID="); the datagram goes to buf (NUL-ended; earlier
+ * ones are discarded). 0 or -ETIMEDOUT.
+ */
+int itl_notify_wait(int fd, const char *want, char *buf, size_t n, int timeout_ms);
+
 #endif /* WEFT_TESTS_ITLIB_H */

@@ -125,8 +125,8 @@ PY
 "$STAT" --prometheus --socket "$SOCK" >"$DIR/prom" 2>"$DIR/err" || fail "--prometheus: $(cat "$DIR/err")"
 grep -q "^# TYPE weft_accepted_total counter$" "$DIR/prom" || fail "--prometheus: no # TYPE"
 grep -q "^weft_accepted_total 10$" "$DIR/prom" || fail "--prometheus: accepted"
-grep -q '^weft_turn_latency_seconds{worker="0",quantile="0.99"} ' "$DIR/prom" ||
-    fail "--prometheus: no turn latency summary"
+grep -q '^weft_turn_latency_seconds_bucket{worker="0",le="+Inf"} ' "$DIR/prom" ||
+    fail "--prometheus: no turn latency histogram"
 
 "$STAT" --socket "$SOCK" --count 2 --interval 0.2 >"$DIR/live" 2>"$DIR/err" ||
     fail "live view: $(cat "$DIR/err")"

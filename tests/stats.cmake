@@ -34,7 +34,22 @@ if(WEFT_SANITIZE STREQUAL "address")
 endif()
 add_test(NAME st_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/st_cli.sh $<TARGET_FILE:weft-echo>
                              $<TARGET_FILE:weft-stat>)
-set(WEFT_ST_TESTS st_exact st_admin st_concurrency st_cli st_lockout st_emfile)
+# Prometheus text of every server through promtool (tests/st_prometheus.sh).
+set(_weft_servers $<TARGET_FILE:weft-echo>)
+foreach(p weft-http weft-kv weft-chat weft-multi)
+  if(TARGET ${p})
+    list(APPEND _weft_servers $<TARGET_FILE:${p}>)
+  endif()
+endforeach()
+add_test(NAME st_prometheus COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/st_prometheus.sh
+                                    ${PROJECT_SOURCE_DIR} ${PROJECT_VERSION}
+                                    $<TARGET_FILE:weft-stat> $<TARGET_FILE:weft-load> ${_weft_servers})
+unset(_weft_servers)
+# The status page in headless Chromium (tests/st_status_page.sh).
+add_test(NAME st_status_page COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/st_status_page.sh
+                                     $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-load>)
+set(WEFT_ST_TESTS st_exact st_admin st_concurrency st_cli st_lockout st_emfile st_prometheus
+    st_status_page)
 set_tests_properties(${WEFT_ST_TESTS} PROPERTIES LABELS stats TIMEOUT 180)
 # No TSan suppressions for these: the library's RCU use is annotated for TSan
 # (stats/service.c) and these tests run clean under it without any.

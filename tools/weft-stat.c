@@ -37,6 +37,8 @@
 
 #include <jansson.h>
 
+#include "weft/version.h"
+
 #define DEFAULT_PORT 7000
 /* How long one exchange with the server may take before we give up. */
 #define ANSWER_TIMEOUT_MS 5000
@@ -507,6 +509,7 @@ static void usage(FILE *f)
             "usage: weft-stat [options]\n"
             "Show a running weft server's statistics, read from its admin socket.\n"
             "\n"
+            "Options:\n"
             "  --port N            the server's TCP port; its socket is /tmp/weft-N.sock\n"
             "                      (default %d)\n"
             "  --socket PATH       the admin socket (weft-echo --stats-socket)\n"
@@ -517,6 +520,7 @@ static void usage(FILE *f)
             "  --json              print the server's JSON snapshot (\"stats json\"), exit\n"
             "  --prometheus        print the server's Prometheus metrics (\"metrics\"), exit\n"
             "  -h, --help          this text\n"
+            "  -V, --version       print the version\n"
             "\n"
             "Exit status: 0; 1 when no server answers; 2 on a bad command line.\n",
             DEFAULT_PORT);
@@ -639,6 +643,7 @@ int main(int argc, char **argv)
         {"json", no_argument, 0, O_JSON},
         {"prometheus", no_argument, 0, O_PROM},
         {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
     long port = DEFAULT_PORT, count = 0;
@@ -646,7 +651,7 @@ int main(int argc, char **argv)
     const char *socket_path = NULL;
     int mode = 0; /* 0 live, O_ONCE, O_JSON, O_PROM */
     int o;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         char *end;
         switch (o) {
         case O_PORT:
@@ -683,6 +688,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'V':
+            printf("weft-stat %s\n", WEFT_VERSION);
             return 0;
         default:
             usage(stderr);

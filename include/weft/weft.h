@@ -41,10 +41,12 @@
 extern "C" {
 #endif
 
-#define WEFT_VERSION_MAJOR 0
-#define WEFT_VERSION_MINOR 1
-#define WEFT_VERSION_PATCH 0
-#define WEFT_VERSION       "0.1.0"
+/* WEFT_VERSION ("0.1.0") and its parts, generated from CMake's project(VERSION). */
+#include "weft/version.h"
+
+/* The version of the library the program runs with (WEFT_VERSION is the
+ * one it was compiled against). */
+const char *weft_version(void);
 
 typedef struct weft_server weft_server;
 typedef struct weft_conn weft_conn;
@@ -230,7 +232,7 @@ typedef struct weft_config {
     uint32_t tls_handshake_ms;              /* close a TLS connection whose handshake has not
                                                ended this long after accept or connect
                                                (the TLS slowloris defence); 10000 */
-    weft_log_fn log;                        /* NULL = lines on stderr, prefixed "weft: " */
+    weft_log_fn log;                        /* NULL = lines on stderr: time, "weft[PID]", level */
     void *log_ud;                           /* passed to log */
     int log_level;                          /* most verbose level logged; WEFT_LOG_INFO */
 } weft_config;
@@ -456,11 +458,22 @@ void weft_server_stats(const weft_server *s, weft_stats *st);
 
 /* --- statistics ------------------------------------------------------------ */
 
+/*
+ * The upper bounds (ns) of the latency buckets that le[] counts, as
+ * Prometheus histograms have them: 1 µs, 2.5 µs, 5 µs, 10 µs ... 10 s.
+ */
+#define WEFT_LATENCY_BUCKETS 22
+const uint64_t *weft_latency_bounds_ns(void);
+
 /* Latency percentiles in nanoseconds from a log-linear histogram (~1%). */
 typedef struct weft_latency {
     uint64_t count;
     uint64_t p50, p90, p99, p999, max;
     double mean;
+    /* Cumulative: le[i] values at most weft_latency_bounds_ns()[i] (a value
+     * in a log-linear bucket that straddles a bound counts above it, so
+     * within the histogram's ~1%). */
+    uint64_t le[WEFT_LATENCY_BUCKETS];
 } weft_latency;
 
 /* Per-second rates over the last sampling interval. */
@@ -863,12 +876,20 @@ typedef struct weft_program {
  * Run a server program, and return main's exit status: parse the server
  * options (weft_config_options) and the program's own, with --help (the
  * text generated from both, showing the program's defaults), --version,
- * -q and -v; validate; raise the soft RLIMIT_NOFILE to the hard limit;
- * create the server; call setup; install SIGINT and SIGTERM handlers that
- * call weft_server_stop (the one place the library sets a signal
- * disposition, because this is the program's main); start; print the
- * startup lines (address, workers, I/O backend, CPUs, admin socket) on
- * stdout; wait; print the counts; teardown; free. Returns 0, 1 when the
+ * -q and -v, --config FILE (the same names, one "name = value" per line,
+ * read before the command line, which overrides it), --print-config,
+ * --log-level and --log-format (log lines on stderr with a timestamp, the
+ * program's name, its pid and the level, unless the program set
+ * config.log); validate; raise the soft RLIMIT_NOFILE to the hard limit;
+ * take the sockets systemd passed (LISTEN_FDS) or a predecessor handed over
+ * (a reload); create the server; call setup; install SIGINT and SIGTERM
+ * handlers that call weft_server_stop and a SIGHUP handler (and the admin
+ * command `reload`) that starts a successor, hands it the listening
+ * sockets and drains (the one place the library sets a signal
+ * disposition, because this is the program's main; docs/operations.md);
+ * start; tell $NOTIFY_SOCKET READY=1; print the startup lines (address,
+ * workers, I/O backend, CPUs, admin socket) on stdout; wait; print the
+ * counts; teardown; free. Returns 0, 1 when the
  * server could not start or stopped on an error (one line on stderr says
  * why), or 2 for a usage error. One call per process, from main.
  */

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 
 #include "load.h"
+#include "weft/version.h"
 
 struct load_config load_cfg;
 
@@ -42,6 +43,8 @@ static void usage(FILE *f)
             "         --hold seconds, then check that each still answers one echo.\n"
             "  churn  connect, one request, close, repeatedly; --conns such cycles run\n"
             "         concurrently; bounded by --count cycles and/or --duration.\n"
+            "\n"
+            "Options:\n"
             "\n"
             "Target:\n"
             "  --host ADDR            server address or name, IPv4 or IPv6 (default 127.0.0.1)\n"
@@ -78,6 +81,7 @@ static void usage(FILE *f)
             "  --json                 print the results as one JSON object on stdout\n"
             "                         (diagnostics go to stderr)\n"
             "  -h, --help             this text\n"
+            "  -V, --version          print the version\n"
             "\n"
             "Reported: messages/s and MB/s (verified echoed bytes received, 10^6 bytes)\n"
             "inside the window; latency p50/p90/p99/p99.9/max (log-linear histogram, within\n"
@@ -188,6 +192,7 @@ static const struct option long_opts[] = {
     {"json", no_argument, 0, O_JSON},
     {"close-rst", no_argument, 0, O_RST},
     {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0},
 };
 
@@ -309,9 +314,13 @@ void options_parse(int argc, char **argv)
     load_cfg.timeout = 5;
 
     int o;
-    while ((o = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "hV", long_opts, NULL)) != -1) {
         if (o == 'h') {
             usage(stdout);
+            exit(0);
+        }
+        if (o == 'V') {
+            printf("weft-load %s\n", WEFT_VERSION);
             exit(0);
         }
         if (o < O_HOST || o > O_RST)
