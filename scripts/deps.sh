@@ -15,6 +15,7 @@ packages=(
     libnuma-dev                         # CPU -> node, node-local memory
     libcmocka-dev                       # unit tests
     libjansson-dev                      # weft-stat reads the server's JSON
+    libsodium-dev libsqlite3-dev        # examples/chat: Argon2id passwords, SQLite history
     clang-format                        # make format / format-check
     valgrind                            # leak and fd checks in tests
     python3                             # test helpers

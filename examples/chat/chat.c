@@ -108,7 +108,15 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "auth.h"
 #include "proto.h"
+#include "store.h"
 
 #define HELD_EXTRA CHAT_HELD_EXTRA
 
@@ -240,9 +248,11 @@ typedef struct room {
     uint32_t count;
 } room;
 
+/* A nick at its shard: held by id (gen 0: by no one), or an account's name. */
 typedef struct nick_ent {
     smap_node n;
     chat_id id;
+    bool account; /* a registered name: only its login may hold it; kept when released */
 } nick_ent;
 
 typedef struct slot {
@@ -274,6 +284,12 @@ struct chat_server {
     int nworkers;
     chat_worker **w;
     int ctr_messages, ctr_deliveries, ctr_private, ctr_nick_taken, ctr_too_long;
+    int ctr_logins, ctr_login_failed, ctr_login_throttled, ctr_registered, ctr_busy, ctr_offline;
+    chat_options opt;
+    chat_store *store; /* NULL: no database */
+    chat_auth *auth;
+    char *wline;                                /* the writer thread's line buffer (on_stored) */
+    void (*teardown)(weft_server *s, void *ud); /* the program's own (chat_main) */
     int ncommands; /* the embedding program's commands (chat_server_command) */
     struct {
         const char *name, *help;
@@ -288,12 +304,16 @@ typedef struct chat_client {
     chat_id id;
     room *room; /* NULL when in no room */
     struct chat_client *rprev, *rnext;
-    size_t scan;      /* how far the input ring was searched for '\n' */
-    const char *why;  /* why we closed it, for the "left" line */
-    int busy;         /* parsing its input: on_close must not free it */
-    bool waiting;     /* /nick or /who in flight: input waits in the ring */
-    bool done;        /* we closed it (after /quit or an error) */
-    bool closed;      /* on_close ran */
+    size_t scan;         /* how far the input ring was searched for '\n' */
+    const char *why;     /* why we closed it, for the "left" line */
+    int busy;            /* parsing its input: on_close must not free it */
+    bool waiting;        /* /nick or /who in flight: input waits in the ring */
+    bool done;           /* we closed it (after /quit or an error) */
+    bool closed;         /* on_close ran */
+    bool authed;         /* logged in: the nick is the account's */
+    bool unfenced;       /* room messages sent to the writer since the last fence */
+    uint8_t joining_len; /* /join waits for the room's history (store) */
+    char joining[CHAT_NAME_MAX + 1];
     uint8_t nick_len; /* 0 until /nick succeeded */
     char nick[CHAT_NAME_MAX + 1];
 } chat_client;
@@ -470,35 +490,51 @@ static void bcast_deliver(weft_server *s, int worker, void *arg)
 }
 
 /*
- * Send a line to every member of room `rname`. With local_now, this
- * worker's members get it at once (the sender's path, in input order);
- * otherwise this worker gets a post too (on_close, which must not deliver
- * while a delivery loop may be running).
+ * Post a line for room `rname` to every worker but `skip` (-1: none), from
+ * any thread: one shared copy, freed by the last worker. Out of memory,
+ * the members of those workers miss it.
+ */
+static void post_all(chat_server *cs, int skip, const char *rname, size_t rlen, const char *p,
+                     size_t n)
+{
+    int remote = cs->nworkers - (skip >= 0 ? 1 : 0);
+    if (remote <= 0)
+        return;
+    bcast_msg *m = malloc(sizeof(*m) + n);
+    if (!m)
+        return;
+    m->refs = remote;
+    m->rlen = (uint32_t)rlen;
+    memcpy(m->room, rname, rlen);
+    m->room[rlen] = '\0';
+    m->len = (uint32_t)n;
+    memcpy(m->text, p, n);
+    for (int i = 0; i < cs->nworkers; i++) {
+        if (i == skip)
+            continue;
+        if (weft_post(cs->srv, i, bcast_deliver, m) != 0)
+            bcast_release(m); /* that worker has exited (stopping): no one to tell */
+    }
+}
+
+static int store_notice(chat_server *cs, const char *rname, size_t rlen, const char *p, size_t n);
+
+/*
+ * Send a line to every member of room `rname`. With a store, through the
+ * writer, which sequences every room line (store.h). Without one (or when
+ * the writer's queue is full: the order against lines in the queue is then
+ * lost, not the line): with local_now, this worker's members get it at once
+ * (the sender's path, in input order); otherwise this worker gets a post
+ * too (on_close, which must not deliver while a delivery loop may be
+ * running).
  */
 static void bcast(chat_worker *w, const char *rname, size_t rlen, const char *p, size_t n,
                   bool local_now)
 {
     chat_server *cs = w->cs;
-    int remote = cs->nworkers - (local_now ? 1 : 0);
-    bcast_msg *m = NULL;
-    if (remote > 0) {
-        /* Out of memory: the other workers' members miss this line. */
-        m = malloc(sizeof(*m) + n);
-        if (m) {
-            m->refs = remote;
-            m->rlen = (uint32_t)rlen;
-            memcpy(m->room, rname, rlen);
-            m->room[rlen] = '\0';
-            m->len = (uint32_t)n;
-            memcpy(m->text, p, n);
-        }
-    }
-    for (int i = 0; m && i < cs->nworkers; i++) {
-        if (local_now && i == w->index)
-            continue;
-        if (weft_post(cs->srv, i, bcast_deliver, m) != 0)
-            bcast_release(m); /* that worker has exited (stopping): no one to tell */
-    }
+    if (cs->store && store_notice(cs, rname, rlen, p, n) == 0)
+        return;
+    post_all(cs, local_now ? w->index : -1, rname, rlen, p, n);
     if (local_now)
         deliver_local(w, rname, rlen, p, n);
 }
@@ -511,19 +547,29 @@ static void room_notice(chat_client *cl, int n, bool local_now)
     bcast(cl->w, cl->room->n.key, cl->room->n.klen, cl->w->out, (size_t)n, local_now);
 }
 
-/* Leave the current room: the room (the leaver included) hears it first. */
+/*
+ * Leave the current room: the room (the leaver included) hears it first.
+ * With a store the room hears it through the writer, after the leaver has
+ * gone: the leaver gets its line at once.
+ */
 static void leave_room(chat_client *cl)
 {
     int n = snprintf(cl->w->out, OUT_EXTRA, "* %s left #%s\n", cl->nick, cl->room->n.key);
+    if (cl->w->cs->store)
+        client_send(cl, cl->w->out, (size_t)n);
     room_notice(cl, n, true);
     room_unlink(cl);
 }
 
 /* ---- nicks: claims at the owning shard ----------------------------------- */
 
+/* Who claims a nick: a guest (/nick), a login, or the directory itself. */
+enum { NICK_GUEST, NICK_LOGIN };
+
 typedef struct nick_op {
     chat_id id;
-    int result; /* 0 granted, -EEXIST taken, -ENOMEM */
+    int mode;   /* NICK_GUEST or NICK_LOGIN */
+    int result; /* 0 granted, -EEXIST taken, -EACCES an account's (guest), -ENOMEM */
     uint32_t len;
     char nick[CHAT_NAME_MAX + 1];
 } nick_op;
@@ -536,12 +582,46 @@ static void nick_release(weft_server *s, int worker, void *arg)
     chat_worker *w = server_of(s)->w[worker];
     nick_ent *e = (nick_ent *)smap_get(&w->nicks, op->nick, op->len);
     /* Only the holder's release counts: the nick may have been claimed
-     * anew by someone else since. */
+     * anew by someone else since. An account's name stays, held by no one. */
     if (e && id_eq(e->id, op->id)) {
-        smap_del(&w->nicks, &e->n);
-        free(e);
+        if (e->account) {
+            e->id = (chat_id){0, 0, 0};
+        } else {
+            smap_del(&w->nicks, &e->n);
+            free(e);
+        }
     }
     free(op);
+}
+
+/* On the shard: `nick` is an account's name from now on (registered, or loaded). */
+static void nick_reserve(weft_server *s, int worker, void *arg)
+{
+    nick_op *op = arg;
+    chat_worker *w = server_of(s)->w[worker];
+    nick_ent *e = (nick_ent *)smap_get(&w->nicks, op->nick, op->len);
+    if (!e && (e = malloc(sizeof(*e)))) {
+        if (smap_put(&w->nicks, &e->n, op->nick, op->len) != 0) {
+            free(e);
+            e = NULL;
+        } else {
+            e->id = (chat_id){0, 0, 0};
+        }
+    }
+    if (e)
+        e->account = true;
+    free(op);
+}
+
+static void post_reserve(chat_server *cs, const char *nick, size_t n)
+{
+    nick_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return;
+    op->len = (uint32_t)n;
+    memcpy(op->nick, nick, n);
+    if (weft_post(cs->srv, shard_of(cs, nick, n), nick_reserve, op) != 0)
+        free(op);
 }
 
 /* Post a release of `nick` held by `id` to its shard (op reused or new). */
@@ -564,9 +644,17 @@ static void nick_claim(weft_server *s, int worker, void *arg)
     chat_worker *w = server_of(s)->w[worker];
     nick_ent *e = (nick_ent *)smap_get(&w->nicks, op->nick, op->len);
     if (e) {
-        op->result = id_eq(e->id, op->id) ? 0 : -EEXIST;
+        if (id_eq(e->id, op->id))
+            op->result = 0;
+        else if (e->id.gen != 0)
+            op->result = -EEXIST;
+        else if (op->mode == NICK_LOGIN)
+            e->id = op->id, op->result = 0;
+        else
+            op->result = -EACCES; /* an account's name, free: only its login takes it */
     } else if ((e = malloc(sizeof(*e))) && smap_put(&w->nicks, &e->n, op->nick, op->len) == 0) {
         e->id = op->id;
+        e->account = op->mode == NICK_LOGIN;
         op->result = 0;
     } else {
         free(e);
@@ -575,14 +663,19 @@ static void nick_claim(weft_server *s, int worker, void *arg)
     if (weft_post(s, (int)op->id.worker, nick_reply, op) != 0) {
         /* The client's worker has exited: nobody will use the nick. */
         if (op->result == 0 && (e = (nick_ent *)smap_get(&w->nicks, op->nick, op->len))) {
-            smap_del(&w->nicks, &e->n);
-            free(e);
+            if (e->account) {
+                e->id = (chat_id){0, 0, 0};
+            } else {
+                smap_del(&w->nicks, &e->n);
+                free(e);
+            }
         }
         free(op);
     }
 }
 
 static void answered(chat_client *cl);
+static void fetch_inbox(chat_client *cl);
 
 /* Back on the client's worker: adopt the nick or report why not. */
 static void nick_reply(weft_server *s, int worker, void *arg)
@@ -608,18 +701,32 @@ static void nick_reply(weft_server *s, int worker, void *arg)
         cl->nick_len = (uint8_t)op->len;
         /* The old nick is released before anyone hears of the rename, so a
          * claim prompted by these lines finds it free (see on_close). */
+        bool login = op->mode == NICK_LOGIN;
         if (oldn)
             post_release(cs, op, op->id, old, oldn);
         else
             free(op);
-        client_sendf(cl, "* you are now %s\n", cl->nick);
-        if (oldn && cl->room) {
+        if (login) {
+            cl->authed = true;
+            count(w, cs->ctr_logins, 1);
+            client_sendf(cl, "* logged in as %s\n", cl->nick);
+            fetch_inbox(cl);
+        } else {
+            client_sendf(cl, "* you are now %s\n", cl->nick);
+        }
+        if (oldn && cl->room && !cl->closed) {
             int n = snprintf(w->out, OUT_EXTRA, "* %s is now known as %s\n", old, cl->nick);
             room_notice(cl, n, true);
         }
     } else {
-        if (op->result == -EEXIST) {
+        if (op->result == -EEXIST && op->mode == NICK_LOGIN) {
+            client_sendf(cl, "error: %s is already logged in\n", op->nick);
+        } else if (op->result == -EEXIST) {
             client_sendf(cl, "error: nick %s is taken\n", op->nick);
+            count(w, cs->ctr_nick_taken, 1);
+        } else if (op->result == -EACCES) {
+            client_sendf(cl, "error: nick %s is a registered account: /login %s PASSWORD\n",
+                         op->nick, op->nick);
             count(w, cs->ctr_nick_taken, 1);
         } else {
             client_sendf(cl, "error: out of memory\n");
@@ -646,22 +753,17 @@ static void recase_nick(chat_client *cl, const char *name, size_t n)
     }
 }
 
-static void cmd_nick(chat_client *cl, const char *name, size_t n)
+/* Post a claim of nick `name` for cl to its shard; nick_reply answers. */
+static void claim_nick(chat_client *cl, const char *name, size_t n, int mode)
 {
     chat_server *cs = cl->w->cs;
-    if (same_nick(name, n, cl->nick, cl->nick_len)) {
-        if (memcmp(name, cl->nick, n) == 0)
-            client_sendf(cl, "* you are now %s\n", cl->nick);
-        else
-            recase_nick(cl, name, n);
-        return;
-    }
     nick_op *op = malloc(sizeof(*op));
     if (!op) {
         client_sendf(cl, "error: out of memory\n");
         return;
     }
     op->id = cl->id;
+    op->mode = mode;
     op->result = 0;
     op->len = (uint32_t)n;
     memcpy(op->nick, name, n);
@@ -674,10 +776,34 @@ static void cmd_nick(chat_client *cl, const char *name, size_t n)
     cl->waiting = true;
 }
 
+static void cmd_nick(chat_client *cl, const char *name, size_t n)
+{
+    chat_server *cs = cl->w->cs;
+    if (cl->authed) {
+        client_sendf(cl, "error: you are logged in as %s: your nick is your account's name\n",
+                     cl->nick);
+        return;
+    }
+    if (cs->store && !cs->opt.allow_guests) {
+        client_sendf(cl, "error: log in first: /login NAME PASSWORD (or /register NAME "
+                         "PASSWORD)\n");
+        return;
+    }
+    if (same_nick(name, n, cl->nick, cl->nick_len)) {
+        if (memcmp(name, cl->nick, n) == 0)
+            client_sendf(cl, "* you are now %s\n", cl->nick);
+        else
+            recase_nick(cl, name, n);
+        return;
+    }
+    claim_nick(cl, name, n, NICK_GUEST);
+}
+
 /* ---- private messages: sender -> shard(nick) -> target's worker ----------- */
 
 typedef struct pm_msg {
     chat_id from, to;
+    bool busy; /* failed: the offline store's queue was full */
     uint32_t from_len, to_len, len;
     char from_nick[CHAT_NAME_MAX + 1];
     char to_nick[CHAT_NAME_MAX + 1];
@@ -689,7 +815,9 @@ static void pm_failed(weft_server *s, int worker, void *arg)
 {
     pm_msg *m = arg;
     chat_client *cl = client_lookup(server_of(s)->w[worker], m->from);
-    if (cl)
+    if (cl && m->busy)
+        client_sendf(cl, "error: server busy: message to %s not stored, try again\n", m->to_nick);
+    else if (cl)
         client_sendf(cl, "error: no such nick %s\n", m->to_nick);
     free(m);
 }
@@ -716,12 +844,42 @@ static void pm_deliver(weft_server *s, int worker, void *arg)
     free(m);
 }
 
+static uint64_t id_tag(chat_id id) { return (uint64_t)id.worker << 32 | id.slot; }
+static chat_id tag_id(uint64_t tag, uint64_t gen)
+{
+    return (chat_id){.worker = (uint32_t)(tag >> 32), .slot = (uint32_t)tag, .gen = (uint32_t)gen};
+}
+
+/* On the nick's shard: an account that is not logged in gets it at its next login. */
+static void pm_offline(weft_server *s, pm_msg *m, const char *account)
+{
+    store_item *it = store_item_new(STORE_OFFLINE, m->len);
+    if (it) {
+        it->tag = id_tag(m->from);
+        it->tag2 = m->from.gen;
+        memcpy(it->user, m->from_nick, m->from_len + 1);
+        snprintf(it->to, sizeof(it->to), "%s", account);
+        memcpy(it->text, m->text, m->len);
+        if (store_push(server_of(s)->store, it) == 0) {
+            free(m);
+            return;
+        }
+        store_item_free(it);
+    }
+    m->busy = true;
+    pm_fail(s, m);
+}
+
 /* On the nick's shard: find the target and forward. */
 static void pm_route(weft_server *s, int worker, void *arg)
 {
     pm_msg *m = arg;
     nick_ent *e = (nick_ent *)smap_get(&server_of(s)->w[worker]->nicks, m->to_nick, m->to_len);
-    if (!e) {
+    if (e && e->id.gen == 0 && e->account && server_of(s)->store) {
+        pm_offline(s, m, e->n.key);
+        return;
+    }
+    if (!e || e->id.gen == 0) {
         pm_fail(s, m);
         return;
     }
@@ -875,10 +1033,439 @@ static void cmd_who(chat_client *cl)
             who_done(cs->srv, q); /* stopping: that worker answers "none" */
 }
 
+/* ---- the store: room lines through the writer, history, accounts --------- */
+
+/* flags of a store_item of ours. */
+#define ITEM_JOIN 1 /* HISTORY: the replay of a /join, which links the room after it */
+
+/* What one history reply may write: a policy (the newest lines are kept). */
+#define HISTORY_BUDGET (64u * 1024)
+
+/* A store item naming client cl as the one who asked. */
+static store_item *item_for(chat_client *cl, store_kind kind, size_t len)
+{
+    store_item *it = store_item_new(kind, len);
+    if (it) {
+        it->tag = id_tag(cl->id);
+        it->tag2 = cl->id.gen;
+        memcpy(it->user, cl->nick, (size_t)cl->nick_len + 1);
+    }
+    return it;
+}
+
+/* A room notice through the writer (see bcast). 0, or -EAGAIN/-ENOMEM: the caller sends it. */
+static int store_notice(chat_server *cs, const char *rname, size_t rlen, const char *p, size_t n)
+{
+    store_item *it = store_item_new(STORE_PASS, n);
+    if (!it)
+        return -ENOMEM;
+    memcpy(it->room, rname, rlen);
+    memcpy(it->text, p, n);
+    if (store_push(cs->store, it) != 0) {
+        store_item_free(it);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+static void busy(chat_client *cl, const char *what)
+{
+    count(cl->w, cl->w->cs->ctr_busy, 1);
+    client_sendf(cl, "error: server busy: %s, try again\n", what);
+}
+
+/* Let go of a client held with busy++ (it may have closed meanwhile). */
+static void unhold(chat_client *cl)
+{
+    if (--cl->busy == 0 && cl->closed)
+        client_free(cl);
+}
+
+/*
+ * Send rows "TS\tUSER\tTEXT\n" (store.c) as "[TIME] " + fmt(USER) + " TEXT",
+ * fmt being "<%s>" (room history) or "*%s*" (offline messages); at most
+ * HISTORY_BUDGET bytes of rows, the newest.
+ */
+static void send_rows(chat_client *cl, const char *rows, size_t len, bool priv)
+{
+    const char *p = rows, *end = rows + len;
+    while ((size_t)(end - p) > HISTORY_BUDGET) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
+    while (p < end && !cl->closed) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *t1 = memchr(p, '\t', (size_t)(end - p));
+        const char *t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(end - t1 - 1)) : NULL;
+        if (!nl || !t1 || !t2 || t2 > nl)
+            break;
+        time_t secs = (time_t)(strtoll(p, NULL, 10) / 1000);
+        struct tm tm;
+        char when[32];
+        gmtime_r(&secs, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        client_sendf(cl, priv ? "[%s] *%.*s* %.*s\n" : "[%s] <%.*s> %.*s\n", when,
+                     (int)(t2 - t1 - 1), t1 + 1, (int)(nl - t2 - 1), t2 + 1);
+        p = nl + 1;
+    }
+}
+
+static void history_answer(chat_client *cl, store_item *it)
+{
+    if (it->flags & ITEM_JOIN) {
+        size_t n = cl->joining_len;
+        cl->joining_len = 0;
+        if (room_link(cl, cl->joining, n) != 0) {
+            client_sendf(cl, "error: out of memory\n");
+            return;
+        }
+        if (!it->count)
+            return; /* a join into a room without history says nothing */
+    }
+    if (it->result < 0) {
+        client_sendf(cl, "error: the history of #%s could not be read\n", it->room);
+        return;
+    }
+    client_sendf(cl, "* history of #%s (%u messages)\n", it->room, it->count);
+    send_rows(cl, it->out, it->out_len, false);
+    client_sendf(cl, "* end of history\n");
+}
+
+/*
+ * On the asker's worker: the live client a helper thread's answer is for,
+ * held (busy) for the answer, or NULL when it closed meanwhile.
+ */
+static chat_client *asker(chat_worker *w, uint64_t tag, uint64_t gen)
+{
+    chat_client *cl = client_lookup(w, tag_id(tag, gen));
+    if (cl)
+        cl->busy++;
+    return cl;
+}
+
+/* On the asker's worker: the writer's answer to an item of theirs. */
+static void item_answer(weft_server *s, int worker, void *arg)
+{
+    store_item *it = arg;
+    chat_server *cs = server_of(s);
+    chat_worker *w = cs->w[worker];
+    chat_client *cl = asker(w, it->tag, it->tag2);
+    if (!cl) {
+        store_item_free(it);
+        return;
+    }
+    switch (it->kind) {
+    case STORE_MSG: /* only a failed one comes back here */
+        client_sendf(cl, "error: message not stored (database error), not sent\n");
+        break;
+    case STORE_HISTORY:
+        history_answer(cl, it);
+        break;
+    case STORE_REGISTER:
+        if (it->result == 0) {
+            count(w, cs->ctr_registered, 1);
+            post_reserve(cs, it->to, strlen(it->to));
+            client_sendf(cl, "* registered %s: now /login %s PASSWORD\n", it->to, it->to);
+        } else if (it->result == -EEXIST) {
+            client_sendf(cl, "error: the name %s is taken\n", it->to);
+        } else {
+            client_sendf(cl, "error: the account could not be stored (database error)\n");
+        }
+        break;
+    case STORE_OFFLINE:
+        if (it->result == 0) {
+            count(w, cs->ctr_offline, 1);
+            client_sendf(cl, "* %s is offline: they get your message at their next login\n",
+                         it->to);
+        } else {
+            client_sendf(cl, "error: message to %s not stored (database error)\n", it->to);
+        }
+        break;
+    case STORE_INBOX:
+        if (it->count) {
+            client_sendf(cl, "* %u messages while you were away\n", it->count);
+            send_rows(cl, it->out, it->out_len, true);
+        }
+        break;
+    case STORE_FENCE:
+        cl->unfenced = false; /* the command that waited runs now */
+        break;
+    case STORE_PASS:
+        break;
+    }
+    bool waited =
+        it->kind == STORE_HISTORY || it->kind == STORE_REGISTER || it->kind == STORE_FENCE;
+    store_item_free(it);
+    if (waited)
+        answered(cl);
+    else
+        unhold(cl);
+}
+
+/*
+ * On the writer thread, each item once its batch committed: a room line
+ * goes to every worker (the writer's posts to one worker keep its order,
+ * which is the rooms' order); an answer goes to its asker's worker.
+ */
+static void on_stored(store_item *it, void *ud)
+{
+    chat_server *cs = ud;
+    if ((it->kind == STORE_MSG && it->result == 0) || it->kind == STORE_PASS) {
+        size_t rlen = strlen(it->room);
+        if (it->kind == STORE_PASS) {
+            post_all(cs, -1, it->room, rlen, it->text, it->len);
+        } else {
+            /* "<nick> text\n" into the writer's own buffer (one writer thread). */
+            int n = snprintf(cs->wline, cs->max_line + OUT_EXTRA, "<%s> %.*s\n", it->user,
+                             (int)it->len, it->text);
+            if (n > 0 && (size_t)n < cs->max_line + OUT_EXTRA)
+                post_all(cs, -1, it->room, rlen, cs->wline, (size_t)n);
+        }
+        store_item_free(it);
+        return;
+    }
+    if (weft_post(cs->srv, (int)(it->tag >> 32), item_answer, it) != 0)
+        store_item_free(it);
+}
+
+/* A room message: stored, then delivered by the writer (on_stored). */
+static void store_text(chat_client *cl, const char *p, size_t n)
+{
+    store_item *it = item_for(cl, STORE_MSG, n);
+    if (!it) {
+        client_sendf(cl, "error: out of memory\n");
+        return;
+    }
+    memcpy(it->room, cl->room->n.key, (size_t)cl->room->n.klen + 1);
+    memcpy(it->text, p, n);
+    if (store_push(cl->w->cs->store, it) != 0) {
+        store_item_free(it);
+        busy(cl, "message not sent");
+        return;
+    }
+    count(cl->w, cl->w->cs->ctr_messages, 1);
+    cl->unfenced = true;
+}
+
+/*
+ * A command after room messages still at the writer would be answered
+ * before their echo (the writer answers later): it waits behind a fence
+ * that the writer answers in sequence, so a client's answers keep the
+ * order of its lines ("hi" then "/who": the echo, then the list). True
+ * when the fence is out (the command stays in the ring).
+ */
+static bool fence(chat_client *cl)
+{
+    store_item *it = item_for(cl, STORE_FENCE, 0);
+    if (!it || store_push(cl->w->cs->store, it) != 0) {
+        store_item_free(it);
+        return false; /* full: the command runs now, out of order */
+    }
+    cl->waiting = true;
+    return true;
+}
+
+/*
+ * /join with a store: the writer reads the room's last lines, then passes
+ * the "joined" line. The client joins the room when the history arrives
+ * (its input waits meanwhile): every line the writer passed before the
+ * read is in the history, every line after it reaches the client live,
+ * since the writer's posts to one worker run in order. No gap, no repeat.
+ */
+static void store_join(chat_client *cl, const char *name, size_t n)
+{
+    chat_server *cs = cl->w->cs;
+    store_item *h = item_for(cl, STORE_HISTORY, 0);
+    int k = snprintf(cl->w->out, OUT_EXTRA, "* %s joined #%.*s\n", cl->nick, (int)n, name);
+    store_item *j = store_item_new(STORE_PASS, (size_t)k);
+    if (!h || !j) {
+        store_item_free(h);
+        store_item_free(j);
+        client_sendf(cl, "error: out of memory\n");
+        return;
+    }
+    h->count = cs->opt.history;
+    h->flags = ITEM_JOIN;
+    memcpy(h->room, name, n);
+    memcpy(j->room, name, n);
+    memcpy(j->text, cl->w->out, (size_t)k);
+    if (store_push(cs->store, h) != 0) {
+        store_item_free(h);
+        store_item_free(j);
+        busy(cl, "not joined");
+        return;
+    }
+    memcpy(cl->joining, name, n);
+    cl->joining[n] = '\0';
+    cl->joining_len = (uint8_t)n;
+    cl->waiting = true;
+    if (store_push(cs->store, j) != 0) {
+        /* Full after all: the room hears it now, out of the writer's order. */
+        post_all(cs, -1, j->room, n, j->text, j->len);
+        store_item_free(j);
+    }
+}
+
+static bool need_room(chat_client *cl);
+
+static void cmd_history(chat_client *cl, const chat_cmd *cmd)
+{
+    chat_server *cs = cl->w->cs;
+    if (!cs->store) {
+        client_sendf(cl, "error: no history: the server runs without a database\n");
+        return;
+    }
+    if (!cmd->name_len && !need_room(cl))
+        return;
+    store_item *it = item_for(cl, STORE_HISTORY, 0);
+    if (!it) {
+        client_sendf(cl, "error: out of memory\n");
+        return;
+    }
+    if (cmd->name_len)
+        memcpy(it->room, cmd->name, cmd->name_len);
+    else
+        memcpy(it->room, cl->room->n.key, (size_t)cl->room->n.klen + 1);
+    it->count = cmd->count ? cmd->count : cs->opt.history ? cs->opt.history : CHAT_HISTORY_DEFAULT;
+    if (store_push(cs->store, it) != 0) {
+        store_item_free(it);
+        busy(cl, "no history");
+        return;
+    }
+    cl->waiting = true;
+}
+
+/* After a login: the offline messages, taken from the store. */
+static void fetch_inbox(chat_client *cl)
+{
+    store_item *it = item_for(cl, STORE_INBOX, 0);
+    if (it && store_push(cl->w->cs->store, it) != 0)
+        store_item_free(it); /* they stay stored: the next login gets them */
+}
+
+/* ---- accounts: the password pool's answers ------------------------------- */
+
+/* On the client's worker: a login's or a registration's outcome. */
+static void auth_answer(weft_server *s, int worker, void *arg)
+{
+    auth_job *j = arg;
+    chat_server *cs = server_of(s);
+    chat_worker *w = cs->w[worker];
+    chat_client *cl = asker(w, j->tag, j->tag2);
+    if (!cl) {
+        free(j);
+        return;
+    }
+    switch (j->result) {
+    case AUTH_OK: /* a login: the nick directory has the last word */
+        cl->waiting = false;
+        claim_nick(cl, j->name, strlen(j->name), NICK_LOGIN);
+        if (cl->waiting) {
+            free(j);
+            unhold(cl); /* nick_reply answers */
+            return;
+        }
+        break;
+    case AUTH_BAD:
+        count(w, cs->ctr_login_failed, 1);
+        client_sendf(cl, "error: wrong name or password\n");
+        break;
+    case AUTH_THROTTLED:
+        count(w, cs->ctr_login_throttled, 1);
+        client_sendf(cl, "error: too many failed logins: try again in %u s\n", j->retry_s);
+        break;
+    case AUTH_EXISTS:
+        client_sendf(cl, "error: the name %s is taken\n", j->name);
+        break;
+    case AUTH_ERROR:
+        client_sendf(cl, "error: server error (database), try again\n");
+        break;
+    }
+    free(j);
+    answered(cl);
+}
+
+/*
+ * On a pool thread: a new password's hash goes on to the writer (which
+ * answers the client), every other outcome back to the client's worker.
+ */
+static void on_auth(auth_job *j, void *ud)
+{
+    chat_server *cs = ud;
+    if (j->reg && j->result == AUTH_OK) {
+        size_t n = strlen(j->hash);
+        store_item *it = store_item_new(STORE_REGISTER, n);
+        if (it) {
+            it->tag = j->tag;
+            it->tag2 = j->tag2;
+            memcpy(it->user, j->name, sizeof(j->name));
+            memcpy(it->to, j->name, sizeof(j->name));
+            memcpy(it->text, j->hash, n);
+            if (store_push(cs->store, it) == 0) {
+                free(j);
+                return;
+            }
+            store_item_free(it);
+        }
+        j->result = AUTH_ERROR;
+    }
+    if (weft_post(cs->srv, (int)(j->tag >> 32), auth_answer, j) != 0)
+        free(j);
+}
+
+/* The peer's address as text, for the per-address login limit. */
+static void peer_text(weft_conn *c, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    snprintf(buf, len, "?");
+    if (!weft_conn_peer(c, &ss))
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)len);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)len);
+}
+
+/* /login and /register: the work goes to the pool; the client's input waits. */
+static void cmd_auth(chat_client *cl, const chat_cmd *cmd, bool reg)
+{
+    chat_server *cs = cl->w->cs;
+    if (!cs->store) {
+        client_sendf(cl, "error: no accounts: the server runs without a database\n");
+        return;
+    }
+    if (cl->authed) {
+        client_sendf(cl, "error: already logged in as %s\n", cl->nick);
+        return;
+    }
+    if (reg && cmd->text_len < CHAT_PASS_MIN) {
+        client_sendf(cl, "error: a password has at least %d bytes\n", CHAT_PASS_MIN);
+        return;
+    }
+    auth_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        client_sendf(cl, "error: out of memory\n");
+        return;
+    }
+    j->reg = reg;
+    j->tag = id_tag(cl->id);
+    j->tag2 = cl->id.gen;
+    memcpy(j->name, cmd->name, cmd->name_len);
+    memcpy(j->pass, cmd->text, cmd->text_len);
+    peer_text(cl->conn, j->source, sizeof(j->source));
+    if (auth_push(cs->auth, j) != 0) {
+        free(j);
+        busy(cl, reg ? "not registered" : "not logged in");
+        return;
+    }
+    cl->waiting = true;
+}
+
 /* ---- commands ------------------------------------------------------------- */
 
 static const char help_text[] =
-    "* commands: /nick NAME | /join ROOM | /leave | /who | /msg NAME TEXT | /quit\n"
+    "* commands: /register NAME PASSWORD | /login NAME PASSWORD | /nick NAME | /join ROOM |"
+    " /leave | /who | /msg NAME TEXT | /history [ROOM] [N] | /quit\n"
     "* other lines go to everyone in your room, you included (\"//x\" sends \"/x\")\n";
 
 static bool need_nick(chat_client *cl)
@@ -907,6 +1494,10 @@ static void cmd_join(chat_client *cl, const char *name, size_t n)
         leave_room(cl);
     if (cl->closed || cl->done)
         return;
+    if (cl->w->cs->store) {
+        store_join(cl, name, n);
+        return;
+    }
     if (room_link(cl, name, n) != 0) {
         client_sendf(cl, "error: out of memory\n");
         return;
@@ -918,6 +1509,10 @@ static void cmd_join(chat_client *cl, const char *name, size_t n)
 static void cmd_text(chat_client *cl, const char *p, size_t n)
 {
     chat_worker *w = cl->w;
+    if (w->cs->store) {
+        store_text(cl, p, n);
+        return;
+    }
     /* "<nick> text\n": the nick and text are bounded, w->out holds both. */
     char *o = w->out;
     size_t k = 0;
@@ -1012,6 +1607,13 @@ static void handle_line(chat_client *cl, const char *line, size_t len)
         if (need_nick(cl) && need_room(cl))
             cmd_text(cl, cmd.text, cmd.text_len);
         break;
+    case CHAT_REGISTER:
+    case CHAT_LOGIN:
+        cmd_auth(cl, &cmd, cmd.kind == CHAT_REGISTER);
+        break;
+    case CHAT_HISTORY:
+        cmd_history(cl, &cmd);
+        break;
     }
 }
 
@@ -1060,6 +1662,9 @@ static void run_ring(chat_client *cl, weft_ring *in)
             cl->scan = len; /* a partial line: search only the new bytes next time */
             return;
         }
+        if (cl->unfenced && len >= 1 && weft_ring_byte(in, 0) == '/' &&
+            (len < 2 || weft_ring_byte(in, 1) != '/') && fence(cl))
+            return; /* the command waits in the ring for the fence */
         weft_ring_copyout(in, 0, w->line, len);
         weft_ring_consume(in, len + 1);
         cl->scan = 0;
@@ -1123,17 +1728,19 @@ static void on_close(weft_conn *c, weft_close_reason reason)
      */
     if (cl->nick_len)
         post_release(w->cs, NULL, cl->id, cl->nick, cl->nick_len);
-    if (cl->room) {
+    if (cl->room || cl->joining_len) {
         /*
          * on_close may run inside a delivery loop that is writing w->out
          * to the members (weft_send closed this one at its output cap), so
          * the line is formatted on the stack, and posted to this worker
-         * too rather than delivered here.
+         * too rather than delivered here. A client whose /join waits for
+         * the history leaves the room its "joined" line is on its way to.
          */
         char line[2 * CHAT_NAME_MAX + 96];
         char rname[CHAT_NAME_MAX + 1];
-        size_t rlen = cl->room->n.klen;
-        memcpy(rname, cl->room->n.key, rlen + 1);
+        size_t rlen = cl->room ? cl->room->n.klen : cl->joining_len;
+        memcpy(rname, cl->room ? cl->room->n.key : cl->joining, rlen);
+        rname[rlen] = '\0';
         int n = snprintf(line, sizeof(line), "* %s left #%s (%s)\n", cl->nick, rname,
                          cl->why ? cl->why : weft_close_reason_name(reason));
         room_unlink(cl);
@@ -1162,7 +1769,15 @@ static void worker_free(chat_worker *w)
     free(w);
 }
 
-chat_server *chat_server_create(void) { return calloc(1, sizeof(chat_server)); }
+static int open_store(chat_server *cs);
+
+chat_server *chat_server_create(void)
+{
+    chat_server *cs = calloc(1, sizeof(chat_server));
+    if (cs)
+        chat_options_defaults(&cs->opt);
+    return cs;
+}
 
 static const weft_handler chat_h = {.on_open = on_open, .on_data = on_data, .on_close = on_close};
 
@@ -1201,13 +1816,92 @@ int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line)
         weft_server_add_counter(s, "chat_nick_taken", "/nick refused: nick in use");
     cs->ctr_too_long = weft_server_add_counter(s, "chat_line_too_long",
                                                "connections closed for a line over --max-line");
+    cs->ctr_logins = weft_server_add_counter(s, "chat_logins", "successful logins");
+    cs->ctr_login_failed =
+        weft_server_add_counter(s, "chat_login_failed", "logins refused: wrong name or password");
+    cs->ctr_login_throttled =
+        weft_server_add_counter(s, "chat_login_throttled",
+                                "logins refused untried: too many failures (account or address)");
+    cs->ctr_registered = weft_server_add_counter(s, "chat_registered", "accounts registered");
+    cs->ctr_busy = weft_server_add_counter(
+        s, "chat_busy", "requests refused: the database or password queue was full");
+    cs->ctr_offline =
+        weft_server_add_counter(s, "chat_offline", "private messages stored for a later login");
+    return cs->opt.db ? open_store(cs) : 0;
+}
+
+/* weft posts from setup run once the workers start: the names go to their shards. */
+static void reserve_one(const char *name, void *arg)
+{
+    size_t n = strlen(name);
+    if (chat_valid_name(name, n))
+        post_reserve(arg, name, n);
+}
+
+static int open_store(chat_server *cs)
+{
+    char why[512];
+    store_opts so = {.path = cs->opt.db,
+                     .sync_full = cs->opt.db_sync_full,
+                     .queue = cs->opt.queue,
+                     .done = on_stored,
+                     .ud = cs};
+    if (!(cs->wline = malloc((size_t)cs->max_line + OUT_EXTRA)))
+        return -ENOMEM;
+    if (store_open(&cs->store, &so, why, sizeof(why)) != 0) {
+        fprintf(stderr, "weft-chat: %s\n", why);
+        return -EIO;
+    }
+    if (store_accounts(cs->store, reserve_one, cs) != 0) {
+        fprintf(stderr, "weft-chat: cannot read the accounts of %s\n", cs->opt.db);
+        return -EIO;
+    }
+    auth_opts ao = {.threads = cs->opt.auth_threads,
+                    .queue = 1024,
+                    .ops = cs->opt.kdf_ops,
+                    .mem = cs->opt.kdf_mem,
+                    .fail_limit = cs->opt.fail_limit,
+                    .lockout_s = cs->opt.lockout_s,
+                    .done = on_auth,
+                    .ud = cs};
+    int rc = auth_open(&cs->auth, cs->store, &ao);
+    if (rc != 0) {
+        fprintf(stderr, "weft-chat: cannot start the password pool: %s\n", weft_strerror(rc));
+        return rc;
+    }
     return 0;
+}
+
+void chat_options_defaults(chat_options *o)
+{
+    *o = (chat_options){
+        .db = NULL,
+        .history = CHAT_HISTORY_DEFAULT,
+        .auth_threads = 2,
+        .kdf_ops = crypto_pwhash_OPSLIMIT_INTERACTIVE,
+        .kdf_mem = crypto_pwhash_MEMLIMIT_INTERACTIVE,
+        .fail_limit = 5,
+        .lockout_s = 60,
+        .queue = 16384,
+    };
+}
+
+void chat_server_set_options(chat_server *cs, const chat_options *o) { cs->opt = *o; }
+
+void chat_server_detach(chat_server *cs)
+{
+    /* The pool first: its answers may still go through the writer. */
+    auth_close(cs->auth);
+    cs->auth = NULL;
+    store_close(cs->store);
+    cs->store = NULL;
 }
 
 int chat_server_command(chat_server *cs, const char *name, const char *help, chat_command_fn fn,
                         void *ud)
 {
-    static const char *const taken[] = {"nick", "join", "leave", "who", "msg", "quit", "help"};
+    static const char *const taken[] = {"nick", "join", "leave",    "who",   "msg",
+                                        "quit", "help", "register", "login", "history"};
     size_t n = name ? strlen(name) : 0;
     if (!fn || !help || n == 0 || n > CHAT_NAME_MAX)
         return -EINVAL;
@@ -1257,10 +1951,21 @@ void chat_server_free(chat_server *cs)
 {
     if (!cs)
         return;
+    chat_server_detach(cs);
     for (int i = 0; cs->w && i < cs->nworkers; i++)
         worker_free(cs->w[i]);
     free(cs->w);
+    free(cs->wline);
     free(cs);
+}
+
+/* The program's teardown, then the chat's threads: before weft frees the server. */
+static void chat_teardown(weft_server *s, void *ud)
+{
+    chat_server *cs = ud;
+    if (cs->teardown)
+        cs->teardown(s, ud);
+    chat_server_detach(cs);
 }
 
 int chat_main(int argc, char **argv, weft_program *p)
@@ -1269,6 +1974,8 @@ int chat_main(int argc, char **argv, weft_program *p)
     if (!cs)
         return 1;
     p->ud = cs;
+    cs->teardown = p->teardown;
+    p->teardown = chat_teardown;
     int rc = weft_main(argc, argv, p);
     chat_server_free(cs);
     return rc;

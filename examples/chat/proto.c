@@ -83,6 +83,61 @@ static void one_name(chat_cmd *out, chat_cmd_kind k, const char *args, const cha
     out->name_len = (size_t)(e - p);
 }
 
+/* NAME PASSWORD: a valid name, one space, 1..CHAT_PASS_MAX bytes without a space. */
+static void name_pass(chat_cmd *out, chat_cmd_kind k, const char *args, const char *end,
+                      const char *usage)
+{
+    const char *p = skip_sp(args, end);
+    const char *e = token_end(p, end);
+    const char *pw = skip_sp(e, end);
+    const char *pe = token_end(pw, end);
+    if (!chat_valid_name(p, (size_t)(e - p)) || pe == pw || (size_t)(pe - pw) > CHAT_PASS_MAX ||
+        skip_sp(pe, end) != end) {
+        bad(out, usage);
+        return;
+    }
+    out->kind = k;
+    out->name = p;
+    out->name_len = (size_t)(e - p);
+    out->text = pw;
+    out->text_len = (size_t)(pe - pw);
+}
+
+/* [#ROOM] [N]: either, both or none. */
+static void history_args(chat_cmd *out, const char *args, const char *end)
+{
+    static const char usage[] = "usage: /history [ROOM] [N] (N from 1 to 500)";
+    const char *p = skip_sp(args, end);
+    const char *e = token_end(p, end);
+    if (p < end && (*p == '#' || !(*p >= '0' && *p <= '9'))) {
+        const char *n = *p == '#' ? p + 1 : p;
+        if (!chat_valid_name(n, (size_t)(e - n))) {
+            bad(out, usage);
+            return;
+        }
+        out->name = n;
+        out->name_len = (size_t)(e - n);
+        p = skip_sp(e, end);
+        e = token_end(p, end);
+    }
+    if (p < end) {
+        unsigned v = 0;
+        for (const char *q = p; q < e; q++) {
+            if (*q < '0' || *q > '9' || v > CHAT_HISTORY_MAX) {
+                bad(out, usage);
+                return;
+            }
+            v = v * 10 + (unsigned)(*q - '0');
+        }
+        if (v == 0 || v > CHAT_HISTORY_MAX || skip_sp(e, end) != end) {
+            bad(out, usage);
+            return;
+        }
+        out->count = v;
+    }
+    out->kind = CHAT_HISTORY;
+}
+
 void chat_parse(const char *line, size_t len, chat_cmd *out)
 {
     memset(out, 0, sizeof(*out));
@@ -116,6 +171,12 @@ void chat_parse(const char *line, size_t len, chat_cmd *out)
         no_args(out, CHAT_QUIT, we, end, "usage: /quit");
     } else if (word_is(w, wn, "help")) {
         no_args(out, CHAT_HELP, we, end, "usage: /help");
+    } else if (word_is(w, wn, "register")) {
+        name_pass(out, CHAT_REGISTER, we, end, "usage: /register NAME PASSWORD");
+    } else if (word_is(w, wn, "login")) {
+        name_pass(out, CHAT_LOGIN, we, end, "usage: /login NAME PASSWORD");
+    } else if (word_is(w, wn, "history")) {
+        history_args(out, we, end);
     } else if (word_is(w, wn, "msg")) {
         const char *p = skip_sp(we, end);
         const char *e = token_end(p, end);

@@ -11,18 +11,28 @@
 
 /* Longest nick or room name, in bytes (without the '#' of a room). */
 #define CHAT_NAME_MAX 32
+/* A password: 1 to CHAT_PASS_MAX bytes without spaces (at least
+ * CHAT_PASS_MIN to register). Policies: long enough for a passphrase
+ * without '-', short enough that a KDF input is bounded. */
+#define CHAT_PASS_MIN 8
+#define CHAT_PASS_MAX 128
+/* The most lines one /history may ask for. */
+#define CHAT_HISTORY_MAX 500
 
 typedef enum chat_cmd_kind {
-    CHAT_NONE,  /* an empty line: ignored */
-    CHAT_TEXT,  /* plain text (or "//..." for text starting with '/') */
-    CHAT_NICK,  /* /nick NAME */
-    CHAT_JOIN,  /* /join ROOM  (a leading '#' is accepted and dropped) */
-    CHAT_LEAVE, /* /leave */
-    CHAT_WHO,   /* /who */
-    CHAT_MSG,   /* /msg NAME text */
-    CHAT_QUIT,  /* /quit */
-    CHAT_HELP,  /* /help */
-    CHAT_BAD,   /* a malformed or unknown command: see err */
+    CHAT_NONE,     /* an empty line: ignored */
+    CHAT_TEXT,     /* plain text (or "//..." for text starting with '/') */
+    CHAT_NICK,     /* /nick NAME */
+    CHAT_JOIN,     /* /join ROOM  (a leading '#' is accepted and dropped) */
+    CHAT_LEAVE,    /* /leave */
+    CHAT_WHO,      /* /who */
+    CHAT_MSG,      /* /msg NAME text */
+    CHAT_QUIT,     /* /quit */
+    CHAT_HELP,     /* /help */
+    CHAT_REGISTER, /* /register NAME PASSWORD */
+    CHAT_LOGIN,    /* /login NAME PASSWORD */
+    CHAT_HISTORY,  /* /history [ROOM] [N]: name may be empty, count 0 when absent */
+    CHAT_BAD,      /* a malformed or unknown command: see err */
 } chat_cmd_kind;
 
 /*
@@ -33,8 +43,9 @@ typedef struct chat_cmd {
     chat_cmd_kind kind;
     const char *name; /* NICK, JOIN, MSG: a valid name */
     size_t name_len;
-    const char *text; /* TEXT, MSG: at least one byte */
+    const char *text; /* TEXT, MSG: at least one byte; REGISTER, LOGIN: the password */
     size_t text_len;
+    unsigned count;   /* HISTORY: N (1..CHAT_HISTORY_MAX), 0 when not given */
     const char *err;  /* BAD: a static sentence (no "error: " prefix) */
     const char *word; /* BAD: the command word as typed, for "unknown command" */
     size_t word_len;

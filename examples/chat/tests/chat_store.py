@@ -1,0 +1,481 @@
+"""chat_store.py - weft-chat's accounts and history, against a real server.
+
+    usage: python3 chat_store.py CASE WEFT-CHAT
+
+Each case starts weft-chat on a free loopback port with a database in a
+fresh directory (removed after), drives it with socket clients and stops it
+by its PID (SIGTERM, exit status 0), unless the case kills it on purpose.
+Every wait is bounded. A cheap Argon2id cost (--kdf-mem 65536 --kdf-ops 1)
+keeps the cases fast, except in `offloop`, which needs a slow hash.
+
+  accounts  /register (short password, taken name, bad usage), /login
+            (wrong password, unknown name, twice, case), no /nick without
+            an account, with --allow-guests a guest cannot take a
+            registered name; the counters chat_registered, chat_logins,
+            chat_login_failed on the admin socket
+  limits    --login-fail-limit 3: the 4th login of an account after 3
+            failures is refused untried, even with the right password, and
+            other accounts still log in; an address is throttled after 4x
+            the limit over any accounts; chat_login_throttled counts it
+  history   room messages replayed on /join with times (the last
+            --history N), /history, /history ROOM N, bad /history usage;
+            a joiner gets no line twice and misses none while others talk;
+            offline /msg to a registered account arrives at its next login
+  restart   SIGTERM and start again on the same database: accounts,
+            history and a stored offline message are still there
+  kill9     kill -9 in the middle of a burst of messages: every message
+            that was echoed to its sender (the acknowledgement) is in the
+            database when the server starts again (read with sqlite3)
+  offloop   with one worker and one hashing thread and a slow Argon2id, a
+            member's room message is echoed while another client's /login
+            is still hashing: the KDF runs off the worker
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+CHAT = None
+CASE = ""
+RUNNING = []
+FAST = ["--kdf-mem", "65536", "--kdf-ops", "1"]
+
+
+def fail(msg):
+    print("chat_store %s: FAIL: %s" % (CASE, msg))
+    for srv in RUNNING:
+        srv.p.kill()
+        srv.p.wait()
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+class Server:
+    """weft-chat on a free port with the database dir/chat.db."""
+
+    def __init__(self, d, *args):
+        self.dir = d
+        self.db = os.path.join(d, "chat.db")
+        self.sock = os.path.join(d, "admin.sock")
+        argv = [CHAT, "--port", "0", "--no-pin", "--stats-interval", "50",
+                "--stats-socket", self.sock, "--db", self.db] + list(args)
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        RUNNING.append(self)
+        end = time.time() + 10
+        line = b""
+        while time.time() < end:
+            line = self.p.stdout.readline()
+            m = re.search(rb"listening on [0-9.]+:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                return
+            if not line:
+                break
+        fail("weft-chat did not start: %r" % line)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            rc = self.p.wait(20)
+        except subprocess.TimeoutExpired:
+            fail("weft-chat did not stop in 20 s after SIGTERM")
+        RUNNING.remove(self)
+        check(rc == 0, "weft-chat exited %d after SIGTERM" % rc)
+
+    def kill9(self):
+        self.p.kill()
+        self.p.wait()
+        RUNNING.remove(self)
+
+    def counter(self, name, want):
+        """A chat counter from the admin socket's Prometheus text, once it is
+        want (samples lag by --stats-interval), or its last value after 5 s."""
+        end = time.time() + 5
+        last = None
+        while time.time() < end:
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(5)
+            s.connect(self.sock)
+            s.sendall(b"metrics\nquit\n")
+            data = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+            s.close()
+            m = re.search(rb"^weft_user_%s\S* (\d+)" % name.encode(), data, re.M)
+            if m:
+                last = int(m.group(1))
+                if last == want:
+                    return last
+            time.sleep(0.1)
+        check(last is not None, "no counter %s in the metrics" % name)
+        return last
+
+
+class Client:
+    def __init__(self, srv):
+        self.s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        self.buf = b""
+        self.next()  # the welcome
+
+    def send(self, *lines):
+        self.s.sendall(b"".join(l.encode() + b"\n" for l in lines))
+
+    def next(self, timeout=10):
+        end = time.time() + timeout
+        while b"\n" not in self.buf:
+            left = end - time.time()
+            if left <= 0:
+                fail("no line in %g s (have %r)" % (timeout, self.buf))
+            self.s.settimeout(left)
+            try:
+                d = self.s.recv(65536)
+            except socket.timeout:
+                continue
+            if not d:
+                fail("the server closed the connection (have %r)" % self.buf)
+            self.buf += d
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def expect(self, want, timeout=10):
+        """The next line is want, where a '*' stands for any text."""
+        got = self.next(timeout)
+        pat = ".*".join(re.escape(p) for p in want.split("*"))
+        check(re.fullmatch(pat, got), "expected %r, got %r" % (want, got))
+        return got
+
+    def quiet(self, secs=0.3):
+        """Nothing more arrives within secs."""
+        self.s.settimeout(secs)
+        try:
+            d = self.s.recv(65536)
+        except socket.timeout:
+            d = b""
+        check(not d and b"\n" not in self.buf, "unexpected output %r" % (self.buf + d))
+
+    def close(self):
+        self.s.close()
+
+
+def login(srv, name, pw="password1", register=True):
+    c = Client(srv)
+    if register:
+        c.send("/register %s %s" % (name, pw))
+        c.expect("* registered %s: now /login %s PASSWORD" % (name, name))
+    c.send("/login %s %s" % (name, pw))
+    c.expect("* logged in as %s" % name)
+    return c
+
+
+def case_accounts(d):
+    srv = Server(d, *FAST)
+    a = Client(srv)
+    a.send("/nick guest")
+    a.expect("error: log in first: /login NAME PASSWORD (or /register NAME PASSWORD)")
+    a.send("/join r")
+    a.expect("error: choose a nick first: /nick NAME")
+    a.send("/register bob short")
+    a.expect("error: a password has at least 8 bytes")
+    a.send("/register bob")
+    a.expect("error: usage: /register NAME PASSWORD")
+    a.send("/register b@d password1")
+    a.expect("error: usage: /register NAME PASSWORD")
+    a.send("/register bob password1")
+    a.expect("* registered bob: now /login bob PASSWORD")
+    a.send("/register BOB password2")
+    a.expect("error: the name BOB is taken")
+    a.send("/login bob wrongpass")
+    a.expect("error: wrong name or password")
+    a.send("/login nobody password1")
+    a.expect("error: wrong name or password")
+    a.send("/login bob password1", "/join r", "hi")  # pipelined behind the login
+    a.expect("* logged in as bob")
+    a.expect("* bob joined #r")
+    a.expect("<bob> hi")
+    a.send("/login bob password1")
+    a.expect("error: already logged in as bob")
+    a.send("/nick other")
+    a.expect("error: you are logged in as bob: your nick is your account's name")
+    b = Client(srv)
+    b.send("/login Bob password1")
+    b.expect("error: Bob is already logged in")
+    check(srv.counter("chat_registered", 1) == 1, "chat_registered != 1")
+    check(srv.counter("chat_logins", 1) == 1, "chat_logins != 1")
+    check(srv.counter("chat_login_failed", 2) == 2, "chat_login_failed != 2")
+    a.close()
+    b.close()
+    srv.stop()
+    srv = Server(d, "--allow-guests", *FAST)
+    g = Client(srv)
+    g.send("/nick bob")
+    g.expect("error: nick bob is a registered account: /login bob PASSWORD")
+    g.send("/nick guest1", "/join r", "hello")
+    g.expect("* you are now guest1")
+    g.expect("* history of #r (1 messages)")
+    g.expect("[*] <bob> hi")
+    g.expect("* end of history")
+    g.expect("* guest1 joined #r")
+    g.expect("<guest1> hello")
+    g.send("/login bob password1")  # a guest logs in: the room hears the rename
+    g.expect("* logged in as bob")
+    g.expect("* guest1 is now known as bob")
+    g.close()
+    srv.stop()
+
+
+def case_limits(d):
+    srv = Server(d, "--login-fail-limit", "3", "--login-lockout", "60", *FAST)
+    c = Client(srv)
+    for n in ("amy", "bob", "cat", "dan", "eve"):
+        c.send("/register %s password1" % n)
+        c.expect("* registered %s: now /login %s PASSWORD" % (n, n))
+    for _ in range(3):
+        c.send("/login amy guess")
+        c.expect("error: wrong name or password")
+    c.send("/login amy password1")
+    c.expect("error: too many failed logins: try again in * s")
+    check(srv.counter("chat_login_throttled", 1) == 1, "chat_login_throttled != 1")
+    # Another account from the same address: 9 failures so far < 12.
+    c.send("/login bob password1")
+    c.expect("* logged in as bob")
+    c.close()
+    c = Client(srv)
+    for n in ("cat", "dan", "eve"):
+        for _ in range(3 if n != "eve" else 2):
+            c.send("/login %s guess" % n)
+            c.expect("error: wrong name or password")
+    # 3 (amy) + 3 + 3 + 2 = 11 failures from this address; one more locks it.
+    c.send("/login eve guess")
+    c.expect("error: wrong name or password")
+    c.send("/login eve password1")
+    c.expect("error: too many failed logins: try again in * s")
+    c.close()
+    srv.stop()
+
+
+def case_history(d):
+    srv = Server(d, "--history", "3", *FAST)
+    a = login(srv, "amy")
+    a.send("/history")
+    a.expect("error: you are in no room: /join ROOM")
+    a.send("/history 0")
+    a.expect("error: usage: /history [ROOM] [N] (N from 1 to 500)")
+    a.send("/history #r x")
+    a.expect("error: usage: /history [ROOM] [N] (N from 1 to 500)")
+    a.send("/join r")
+    a.expect("* amy joined #r")
+    for i in range(5):
+        a.send("m%d" % i)
+    for i in range(5):
+        a.expect("<amy> m%d" % i)
+    b = login(srv, "bob")
+    b.send("/join r")
+    b.expect("* history of #r (3 messages)")
+    for i in range(2, 5):
+        got = b.expect("[*] <amy> m%d" % i)
+        check(re.match(r"\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\] ", got), "no time in %r" % got)
+    b.expect("* end of history")
+    b.expect("* bob joined #r")
+    a.expect("* bob joined #r")
+    b.send("/history r 5")
+    b.expect("* history of #r (5 messages)")
+    for i in range(5):
+        b.expect("[*] <amy> m%d" % i)
+    b.expect("* end of history")
+    b.send("/history #nowhere")
+    b.expect("* history of #nowhere (0 messages)")
+    b.expect("* end of history")
+    # A joiner while a member talks: every line once, in order, history then live.
+    n = 300
+    a.send(*["t%d" % i for i in range(n)])
+    c = login(srv, "cat")
+    c.send("/history r 500")  # parked while a talks; we read it after
+    c.send("/join r")
+    seen = []
+    c.expect("* history of #r *")
+    while True:
+        line = c.next()
+        if line == "* end of history":
+            break
+        seen.append(line)
+    c.expect("* history of #r *")
+    got = []
+    while True:
+        line = c.next()
+        if line == "* end of history":
+            break
+        got.append(line.split("] ", 1)[1])
+    c.expect("* cat joined #r")
+    last = got[-1] if got else "<amy> m4"
+    want = int(last[len("<amy> t"):]) + 1 if last.startswith("<amy> t") else 0
+    while want < n:
+        c.expect("<amy> t%d" % want)
+        want += 1
+    check(len(got) == 3, "the join replayed %d lines, not --history 3" % len(got))
+    for i in range(n):
+        a.expect("<amy> t%d" % i)
+    a.expect("* cat joined #r")
+    # Offline private messages wait for the next login.
+    b.close()
+    a.expect("* bob left #r (*)")
+    a.send("/msg bob while you were out")
+    a.expect("* bob is offline: they get your message at their next login")
+    a.send("/msg nobody hello")
+    a.expect("error: no such nick nobody")
+    b = login(srv, "bob", register=False)
+    b.expect("* 1 messages while you were away")
+    b.expect("[*] *amy* while you were out")
+    check(srv.counter("chat_offline", 1) == 1, "chat_offline != 1")
+    b.close()
+    b = login(srv, "bob", register=False)  # delivered once
+    b.send("/history r 1")
+    b.expect("* history of #r (1 messages)")
+    b.close()
+    a.close()
+    c.close()
+    srv.stop()
+
+
+def case_restart(d):
+    srv = Server(d, *FAST)
+    a = login(srv, "amy")
+    a.send("/join lobby", "before restart")
+    a.expect("* amy joined #lobby")
+    a.expect("<amy> before restart")
+    login(srv, "bob").close()
+    a.send("/msg bob kept for you")
+    a.expect("* bob is offline: they get your message at their next login")
+    a.close()
+    srv.stop()
+    srv = Server(d, *FAST)
+    b = login(srv, "bob", register=False)
+    b.expect("* 1 messages while you were away")
+    b.expect("[*] *amy* kept for you")
+    c = Client(srv)
+    c.send("/register amy password2")
+    c.expect("error: the name amy is taken")
+    c.close()
+    b.send("/join lobby")
+    b.expect("* history of #lobby (1 messages)")
+    b.expect("[*] <amy> before restart")
+    b.expect("* end of history")
+    b.expect("* bob joined #lobby")
+    b.close()
+    srv.stop()
+
+
+def case_kill9(d):
+    srv = Server(d, "--workers", "2", *FAST)
+    a = login(srv, "amy")
+    a.send("/join burst")
+    a.expect("* amy joined #burst")
+    # A reader thread counts the echoes (the acknowledgements) as they come.
+    acked = [0]
+    stop = threading.Event()
+
+    def reader():
+        buf = a.buf
+        a.s.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                dd = a.s.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                break
+            if not dd:
+                break
+            buf += dd
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                check(line == ("<amy> msg %d" % acked[0]).encode(), "echo %r" % line)
+                acked[0] += 1
+
+    t = threading.Thread(target=reader)
+    t.start()
+    chunk = 5000
+    a.send(*["msg %d" % i for i in range(chunk)])
+    end = time.time() + 20
+    while acked[0] < 1000 and time.time() < end:
+        time.sleep(0.01)
+    check(acked[0] >= 1000, "only %d echoes in 20 s" % acked[0])
+    a.send(*["msg %d" % i for i in range(chunk, 2 * chunk)])
+    srv.kill9()  # while the second chunk is being stored
+    t.join(10)  # the reader drains what arrived before the kill, then sees the close
+    stop.set()
+    t.join()
+    sent = 2 * chunk
+    check(acked[0] < sent, "all %d echoed before the kill: no burst in flight" % sent)
+    srv = Server(d, *FAST)  # recovers the WAL
+    srv.stop()
+    db = sqlite3.connect(os.path.join(d, "chat.db"))
+    rows = [r[0] for r in db.execute("SELECT text FROM messages WHERE room='burst' ORDER BY id")]
+    db.close()
+    check(len(rows) >= acked[0], "%d acknowledged, %d stored" % (acked[0], len(rows)))
+    check(rows == ["msg %d" % i for i in range(len(rows))], "stored rows are not msg 0.. in order")
+    print("chat_store kill9: %d sent, %d acknowledged, %d stored" % (sent, acked[0], len(rows)))
+
+
+def case_offloop(d):
+    # About a second of Argon2id per hash on this machine: far above a round trip.
+    slow = ["--kdf-mem", str(256 << 20), "--kdf-ops", "3"]
+    srv = Server(d, "--workers", "1", "--auth-threads", "1", *slow)
+    a = Client(srv)
+    a.send("/register amy password1")
+    a.expect("* registered amy: now /login amy PASSWORD", timeout=60)
+    a.send("/login amy password1")
+    a.expect("* logged in as amy", timeout=60)
+    a.send("/join r")
+    a.expect("* amy joined #r")
+    b = Client(srv)
+    b.send("/login amy nottheone")  # hashing now, on the pool
+    time.sleep(0.05)
+    a.send("still here")
+    a.expect("<amy> still here")
+    # The echo came first: b's answer still needs the hash.
+    b.s.settimeout(0)
+    try:
+        early = b.s.recv(65536)
+    except BlockingIOError:
+        early = b""
+    check(early == b"", "the login was answered before the room message: %r" % early)
+    b.expect("error: wrong name or password", timeout=60)
+    a.close()
+    b.close()
+    srv.stop()
+
+
+CASES = {
+    "accounts": case_accounts,
+    "limits": case_limits,
+    "history": case_history,
+    "restart": case_restart,
+    "kill9": case_kill9,
+    "offloop": case_offloop,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in CASES:
+        print("usage: chat_store.py %s WEFT-CHAT" % "|".join(CASES))
+        sys.exit(2)
+    CASE, CHAT = sys.argv[1], sys.argv[2]
+    d = tempfile.mkdtemp(prefix="weft-chat-store.")
+    try:
+        CASES[CASE](d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    print("chat_store %s: ok" % CASE)
