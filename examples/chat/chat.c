@@ -115,6 +115,8 @@
 #include <sodium.h>
 
 #include "auth.h"
+#include "jproto.h"
+
 #include "proto.h"
 #include "store.h"
 
@@ -272,11 +274,15 @@ typedef struct chat_worker {
     smap rooms; /* room -> this worker's members */
     smap nicks; /* this worker's shard of the nick directory */
     char *line; /* a line copied out of an input ring: max_line bytes */
-    char *out;  /* a formatted output line: max_line + OUT_EXTRA bytes */
+    char *out;  /* a formatted output line: OUT_SIZE(max_line) bytes (text, then its JSON) */
+    char *jbuf; /* a line converted for a JSON client: JBUF_SIZE(max_line) bytes */
 } chat_worker;
 
 /* Room for a nick, a room name and the fixed words around a line of text. */
 #define OUT_EXTRA 256
+/* A room line in both forms: the text, then its JSON (the text escaped, at most 3x). */
+#define OUT_SIZE(max)  ((size_t)(max) + OUT_EXTRA + CHAT_JSON_STR_MAX((size_t)(max)) + OUT_EXTRA)
+#define JBUF_SIZE(max) (CHAT_JSON_STR_MAX((size_t)(max) + OUT_EXTRA) + 64)
 
 struct chat_server {
     weft_server *srv;
@@ -285,6 +291,7 @@ struct chat_server {
     chat_worker **w;
     int ctr_messages, ctr_deliveries, ctr_private, ctr_nick_taken, ctr_too_long;
     int ctr_logins, ctr_login_failed, ctr_login_throttled, ctr_registered, ctr_busy, ctr_offline;
+    int ctr_json_bad;
     chat_options opt;
     chat_store *store; /* NULL: no database */
     chat_auth *auth;
@@ -312,6 +319,8 @@ typedef struct chat_client {
     bool closed;         /* on_close ran */
     bool authed;         /* logged in: the nick is the account's */
     bool unfenced;       /* room messages sent to the writer since the last fence */
+    bool json;           /* speaks the JSON protocol (its first byte was '{') */
+    bool mode_known;     /* its first byte arrived */
     uint8_t joining_len; /* /join waits for the room's history (store) */
     char joining[CHAT_NAME_MAX + 1];
     uint8_t nick_len; /* 0 until /nick succeeded */
@@ -372,11 +381,67 @@ static chat_client *client_lookup(chat_worker *w, chat_id id)
 
 static void client_free(chat_client *cl) { free(cl); }
 
-/* Write to a client (its own worker only). May close it: check cl->closed. */
-static void client_send(chat_client *cl, const char *p, size_t n)
+/* Write bytes to a client as they are (its own worker only). May close it. */
+static void client_raw(chat_client *cl, const char *p, size_t n)
 {
     if (!cl->closed)
         (void)weft_send(cl->conn, p, n);
+}
+
+/*
+ * One of the server's own text lines (without '\n') as JSON into o:
+ * "error: X" is {"type":"error","data":X}, "*NICK* X" (a private message)
+ * {"type":"private","user":NICK,"data":X}, "* X" and anything else
+ * {"type":"notice","data":X}.
+ */
+static size_t line_json(char *o, const char *p, size_t n)
+{
+    const char *type = "notice", *user = NULL;
+    size_t un = 0;
+    if (n >= 7 && memcmp(p, "error: ", 7) == 0) {
+        type = "error";
+        p += 7, n -= 7;
+    } else if (n >= 2 && p[0] == '*' && p[1] == ' ') {
+        p += 2, n -= 2;
+    } else if (n >= 3 && p[0] == '*') {
+        const char *e = memchr(p + 1, '*', n - 1);
+        if (e && e + 1 < p + n && e[1] == ' ' && chat_valid_name(p + 1, (size_t)(e - p - 1))) {
+            type = "private";
+            user = p + 1;
+            un = (size_t)(e - p - 1);
+            n -= (size_t)(e + 2 - p);
+            p = e + 2;
+        }
+    }
+    size_t k = (size_t)sprintf(o, "{\"type\":\"%s\",", type);
+    if (user)
+        k += (size_t)sprintf(o + k, "\"user\":\"%.*s\",", (int)un, user);
+    memcpy(o + k, "\"data\":", 7);
+    k += 7;
+    k += chat_json_str(o + k, p, n);
+    o[k++] = '}';
+    o[k++] = '\n';
+    return k;
+}
+
+/*
+ * Write the server's own lines to a client: as they are, or as JSON for a
+ * JSON client. May close it: check cl->closed.
+ */
+static void client_send(chat_client *cl, const char *p, size_t n)
+{
+    if (!cl->json) {
+        client_raw(cl, p, n);
+        return;
+    }
+    while (n && !cl->closed) {
+        const char *nl = memchr(p, '\n', n);
+        size_t len = nl ? (size_t)(nl - p) : n;
+        client_raw(cl, cl->w->jbuf, line_json(cl->w->jbuf, p, len));
+        len += nl ? 1 : 0;
+        p += len;
+        n -= len;
+    }
 }
 
 static void client_sendf(chat_client *cl, const char *fmt, ...)
@@ -453,7 +518,8 @@ static void room_unlink(chat_client *cl)
  * member, so taking `next` first keeps the walk valid; the room itself may
  * be freed with its last member, so it is not touched after the walk.
  */
-static void deliver_local(chat_worker *w, const char *rname, size_t rlen, const char *p, size_t n)
+static void deliver_local(chat_worker *w, const char *rname, size_t rlen, const char *p, size_t n,
+                          size_t jn)
 {
     room *r = (room *)smap_get(&w->rooms, rname, rlen);
     if (!r)
@@ -461,7 +527,10 @@ static void deliver_local(chat_worker *w, const char *rname, size_t rlen, const 
     uint64_t k = 0;
     for (chat_client *m = r->head, *next; m; m = next) {
         next = m->rnext;
-        client_send(m, p, n);
+        if (m->json)
+            client_raw(m, p + n, jn);
+        else
+            client_raw(m, p, n);
         k++;
     }
     count(w, w->cs->ctr_deliveries, k);
@@ -469,8 +538,8 @@ static void deliver_local(chat_worker *w, const char *rname, size_t rlen, const 
 
 /* A line on its way to other workers: immutable once posted, refcounted. */
 typedef struct bcast_msg {
-    int refs; /* workers that have yet to deliver it */
-    uint32_t rlen, len;
+    int refs;                 /* workers that have yet to deliver it */
+    uint32_t rlen, len, jlen; /* text[0..len) the line, text[len..len+jlen) its JSON */
     char room[CHAT_NAME_MAX + 1];
     char text[];
 } bcast_msg;
@@ -485,7 +554,7 @@ static void bcast_release(bcast_msg *m)
 static void bcast_deliver(weft_server *s, int worker, void *arg)
 {
     bcast_msg *m = arg;
-    deliver_local(server_of(s)->w[worker], m->room, m->rlen, m->text, m->len);
+    deliver_local(server_of(s)->w[worker], m->room, m->rlen, m->text, m->len, m->jlen);
     bcast_release(m);
 }
 
@@ -495,12 +564,12 @@ static void bcast_deliver(weft_server *s, int worker, void *arg)
  * the members of those workers miss it.
  */
 static void post_all(chat_server *cs, int skip, const char *rname, size_t rlen, const char *p,
-                     size_t n)
+                     size_t n, size_t jn)
 {
     int remote = cs->nworkers - (skip >= 0 ? 1 : 0);
     if (remote <= 0)
         return;
-    bcast_msg *m = malloc(sizeof(*m) + n);
+    bcast_msg *m = malloc(sizeof(*m) + n + jn);
     if (!m)
         return;
     m->refs = remote;
@@ -508,7 +577,8 @@ static void post_all(chat_server *cs, int skip, const char *rname, size_t rlen, 
     memcpy(m->room, rname, rlen);
     m->room[rlen] = '\0';
     m->len = (uint32_t)n;
-    memcpy(m->text, p, n);
+    m->jlen = (uint32_t)jn;
+    memcpy(m->text, p, n + jn);
     for (int i = 0; i < cs->nworkers; i++) {
         if (i == skip)
             continue;
@@ -517,7 +587,8 @@ static void post_all(chat_server *cs, int skip, const char *rname, size_t rlen, 
     }
 }
 
-static int store_notice(chat_server *cs, const char *rname, size_t rlen, const char *p, size_t n);
+static int store_notice(chat_server *cs, const char *rname, size_t rlen, const char *p, size_t n,
+                        size_t jn);
 
 /*
  * Send a line to every member of room `rname`. With a store, through the
@@ -529,22 +600,90 @@ static int store_notice(chat_server *cs, const char *rname, size_t rlen, const c
  * running).
  */
 static void bcast(chat_worker *w, const char *rname, size_t rlen, const char *p, size_t n,
-                  bool local_now)
+                  size_t jn, bool local_now)
 {
     chat_server *cs = w->cs;
-    if (cs->store && store_notice(cs, rname, rlen, p, n) == 0)
+    if (cs->store && store_notice(cs, rname, rlen, p, n, jn) == 0)
         return;
-    post_all(cs, local_now ? w->index : -1, rname, rlen, p, n);
+    post_all(cs, local_now ? w->index : -1, rname, rlen, p, n, jn);
     if (local_now)
-        deliver_local(w, rname, rlen, p, n);
+        deliver_local(w, rname, rlen, p, n, jn);
 }
 
-/* Tell the client's room (and the client) a line formatted into w->out. */
-static void room_notice(chat_client *cl, int n, bool local_now)
+static int64_t wall_ms(void)
 {
-    if (n <= 0 || !cl->room)
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A room notice in both forms into o (OUT_EXTRA bytes at least): the text
+ * line, then its JSON {"type":TYPE,"room","user"[,"old"][,"reason"],"ts"}.
+ * type is "join", "leave" (reason may be NULL) or "nick" (old is the
+ * previous nick). Names are [A-Za-z0-9_-] and reasons weft's or ours, so
+ * nothing needs escaping. Returns the text's length; *jn the JSON's.
+ */
+static size_t notice_pair(char *o, const char *type, const char *user, const char *rname,
+                          const char *old, const char *reason, size_t *jn)
+{
+    int n;
+    if (!strcmp(type, "join"))
+        n = sprintf(o, "* %s joined #%s\n", user, rname);
+    else if (!strcmp(type, "nick"))
+        n = sprintf(o, "* %s is now known as %s\n", old, user);
+    else if (reason)
+        n = sprintf(o, "* %s left #%s (%s)\n", user, rname, reason);
+    else
+        n = sprintf(o, "* %s left #%s\n", user, rname);
+    int j = sprintf(o + n, "{\"type\":\"%s\",\"room\":\"%s\",\"user\":\"%s\"", type, rname, user);
+    if (old)
+        j += sprintf(o + n + j, ",\"old\":\"%s\"", old);
+    if (reason)
+        j += sprintf(o + n + j, ",\"reason\":\"%s\"", reason);
+    j += sprintf(o + n + j, ",\"ts\":%lld}\n", (long long)wall_ms());
+    *jn = (size_t)j;
+    return (size_t)n;
+}
+
+/*
+ * A room message in both forms into o (OUT_SIZE bytes): "<nick> text\n",
+ * then {"type":"message","room","user","data","ts"[,"id"]} (id: its row
+ * in the store, 0 without one). Returns the text's length; *jn the JSON's.
+ */
+static size_t message_pair(char *o, const char *nick, size_t nn, const char *rname, const char *p,
+                           size_t n, int64_t ts, int64_t id, size_t *jn)
+{
+    size_t k = 0;
+    o[k++] = '<';
+    memcpy(o + k, nick, nn);
+    k += nn;
+    o[k++] = '>';
+    o[k++] = ' ';
+    memcpy(o + k, p, n);
+    k += n;
+    o[k++] = '\n';
+    char *j = o + k;
+    size_t m = (size_t)sprintf(
+        j, "{\"type\":\"message\",\"room\":\"%s\",\"user\":\"%.*s\",\"data\":", rname, (int)nn,
+        nick);
+    m += chat_json_str(j + m, p, n);
+    m += (size_t)sprintf(j + m, ",\"ts\":%lld", (long long)ts);
+    if (id)
+        m += (size_t)sprintf(j + m, ",\"id\":%lld", (long long)id);
+    j[m++] = '}';
+    j[m++] = '\n';
+    *jn = m;
+    return k;
+}
+
+/* Tell the client's room (and the client) a notice of cl's (notice_pair). */
+static void room_notice(chat_client *cl, const char *type, const char *old, bool local_now)
+{
+    if (!cl->room)
         return;
-    bcast(cl->w, cl->room->n.key, cl->room->n.klen, cl->w->out, (size_t)n, local_now);
+    size_t jn, n = notice_pair(cl->w->out, type, cl->nick, cl->room->n.key, old, NULL, &jn);
+    bcast(cl->w, cl->room->n.key, cl->room->n.klen, cl->w->out, n, jn, local_now);
 }
 
 /*
@@ -554,10 +693,14 @@ static void room_notice(chat_client *cl, int n, bool local_now)
  */
 static void leave_room(chat_client *cl)
 {
-    int n = snprintf(cl->w->out, OUT_EXTRA, "* %s left #%s\n", cl->nick, cl->room->n.key);
-    if (cl->w->cs->store)
-        client_send(cl, cl->w->out, (size_t)n);
-    room_notice(cl, n, true);
+    if (cl->w->cs->store) {
+        size_t jn, n = notice_pair(cl->w->out, "leave", cl->nick, cl->room->n.key, NULL, NULL, &jn);
+        if (cl->json)
+            client_raw(cl, cl->w->out + n, jn);
+        else
+            client_raw(cl, cl->w->out, n);
+    }
+    room_notice(cl, "leave", NULL, true);
     room_unlink(cl);
 }
 
@@ -714,10 +857,8 @@ static void nick_reply(weft_server *s, int worker, void *arg)
         } else {
             client_sendf(cl, "* you are now %s\n", cl->nick);
         }
-        if (oldn && cl->room && !cl->closed) {
-            int n = snprintf(w->out, OUT_EXTRA, "* %s is now known as %s\n", old, cl->nick);
-            room_notice(cl, n, true);
-        }
+        if (oldn && cl->room && !cl->closed)
+            room_notice(cl, "nick", old, true);
     } else {
         if (op->result == -EEXIST && op->mode == NICK_LOGIN) {
             client_sendf(cl, "error: %s is already logged in\n", op->nick);
@@ -747,10 +888,8 @@ static void recase_nick(chat_client *cl, const char *name, size_t n)
     memcpy(old, cl->nick, (size_t)cl->nick_len + 1);
     memcpy(cl->nick, name, n);
     client_sendf(cl, "* you are now %s\n", cl->nick);
-    if (cl->room && !cl->closed) {
-        int k = snprintf(cl->w->out, OUT_EXTRA, "* %s is now known as %s\n", old, cl->nick);
-        room_notice(cl, k, true);
-    }
+    if (cl->room && !cl->closed)
+        room_notice(cl, "nick", old, true);
 }
 
 /* Post a claim of nick `name` for cl to its shard; nick_reply answers. */
@@ -897,6 +1036,7 @@ static void cmd_msg(chat_client *cl, const chat_cmd *cmd)
         return;
     }
     m->from = cl->id;
+    m->busy = false;
     m->from_len = cl->nick_len;
     memcpy(m->from_nick, cl->nick, (size_t)cl->nick_len + 1);
     m->to_len = (uint32_t)cmd->name_len;
@@ -1054,13 +1194,16 @@ static store_item *item_for(chat_client *cl, store_kind kind, size_t len)
 }
 
 /* A room notice through the writer (see bcast). 0, or -EAGAIN/-ENOMEM: the caller sends it. */
-static int store_notice(chat_server *cs, const char *rname, size_t rlen, const char *p, size_t n)
+static int store_notice(chat_server *cs, const char *rname, size_t rlen, const char *p, size_t n,
+                        size_t jn)
 {
-    store_item *it = store_item_new(STORE_PASS, n);
+    store_item *it = store_item_new(STORE_PASS, n + jn);
     if (!it)
         return -ENOMEM;
     memcpy(it->room, rname, rlen);
-    memcpy(it->text, p, n);
+    memcpy(it->text, p, n + jn);
+    it->len = n;
+    it->jlen = jn;
     if (store_push(cs->store, it) != 0) {
         store_item_free(it);
         return -EAGAIN;
@@ -1086,7 +1229,7 @@ static void unhold(chat_client *cl)
  * fmt being "<%s>" (room history) or "*%s*" (offline messages); at most
  * HISTORY_BUDGET bytes of rows, the newest.
  */
-static void send_rows(chat_client *cl, const char *rows, size_t len, bool priv)
+static void send_rows(chat_client *cl, const char *rows, size_t len, bool priv, const char *rname)
 {
     const char *p = rows, *end = rows + len;
     while ((size_t)(end - p) > HISTORY_BUDGET) {
@@ -1099,7 +1242,26 @@ static void send_rows(chat_client *cl, const char *rows, size_t len, bool priv)
         const char *t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(end - t1 - 1)) : NULL;
         if (!nl || !t1 || !t2 || t2 > nl)
             break;
-        time_t secs = (time_t)(strtoll(p, NULL, 10) / 1000);
+        long long ms = strtoll(p, NULL, 10);
+        if (cl->json) {
+            /* {"type":"history","rname","user","data","ts"} or a private one, offline */
+            char *o = cl->w->jbuf;
+            size_t k;
+            if (priv)
+                k = (size_t)sprintf(o, "{\"type\":\"private\",\"offline\":true,\"user\":\"%.*s\",",
+                                    (int)(t2 - t1 - 1), t1 + 1);
+            else
+                k = (size_t)sprintf(o, "{\"type\":\"history\",\"room\":\"%s\",\"user\":\"%.*s\",",
+                                    rname, (int)(t2 - t1 - 1), t1 + 1);
+            memcpy(o + k, "\"data\":", 7);
+            k += 7;
+            k += chat_json_str(o + k, t2 + 1, (size_t)(nl - t2 - 1));
+            k += (size_t)sprintf(o + k, ",\"ts\":%lld}\n", ms);
+            client_raw(cl, o, k);
+            p = nl + 1;
+            continue;
+        }
+        time_t secs = (time_t)(ms / 1000);
         struct tm tm;
         char when[32];
         gmtime_r(&secs, &tm);
@@ -1127,7 +1289,7 @@ static void history_answer(chat_client *cl, store_item *it)
         return;
     }
     client_sendf(cl, "* history of #%s (%u messages)\n", it->room, it->count);
-    send_rows(cl, it->out, it->out_len, false);
+    send_rows(cl, it->out, it->out_len, false, it->room);
     client_sendf(cl, "* end of history\n");
 }
 
@@ -1184,7 +1346,7 @@ static void item_answer(weft_server *s, int worker, void *arg)
     case STORE_INBOX:
         if (it->count) {
             client_sendf(cl, "* %u messages while you were away\n", it->count);
-            send_rows(cl, it->out, it->out_len, true);
+            send_rows(cl, it->out, it->out_len, true, NULL);
         }
         break;
     case STORE_FENCE:
@@ -1213,13 +1375,12 @@ static void on_stored(store_item *it, void *ud)
     if ((it->kind == STORE_MSG && it->result == 0) || it->kind == STORE_PASS) {
         size_t rlen = strlen(it->room);
         if (it->kind == STORE_PASS) {
-            post_all(cs, -1, it->room, rlen, it->text, it->len);
+            post_all(cs, -1, it->room, rlen, it->text, it->len, it->jlen);
         } else {
-            /* "<nick> text\n" into the writer's own buffer (one writer thread). */
-            int n = snprintf(cs->wline, cs->max_line + OUT_EXTRA, "<%s> %.*s\n", it->user,
-                             (int)it->len, it->text);
-            if (n > 0 && (size_t)n < cs->max_line + OUT_EXTRA)
-                post_all(cs, -1, it->room, rlen, cs->wline, (size_t)n);
+            /* Both forms into the writer's own buffer (one writer thread). */
+            size_t jn, n = message_pair(cs->wline, it->user, strlen(it->user), it->room, it->text,
+                                        it->len, it->ts, it->id, &jn);
+            post_all(cs, -1, it->room, rlen, cs->wline, n, jn);
         }
         store_item_free(it);
         return;
@@ -1276,8 +1437,11 @@ static void store_join(chat_client *cl, const char *name, size_t n)
 {
     chat_server *cs = cl->w->cs;
     store_item *h = item_for(cl, STORE_HISTORY, 0);
-    int k = snprintf(cl->w->out, OUT_EXTRA, "* %s joined #%.*s\n", cl->nick, (int)n, name);
-    store_item *j = store_item_new(STORE_PASS, (size_t)k);
+    char rname[CHAT_NAME_MAX + 1];
+    memcpy(rname, name, n);
+    rname[n] = '\0';
+    size_t jn, k = notice_pair(cl->w->out, "join", cl->nick, rname, NULL, NULL, &jn);
+    store_item *j = store_item_new(STORE_PASS, k + jn);
     if (!h || !j) {
         store_item_free(h);
         store_item_free(j);
@@ -1288,7 +1452,9 @@ static void store_join(chat_client *cl, const char *name, size_t n)
     h->flags = ITEM_JOIN;
     memcpy(h->room, name, n);
     memcpy(j->room, name, n);
-    memcpy(j->text, cl->w->out, (size_t)k);
+    memcpy(j->text, cl->w->out, k + jn);
+    j->len = k;
+    j->jlen = jn;
     if (store_push(cs->store, h) != 0) {
         store_item_free(h);
         store_item_free(j);
@@ -1301,7 +1467,7 @@ static void store_join(chat_client *cl, const char *name, size_t n)
     cl->waiting = true;
     if (store_push(cs->store, j) != 0) {
         /* Full after all: the room hears it now, out of the writer's order. */
-        post_all(cs, -1, j->room, n, j->text, j->len);
+        post_all(cs, -1, j->room, n, j->text, j->len, j->jlen);
         store_item_free(j);
     }
 }
@@ -1502,8 +1668,7 @@ static void cmd_join(chat_client *cl, const char *name, size_t n)
         client_sendf(cl, "error: out of memory\n");
         return;
     }
-    int k = snprintf(cl->w->out, OUT_EXTRA, "* %s joined #%s\n", cl->nick, cl->room->n.key);
-    room_notice(cl, k, true);
+    room_notice(cl, "join", NULL, true);
 }
 
 static void cmd_text(chat_client *cl, const char *p, size_t n)
@@ -1513,19 +1678,10 @@ static void cmd_text(chat_client *cl, const char *p, size_t n)
         store_text(cl, p, n);
         return;
     }
-    /* "<nick> text\n": the nick and text are bounded, w->out holds both. */
-    char *o = w->out;
-    size_t k = 0;
-    o[k++] = '<';
-    memcpy(o + k, cl->nick, cl->nick_len);
-    k += cl->nick_len;
-    o[k++] = '>';
-    o[k++] = ' ';
-    memcpy(o + k, p, n);
-    k += n;
-    o[k++] = '\n';
+    size_t jn,
+        k = message_pair(w->out, cl->nick, cl->nick_len, cl->room->n.key, p, n, wall_ms(), 0, &jn);
     count(w, w->cs->ctr_messages, 1);
-    bcast(w, cl->room->n.key, cl->room->n.klen, o, k, true);
+    bcast(w, cl->room->n.key, cl->room->n.klen, w->out, k, jn, true);
 }
 
 /* /help: the chat's commands, then the embedding program's. */
@@ -1560,10 +1716,14 @@ static bool run_command(chat_client *cl, const chat_cmd *cmd, const char *line, 
 }
 
 /* One complete line from the client (without '\n'). */
-static void handle_line(chat_client *cl, const char *line, size_t len)
+static void handle_cmd(chat_client *cl, const chat_cmd *c, const char *line, size_t len)
 {
-    chat_cmd cmd;
-    chat_parse(line, len, &cmd);
+    chat_cmd cmd = *c;
+    if (cl->json && cmd.kind == CHAT_BAD) {
+        count(cl->w, cl->w->cs->ctr_json_bad, 1);
+        client_sendf(cl, "error: %s\n", cmd.err);
+        return;
+    }
     switch (cmd.kind) {
     case CHAT_NONE:
         break;
@@ -1662,13 +1822,21 @@ static void run_ring(chat_client *cl, weft_ring *in)
             cl->scan = len; /* a partial line: search only the new bytes next time */
             return;
         }
-        if (cl->unfenced && len >= 1 && weft_ring_byte(in, 0) == '/' &&
-            (len < 2 || weft_ring_byte(in, 1) != '/') && fence(cl))
-            return; /* the command waits in the ring for the fence */
         weft_ring_copyout(in, 0, w->line, len);
+        chat_cmd cmd;
+        void *keep = NULL;
+        if (cl->json)
+            chat_json_parse(w->line, len, max, &cmd, &keep);
+        else
+            chat_parse(w->line, len, &cmd);
+        if (cl->unfenced && cmd.kind != CHAT_TEXT && cmd.kind != CHAT_NONE && fence(cl)) {
+            chat_json_free(keep);
+            return; /* the command waits in the ring for the fence */
+        }
         weft_ring_consume(in, len + 1);
         cl->scan = 0;
-        handle_line(cl, w->line, len);
+        handle_cmd(cl, &cmd, w->line, len);
+        chat_json_free(keep);
         if (cl->closed)
             return; /* the ring went with the connection */
         if (cl->done) {
@@ -1708,6 +1876,17 @@ static void on_data(weft_conn *c, weft_ring *in)
     if (cl->waiting)
         return; /* /nick or /who in flight: its answer resumes us */
     cl->busy++;
+    if (!cl->mode_known && weft_ring_len(in)) {
+        /* The protocol, once, by the first byte: '{' is JSON. */
+        cl->mode_known = true;
+        cl->json = weft_ring_byte(in, 0) == '{';
+        if (cl->json) {
+            int n =
+                sprintf(cl->w->jbuf, "{\"type\":\"welcome\",\"worker\":%d,\"protocol\":\"json\"}\n",
+                        cl->w->index);
+            client_raw(cl, cl->w->jbuf, (size_t)n);
+        }
+    }
     run_ring(cl, in);
     cl->busy--;
     if (cl->closed && !cl->busy)
@@ -1736,16 +1915,15 @@ static void on_close(weft_conn *c, weft_close_reason reason)
          * too rather than delivered here. A client whose /join waits for
          * the history leaves the room its "joined" line is on its way to.
          */
-        char line[2 * CHAT_NAME_MAX + 96];
+        char line[2 * OUT_EXTRA]; /* both forms of a notice: names and a reason */
         char rname[CHAT_NAME_MAX + 1];
         size_t rlen = cl->room ? cl->room->n.klen : cl->joining_len;
         memcpy(rname, cl->room ? cl->room->n.key : cl->joining, rlen);
         rname[rlen] = '\0';
-        int n = snprintf(line, sizeof(line), "* %s left #%s (%s)\n", cl->nick, rname,
-                         cl->why ? cl->why : weft_close_reason_name(reason));
+        size_t jn, n = notice_pair(line, "leave", cl->nick, rname, NULL,
+                                   cl->why ? cl->why : weft_close_reason_name(reason), &jn);
         room_unlink(cl);
-        if (n > 0 && (size_t)n < sizeof(line))
-            bcast(w, rname, rlen, line, (size_t)n, false);
+        bcast(w, rname, rlen, line, n, jn, false);
     }
     cl->closed = true;
     cl->conn = NULL;
@@ -1766,6 +1944,7 @@ static void worker_free(chat_worker *w)
     free(w->slots);
     free(w->line);
     free(w->out);
+    free(w->jbuf);
     free(w);
 }
 
@@ -1804,8 +1983,9 @@ int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line)
         w->free_head = NO_SLOT;
         w->nicks.fold = true;
         w->line = malloc(cs->max_line);
-        w->out = malloc((size_t)cs->max_line + OUT_EXTRA);
-        if (!w->line || !w->out)
+        w->out = malloc(OUT_SIZE(cs->max_line));
+        w->jbuf = malloc(JBUF_SIZE(cs->max_line));
+        if (!w->line || !w->out || !w->jbuf)
             return -ENOMEM;
     }
     cs->ctr_messages = weft_server_add_counter(s, "chat_messages", "room messages sent");
@@ -1827,6 +2007,8 @@ int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line)
         s, "chat_busy", "requests refused: the database or password queue was full");
     cs->ctr_offline =
         weft_server_add_counter(s, "chat_offline", "private messages stored for a later login");
+    cs->ctr_json_bad = weft_server_add_counter(
+        s, "chat_json_bad", "JSON lines refused (bad JSON, too deep, a bad or unknown field)");
     return cs->opt.db ? open_store(cs) : 0;
 }
 
@@ -1846,7 +2028,7 @@ static int open_store(chat_server *cs)
                      .queue = cs->opt.queue,
                      .done = on_stored,
                      .ud = cs};
-    if (!(cs->wline = malloc((size_t)cs->max_line + OUT_EXTRA)))
+    if (!(cs->wline = malloc(OUT_SIZE(cs->max_line))))
         return -ENOMEM;
     if (store_open(&cs->store, &so, why, sizeof(why)) != 0) {
         fprintf(stderr, "weft-chat: %s\n", why);

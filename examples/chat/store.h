@@ -49,6 +49,7 @@ typedef struct store_item {
     char *out; /* HISTORY, INBOX: "TS\tUSER\tTEXT\n" per line, malloc'd; NULL when none */
     size_t out_len;
     size_t len;  /* of text */
+    size_t jlen; /* PASS: its JSON form, after the text: text[len..len+jlen) */
     char text[]; /* MSG, PASS, OFFLINE: the text; REGISTER: the password hash */
 } store_item;
 

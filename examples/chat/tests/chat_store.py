@@ -26,10 +26,18 @@ keeps the cases fast, except in `offloop`, which needs a slow hash.
   kill9     kill -9 in the middle of a burst of messages: every message
             that was echoed to its sender (the acknowledgement) is in the
             database when the server starts again (read with sqlite3)
+  json      the JSON protocol (chosen by a first byte '{'): register, login,
+            join, message, private, history, who as objects; a text
+            client's lines reach a JSON client as objects (escapes, bad
+            UTF-8 as U+FFFD) and the other way; every bad input (unknown
+            field or type, wrong type, control characters, duplicate key,
+            deep nesting, \\u0000, not an object) gets an error and is
+            counted (chat_json_bad); a line over --max-line closes it
   offloop   with one worker and one hashing thread and a slow Argon2id, a
             member's room message is echoed while another client's /login
             is still hashing: the KDF runs off the worker
 """
+import json
 import os
 import re
 import shutil
@@ -149,7 +157,7 @@ class Client:
                 fail("the server closed the connection (have %r)" % self.buf)
             self.buf += d
         line, self.buf = self.buf.split(b"\n", 1)
-        return line.decode()
+        return line.decode(errors="replace")
 
     def expect(self, want, timeout=10):
         """The next line is want, where a '*' stands for any text."""
@@ -459,7 +467,103 @@ def case_offloop(d):
     srv.stop()
 
 
+class JClient(Client):
+    """A JSON client: lines are objects; the text welcome is skipped."""
+
+    def __init__(self, srv, first):
+        Client.__init__(self, srv)  # reads the text welcome
+        self.jsend(first)
+        w = self.jnext()
+        check(w.get("type") == "welcome" and w.get("protocol") == "json", "welcome %r" % w)
+
+    def jsend(self, *objs):
+        self.s.sendall(b"".join(json.dumps(o).encode() + b"\n" for o in objs))
+
+    def jnext(self, timeout=10):
+        line = self.next(timeout)
+        try:
+            return json.loads(line)
+        except ValueError:
+            fail("not JSON: %r" % line)
+
+    def jexpect(self, **want):
+        got = self.jnext()
+        for k, v in want.items():
+            check(got.get(k) == v, "expected %s=%r in %r" % (k, v, got))
+        return got
+
+
+def case_json(d):
+    srv = Server(d, "--max-line", "512", *FAST)
+    j = JClient(srv, {"type": "register", "user": "jay", "password": "pass word 1"})
+    j.jexpect(type="notice", data="registered jay: now /login jay PASSWORD")
+    j.jsend({"type": "login", "user": "jay", "password": "pass word 1"}, {"type": "join", "room": "r"})
+    j.jexpect(type="notice", data="logged in as jay")
+    got = j.jexpect(type="join", room="r", user="jay")
+    check(isinstance(got.get("ts"), int), "no ts in %r" % got)
+    a = login(srv, "amy")
+    a.send("/join r")
+    a.expect("* amy joined #r")
+    j.jexpect(type="join", room="r", user="amy")
+    text = 'quote " back \\ tab \t <b>'
+    a.send(text)
+    a.expect("<amy> " + text)
+    got = j.jexpect(type="message", room="r", user="amy", data=text)
+    check(isinstance(got.get("id"), int) and isinstance(got.get("ts"), int), "id, ts: %r" % got)
+    a.s.sendall(b"bad \xff\xfe utf-8\n")  # relayed as is to text, as U+FFFD to JSON
+    a.next()
+    j.jexpect(type="message", data="bad \ufffd\ufffd utf-8")
+    j.jsend({"type": "message", "data": "from json"})
+    a.expect("<jay> from json")
+    j.jexpect(type="message", user="jay", data="from json")
+    j.jsend({"type": "private", "user": "amy", "data": "psst"})
+    a.expect("*jay* psst")
+    a.send("/msg jay back")
+    j.jexpect(type="private", user="amy", data="back")
+    j.jsend({"type": "history", "count": 2})
+    j.jexpect(type="notice", data="history of #r (2 messages)")
+    j.jexpect(type="history", room="r", user="amy", data="bad \ufffd\ufffd utf-8")
+    j.jexpect(type="history", room="r", user="jay", data="from json")
+    j.jexpect(type="notice", data="end of history")
+    j.jsend({"type": "who"})
+    j.jexpect(type="notice", data="members of #r (2): amy jay")
+    # Bad input: an error each, counted, the connection goes on.
+    bad = [
+        (b'{"type":"join","room":"r","extra":1}', "an unknown field for this type"),
+        (b'{"type":"message","data":5}', "a field has the wrong JSON type"),
+        (b'{"type":"message","data":"a\\nb"}', "data is 1 to max-line bytes, no control characters but tab"),
+        (b'{"type":"message","data":""}', "data is 1 to max-line bytes, no control characters but tab"),
+        (b'{"type":"join","room":"r","room":"s"}', "bad JSON"),
+        (b'{"type":"join","room":"no spaces"}', "user and room are 1 to 32 of A-Z a-z 0-9 _ -"),
+        (b'{"type":"history","count":501}', "count is 1 to 500"),
+        (b'{"type":"dance"}', "unknown type"),
+        (b'{"room":"r"}', '"type" is missing or not a string'),
+        (b'{"type":"private","user":"amy"}', "a required field is missing"),
+        (b'{"a":' * 60 + b'1' + b'}' * 60, "JSON nested too deep"),
+        (b'[' * 400, "JSON nested too deep"),
+        (b'{"type":"message","data":"\\u0000"}', "bad JSON"),
+        (b'{not json', "bad JSON"),
+        (b'"a string"', "a line is one JSON object"),
+    ]
+    for line, err in bad:
+        j.s.sendall(line + b"\n")
+        j.jexpect(type="error", data=err)
+    check(srv.counter("chat_json_bad", len(bad)) == len(bad), "chat_json_bad != %d" % len(bad))
+    j.jsend({"type": "message", "data": "still here"})
+    j.jexpect(type="message", data="still here")
+    a.expect("<jay> still here")
+    # A line over --max-line closes the connection, counted; the room hears why.
+    j.s.sendall(b'{"type":"message","data":"' + b"x" * 600 + b'"}\n')
+    j.jexpect(type="error", data="line too long (at most 512 bytes with the newline)")
+    a.expect("* jay left #r (line too long)")
+    check(srv.counter("chat_line_too_long", 1) == 1, "chat_line_too_long != 1")
+    a.close()
+    j.close()
+    srv.stop()
+
+
 CASES = {
+    "json": case_json,
     "accounts": case_accounts,
     "limits": case_limits,
     "history": case_history,
