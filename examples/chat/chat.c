@@ -99,7 +99,10 @@
 #include "chat.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -107,6 +110,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -291,7 +297,8 @@ struct chat_server {
     chat_worker **w;
     int ctr_messages, ctr_deliveries, ctr_private, ctr_nick_taken, ctr_too_long;
     int ctr_logins, ctr_login_failed, ctr_login_throttled, ctr_registered, ctr_busy, ctr_offline;
-    int ctr_json_bad;
+    int ctr_json_bad, ctr_files, ctr_file_refused, ctr_file_slow;
+    char *spool; /* the file spool directory */
     chat_options opt;
     chat_store *store; /* NULL: no database */
     chat_auth *auth;
@@ -321,6 +328,7 @@ typedef struct chat_client {
     bool unfenced;       /* room messages sent to the writer since the last fence */
     bool json;           /* speaks the JSON protocol (its first byte was '{') */
     bool mode_known;     /* its first byte arrived */
+    struct upload *up;   /* a /send's bytes are arriving */
     uint8_t joining_len; /* /join waits for the room's history (store) */
     char joining[CHAT_NAME_MAX + 1];
     uint8_t nick_len; /* 0 until /nick succeeded */
@@ -1305,6 +1313,11 @@ static chat_client *asker(chat_worker *w, uint64_t tag, uint64_t gen)
     return cl;
 }
 
+/* Files (below): the writer's answers. */
+static void send_answer(chat_client *cl, store_item *it);
+static void get_answer(chat_client *cl, store_item *it);
+static void expire_files(chat_server *cs, store_item *it);
+
 /* On the asker's worker: the writer's answer to an item of theirs. */
 static void item_answer(weft_server *s, int worker, void *arg)
 {
@@ -1352,11 +1365,22 @@ static void item_answer(weft_server *s, int worker, void *arg)
     case STORE_FENCE:
         cl->unfenced = false; /* the command that waited runs now */
         break;
+    case STORE_FILE_NEW:
+        send_answer(cl, it);
+        break;
+    case STORE_FILE_GET:
+        get_answer(cl, it);
+        break;
+    case STORE_FILE_DONE:
+    case STORE_FILE_DROP:
+    case STORE_FILE_EXPIRE:
+        break;
     case STORE_PASS:
         break;
     }
-    bool waited =
-        it->kind == STORE_HISTORY || it->kind == STORE_REGISTER || it->kind == STORE_FENCE;
+    bool waited = it->kind == STORE_HISTORY || it->kind == STORE_REGISTER ||
+                  it->kind == STORE_FENCE || it->kind == STORE_FILE_NEW ||
+                  it->kind == STORE_FILE_GET;
     store_item_free(it);
     if (waited)
         answered(cl);
@@ -1383,6 +1407,13 @@ static void on_stored(store_item *it, void *ud)
             post_all(cs, -1, it->room, rlen, cs->wline, n, jn);
         }
         store_item_free(it);
+        return;
+    }
+    if (it->kind == STORE_FILE_DONE || it->kind == STORE_FILE_DROP ||
+        it->kind == STORE_FILE_EXPIRE) {
+        if (it->kind == STORE_FILE_EXPIRE)
+            expire_files(cs, it);
+        store_item_free(it); /* nobody waits for these */
         return;
     }
     if (weft_post(cs->srv, (int)(it->tag >> 32), item_answer, it) != 0)
@@ -1509,6 +1540,363 @@ static void fetch_inbox(chat_client *cl)
         store_item_free(it); /* they stay stored: the next login gets them */
 }
 
+/* ---- files: /send into the spool, /get out of it ------------------------- */
+
+/*
+ * An upload in progress: the bytes after "/send" go from the input ring
+ * straight into the spool file (a ring's worth at a time: never the whole
+ * file in memory), under a deadline (--file-timeout) so a slow sender
+ * cannot hold a slot and a quota for ever. The writes are plain write(2)s
+ * into the page cache on the worker; the output side uses weft_send_file
+ * (sendfile).
+ */
+typedef struct upload {
+    int fd;
+    uint64_t size, left;
+    weft_timer *timer;
+    bool to_room;
+    char fid[CHAT_FILE_ID_LEN + 1];
+    char name[CHAT_FILE_NAME_MAX + 1];
+    char to[CHAT_NAME_MAX + 1];
+} upload;
+
+static void spool_path(const chat_server *cs, char *buf, size_t len, const char *fid, bool part)
+{
+    snprintf(buf, len, "%s/%s%s", cs->spool, fid, part ? ".part" : "");
+}
+
+/* Stop an upload: the partial file and its reservation go. */
+static void upload_abort(chat_client *cl)
+{
+    upload *u = cl->up;
+    char path[PATH_MAX];
+    cl->up = NULL;
+    if (u->timer)
+        weft_timer_cancel(u->timer);
+    if (u->fd >= 0)
+        close(u->fd);
+    spool_path(cl->w->cs, path, sizeof(path), u->fid, true);
+    unlink(path);
+    store_item *it = store_item_new(STORE_FILE_DROP, 0);
+    if (it) {
+        memcpy(it->fid, u->fid, sizeof(u->fid));
+        if (store_push(cl->w->cs->store, it) != 0)
+            store_item_free(it); /* the row is dropped at the next start */
+    }
+    free(u);
+}
+
+static void upload_timeout(weft_timer *t, void *arg)
+{
+    chat_client *cl = arg;
+    (void)t;
+    cl->up->timer = NULL; /* a one-shot timer is gone once it fired */
+    count(cl->w, cl->w->cs->ctr_file_slow, 1);
+    client_sendf(cl, "error: file upload too slow: not complete in %u s\n",
+                 cl->w->cs->opt.file_timeout_s);
+    upload_abort(cl);
+    client_finish(cl, "file upload timeout");
+}
+
+/*
+ * The announcement of a complete file, both forms, into o: "* NICK shares
+ * NAME (SIZE bytes): /get ID" and {"type":"file","room","user","name",
+ * "size","id","ts"}. Returns the text's length; *jn the JSON's.
+ */
+static size_t file_pair(char *o, const char *nick, const char *rname, const upload *u, size_t *jn)
+{
+    int n = sprintf(o, "* %s shares %s (%llu bytes): /get %s\n", nick, u->name,
+                    (unsigned long long)u->size, u->fid);
+    int j =
+        sprintf(o + n,
+                "{\"type\":\"file\",\"room\":\"%s\",\"user\":\"%s\",\"name\":\"%s\",\"size\":%llu,"
+                "\"id\":\"%s\",\"ts\":%lld}\n",
+                rname, nick, u->name, (unsigned long long)u->size, u->fid, (long long)wall_ms());
+    *jn = (size_t)j;
+    return (size_t)n;
+}
+
+/* Every byte is in: the file is complete, announced to its room or its recipient. */
+static void upload_done(chat_client *cl)
+{
+    upload *u = cl->up;
+    chat_server *cs = cl->w->cs;
+    char part[PATH_MAX], path[PATH_MAX];
+    spool_path(cs, part, sizeof(part), u->fid, true);
+    spool_path(cs, path, sizeof(path), u->fid, false);
+    store_item *it = store_item_new(STORE_FILE_DONE, 0);
+    if (close(u->fd) != 0 || rename(part, path) != 0 || !it) {
+        store_item_free(it);
+        u->fd = -1;
+        client_sendf(cl, "error: the file could not be stored: %s\n", strerror(errno));
+        upload_abort(cl);
+        return;
+    }
+    memcpy(it->fid, u->fid, sizeof(u->fid));
+    if (store_push(cs->store, it) != 0) {
+        store_item_free(it);
+        unlink(path);
+        u->fd = -1;
+        busy(cl, "file not stored");
+        upload_abort(cl);
+        return;
+    }
+    cl->up = NULL;
+    if (u->timer)
+        weft_timer_cancel(u->timer);
+    count(cl->w, cs->ctr_files, 1);
+    client_sendf(cl, "* sent %s (%llu bytes): /get %s\n", u->name, (unsigned long long)u->size,
+                 u->fid);
+    if (u->to_room) {
+        char line[2 * OUT_EXTRA + CHAT_FILE_NAME_MAX * 2];
+        size_t jn, n = file_pair(line, cl->nick, u->to, u, &jn);
+        bcast(cl->w, u->to, strlen(u->to), line, n, jn, true);
+    } else {
+        char text[CHAT_FILE_NAME_MAX + 128];
+        chat_cmd pm = {.kind = CHAT_MSG, .name = u->to, .name_len = strlen(u->to), .text = text};
+        pm.text_len = (size_t)snprintf(text, sizeof(text), "shares %s (%llu bytes): /get %s",
+                                       u->name, (unsigned long long)u->size, u->fid);
+        cmd_msg(cl, &pm);
+    }
+    free(u);
+}
+
+/*
+ * Move the upload's bytes from the ring into its file. False when the ring
+ * is empty (wait for more); true when it took some (the upload may be over).
+ */
+static bool upload_take(chat_client *cl, weft_ring *in)
+{
+    upload *u = cl->up;
+    size_t n = weft_ring_len(in);
+    if (n > u->left)
+        n = (size_t)u->left;
+    if (n == 0)
+        return false;
+    struct iovec iov[2];
+    int k = weft_ring_peek(in, iov);
+    if ((size_t)k >= 1 && iov[0].iov_len >= n) {
+        iov[0].iov_len = n;
+        k = 1;
+    } else if (k == 2) {
+        iov[1].iov_len = n - iov[0].iov_len;
+    }
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = writev(u->fd, iov, k);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            client_sendf(cl, "error: the file could not be written: %s\n",
+                         w < 0 ? strerror(errno) : "short write");
+            weft_ring_consume(in, weft_ring_len(in));
+            upload_abort(cl);
+            client_finish(cl, "file write error");
+            return true;
+        }
+        done += (size_t)w;
+        /* A partial write: skip what went out. */
+        size_t skip = (size_t)w;
+        while (k > 0 && skip >= iov[0].iov_len) {
+            skip -= iov[0].iov_len;
+            iov[0] = iov[1];
+            k--;
+        }
+        if (k > 0) {
+            iov[0].iov_base = (char *)iov[0].iov_base + skip;
+            iov[0].iov_len -= skip;
+        }
+    }
+    weft_ring_consume(in, n);
+    u->left -= n;
+    if (u->left == 0)
+        upload_done(cl);
+    return true;
+}
+
+static void cmd_send(chat_client *cl, const chat_cmd *cmd)
+{
+    chat_server *cs = cl->w->cs;
+    if (!cs->store) {
+        client_sendf(cl, "error: no file sharing: the server runs without a database\n");
+        return;
+    }
+    if (cmd->size > cs->opt.file_max) {
+        count(cl->w, cs->ctr_file_refused, 1);
+        client_sendf(cl, "error: file too large: at most %llu bytes (--file-max)\n",
+                     (unsigned long long)cs->opt.file_max);
+        client_finish(cl, "file refused"); /* its bytes may follow: nothing to parse them as */
+        return;
+    }
+    store_item *it = item_for(cl, STORE_FILE_NEW, cmd->file_len);
+    if (!it) {
+        client_sendf(cl, "error: out of memory\n");
+        return;
+    }
+    unsigned char rnd[CHAT_FILE_ID_LEN / 2];
+    randombytes_buf(rnd, sizeof(rnd)); /* the ID is the key to /get: unguessable */
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        sprintf(it->fid + 2 * i, "%02x", rnd[i]);
+    snprintf(it->to, sizeof(it->to), "%s%.*s", cmd->to_room ? "#" : "", (int)cmd->name_len,
+             cmd->name);
+    memcpy(it->text, cmd->file, cmd->file_len);
+    it->size = cmd->size;
+    it->quota = cs->opt.file_quota;
+    if (store_push(cs->store, it) != 0) {
+        store_item_free(it);
+        busy(cl, "file not accepted");
+        return;
+    }
+    /* Until the reservation is answered nothing more is read: the file's
+     * bytes wait in the kernel (TCP flow control), not in our ring. */
+    weft_read_pause(cl->conn);
+    cl->waiting = true;
+}
+
+/* The writer's answer to a /send: start taking the bytes, or refuse. */
+static void send_answer(chat_client *cl, store_item *it)
+{
+    chat_server *cs = cl->w->cs;
+    weft_read_resume(cl->conn);
+    if (it->result == -EDQUOT) {
+        count(cl->w, cs->ctr_file_refused, 1);
+        client_sendf(cl, "error: over your file quota of %llu bytes (--file-quota)\n",
+                     (unsigned long long)it->quota);
+        client_finish(cl, "file refused"); /* its bytes follow: nothing to parse them as */
+        return;
+    }
+    char path[PATH_MAX];
+    spool_path(cs, path, sizeof(path), it->fid, true);
+    upload *u = calloc(1, sizeof(*u));
+    int fd = it->result == 0 && u ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+    if (fd < 0) {
+        free(u);
+        client_sendf(cl, "error: the file cannot be stored now\n");
+        client_finish(cl, "file refused");
+        return;
+    }
+    u->fd = fd;
+    u->size = u->left = it->size;
+    u->to_room = it->to[0] == '#';
+    memcpy(u->fid, it->fid, sizeof(u->fid));
+    snprintf(u->name, sizeof(u->name), "%.*s", (int)it->len, it->text);
+    snprintf(u->to, sizeof(u->to), "%s", it->to + (u->to_room ? 1 : 0));
+    u->timer = weft_conn_timer(cl->conn, cs->opt.file_timeout_s * 1000, 0, upload_timeout, cl);
+    cl->up = u;
+    client_sendf(cl, "* ready: send %llu bytes of %s\n", (unsigned long long)u->size, u->name);
+}
+
+static void cmd_get(chat_client *cl, const chat_cmd *cmd)
+{
+    chat_server *cs = cl->w->cs;
+    if (!cs->store) {
+        client_sendf(cl, "error: no file sharing: the server runs without a database\n");
+        return;
+    }
+    store_item *it = item_for(cl, STORE_FILE_GET, 0);
+    if (!it) {
+        client_sendf(cl, "error: out of memory\n");
+        return;
+    }
+    memcpy(it->fid, cmd->file, CHAT_FILE_ID_LEN);
+    if (store_push(cs->store, it) != 0) {
+        store_item_free(it);
+        busy(cl, "no file");
+        return;
+    }
+    cl->waiting = true;
+}
+
+/*
+ * The writer's answer to a /get: a header line, then the bytes by
+ * sendfile. A room's file is anyone's who has its ID; a private one only
+ * its sender's and its recipient's (others are told it does not exist).
+ */
+static void get_answer(chat_client *cl, store_item *it)
+{
+    bool room_file = it->to[0] == '#';
+    bool mine = same_nick(it->user, strlen(it->user), cl->nick, cl->nick_len) ||
+                same_nick(it->to, strlen(it->to), cl->nick, cl->nick_len);
+    char path[PATH_MAX];
+    spool_path(cl->w->cs, path, sizeof(path), it->fid, false);
+    int fd = it->result == 0 && (room_file || mine) ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0) {
+        client_sendf(cl, "error: no such file %s\n", it->fid);
+        return;
+    }
+    if (cl->json) {
+        int n = sprintf(cl->w->jbuf,
+                        "{\"type\":\"file\",\"id\":\"%s\",\"name\":\"%s\",\"size\":%llu}\n",
+                        it->fid, it->out, (unsigned long long)it->size);
+        client_raw(cl, cl->w->jbuf, (size_t)n);
+    } else {
+        client_sendf(cl, "* file %s %s %llu\n", it->fid, it->out, (unsigned long long)it->size);
+    }
+    if (cl->closed || weft_send_file(cl->conn, fd, 0, it->size) < 0)
+        return; /* weft owns fd from the call on */
+}
+
+/* On worker 0, every period: the writer forgets old files (on_stored unlinks them). */
+static void expire_tick(weft_timer *t, void *arg)
+{
+    chat_server *cs = arg;
+    (void)t;
+    store_item *it = store_item_new(STORE_FILE_EXPIRE, 0);
+    if (!it)
+        return;
+    it->ts = wall_ms() - (int64_t)cs->opt.file_ttl_s * 1000;
+    if (store_push(cs->store, it) != 0)
+        store_item_free(it); /* next time */
+}
+
+static void expire_start(weft_server *s, int worker, void *arg)
+{
+    chat_server *cs = arg;
+    uint32_t every = cs->opt.file_ttl_s < 60 ? cs->opt.file_ttl_s : 60;
+    weft_worker_timer(s, worker, every * 1000, every * 1000, expire_tick, cs);
+}
+
+/* On the writer thread: the expired files' bytes go. */
+static void expire_files(chat_server *cs, store_item *it)
+{
+    char path[PATH_MAX];
+    for (char *p = it->out, *nl; p && (nl = memchr(p, '\n', it->out_len - (size_t)(p - it->out)));
+         p = nl + 1) {
+        *nl = '\0';
+        spool_path(cs, path, sizeof(path), p, false);
+        unlink(path);
+        spool_path(cs, path, sizeof(path), p, true);
+        unlink(path);
+    }
+}
+
+/* The spool directory, made if missing; uploads a crash cut short removed. */
+static int spool_open(chat_server *cs)
+{
+    if (mkdir(cs->spool, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "weft-chat: cannot make the spool directory %s: %s\n", cs->spool,
+                strerror(errno));
+        return -EIO;
+    }
+    DIR *d = opendir(cs->spool);
+    if (!d) {
+        fprintf(stderr, "weft-chat: cannot open the spool directory %s: %s\n", cs->spool,
+                strerror(errno));
+        return -EIO;
+    }
+    struct dirent *e;
+    char path[PATH_MAX];
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n > 5 && !strcmp(e->d_name + n - 5, ".part")) {
+            snprintf(path, sizeof(path), "%s/%s", cs->spool, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
 /* ---- accounts: the password pool's answers ------------------------------- */
 
 /* On the client's worker: a login's or a registration's outcome. */
@@ -1631,7 +2019,8 @@ static void cmd_auth(chat_client *cl, const chat_cmd *cmd, bool reg)
 
 static const char help_text[] =
     "* commands: /register NAME PASSWORD | /login NAME PASSWORD | /nick NAME | /join ROOM |"
-    " /leave | /who | /msg NAME TEXT | /history [ROOM] [N] | /quit\n"
+    " /leave | /who | /msg NAME TEXT | /history [ROOM] [N] | /send NAME|#ROOM FILE SIZE |"
+    " /get ID | /quit\n"
     "* other lines go to everyone in your room, you included (\"//x\" sends \"/x\")\n";
 
 static bool need_nick(chat_client *cl)
@@ -1774,6 +2163,14 @@ static void handle_cmd(chat_client *cl, const chat_cmd *c, const char *line, siz
     case CHAT_HISTORY:
         cmd_history(cl, &cmd);
         break;
+    case CHAT_SEND:
+        if (need_nick(cl))
+            cmd_send(cl, &cmd);
+        break;
+    case CHAT_GET:
+        if (need_nick(cl))
+            cmd_get(cl, &cmd);
+        break;
     }
 }
 
@@ -1810,6 +2207,17 @@ static void run_ring(chat_client *cl, weft_ring *in)
     chat_worker *w = cl->w;
     uint32_t max = w->cs->max_line;
     for (;;) {
+        if (cl->up) {
+            if (!upload_take(cl, in))
+                return; /* the ring is empty: more of the file later */
+            if (cl->closed)
+                return;
+            if (cl->done) {
+                weft_ring_consume(in, weft_ring_len(in));
+                return;
+            }
+            continue;
+        }
         long nl = weft_ring_find(in, cl->scan, '\n');
         size_t len = nl >= 0 ? (size_t)nl : weft_ring_len(in);
         if (len + 1 > max) {
@@ -1907,6 +2315,11 @@ static void on_close(weft_conn *c, weft_close_reason reason)
      */
     if (cl->nick_len)
         post_release(w->cs, NULL, cl->id, cl->nick, cl->nick_len);
+    if (cl->up) {
+        cl->up->timer = NULL; /* weft cancelled c's timers before on_close */
+        count(w, w->cs->ctr_file_slow, reason == WEFT_CLOSE_INPUT_STALL);
+        upload_abort(cl);
+    }
     if (cl->room || cl->joining_len) {
         /*
          * on_close may run inside a delivery loop that is writing w->out
@@ -2007,6 +2420,11 @@ int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line)
         s, "chat_busy", "requests refused: the database or password queue was full");
     cs->ctr_offline =
         weft_server_add_counter(s, "chat_offline", "private messages stored for a later login");
+    cs->ctr_files = weft_server_add_counter(s, "chat_files", "files received into the spool");
+    cs->ctr_file_refused = weft_server_add_counter(
+        s, "chat_file_refused", "/send refused: over --file-max or the sender's --file-quota");
+    cs->ctr_file_slow = weft_server_add_counter(
+        s, "chat_file_slow", "uploads cut off: not complete within --file-timeout");
     cs->ctr_json_bad = weft_server_add_counter(
         s, "chat_json_bad", "JSON lines refused (bad JSON, too deep, a bad or unknown field)");
     return cs->opt.db ? open_store(cs) : 0;
@@ -2046,6 +2464,17 @@ static int open_store(chat_server *cs)
                     .lockout_s = cs->opt.lockout_s,
                     .done = on_auth,
                     .ud = cs};
+    if (cs->opt.spool)
+        cs->spool = strdup(cs->opt.spool);
+    else if ((cs->spool = malloc(strlen(cs->opt.db) + 7)))
+        sprintf(cs->spool, "%s.files", cs->opt.db);
+    if (!cs->spool)
+        return -ENOMEM;
+    if (spool_open(cs) != 0)
+        return -EIO;
+    /* Runs once the workers start: worker 0 asks the writer to expire files. */
+    if (weft_post(cs->srv, 0, expire_start, cs) != 0)
+        return -ENOMEM;
     int rc = auth_open(&cs->auth, cs->store, &ao);
     if (rc != 0) {
         fprintf(stderr, "weft-chat: cannot start the password pool: %s\n", weft_strerror(rc));
@@ -2065,6 +2494,10 @@ void chat_options_defaults(chat_options *o)
         .fail_limit = 5,
         .lockout_s = 60,
         .queue = 16384,
+        .file_max = 16u << 20,
+        .file_quota = 64u << 20,
+        .file_ttl_s = 86400,
+        .file_timeout_s = 60,
     };
 }
 
@@ -2082,8 +2515,8 @@ void chat_server_detach(chat_server *cs)
 int chat_server_command(chat_server *cs, const char *name, const char *help, chat_command_fn fn,
                         void *ud)
 {
-    static const char *const taken[] = {"nick", "join", "leave",    "who",   "msg",
-                                        "quit", "help", "register", "login", "history"};
+    static const char *const taken[] = {"nick", "join",     "leave", "who",     "msg",  "quit",
+                                        "help", "register", "login", "history", "send", "get"};
     size_t n = name ? strlen(name) : 0;
     if (!fn || !help || n == 0 || n > CHAT_NAME_MAX)
         return -EINVAL;
@@ -2138,6 +2571,7 @@ void chat_server_free(chat_server *cs)
         worker_free(cs->w[i]);
     free(cs->w);
     free(cs->wline);
+    free(cs->spool);
     free(cs);
 }
 

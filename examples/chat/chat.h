@@ -93,11 +93,17 @@ typedef struct chat_options {
     uint32_t fail_limit;        /* failed logins of an account before it locks */
     uint32_t lockout_s;         /* the failure window and the lock's length */
     uint32_t queue;             /* room messages waiting for the writer before refusal */
+    const char *spool;          /* shared files' directory; NULL: DB.files (kept, not copied) */
+    uint64_t file_max;          /* the largest file a /send may announce */
+    uint64_t file_quota;        /* the bytes of one user's files kept at once */
+    uint32_t file_ttl_s;        /* a file is deleted this long after its upload */
+    uint32_t file_timeout_s;    /* an upload must be complete this long after it starts */
 } chat_options;
 
 #define CHAT_HISTORY_DEFAULT 50
 /* The defaults: no database, 50 lines, 2 threads, libsodium's interactive
- * Argon2id cost (64 MiB), 5 failures in 60 s, a queue of 16384. */
+ * Argon2id cost (64 MiB), 5 failures in 60 s, a queue of 16384; files of
+ * 16 MiB at most, 64 MiB per user, kept a day, uploaded within 60 s. */
 void chat_options_defaults(chat_options *o);
 /* Use o (copied) when attaching: before chat_server_attach. */
 void chat_server_set_options(chat_server *cs, const chat_options *o);

@@ -9,6 +9,8 @@
  *   {"type":"message","data":"hi all"}      to the current room
  *   {"type":"private","user":"amy","data":"psst"}
  *   {"type":"history"[,"room":"tea"][,"count":20]}
+ *   {"type":"file","room":"tea"|"user":"amy","name":"a.txt","size":N}, then N bytes
+ *   {"type":"get","id":"..."}
  *
  * Depth is checked on the raw bytes before jansson builds anything, so a
  * line of 4096 '[' costs a scan, not 4096 allocations.
@@ -114,6 +116,8 @@ static const jtype types[] = {
     {"message", CHAT_TEXT, "type data", "d"},
     {"private", CHAT_MSG, "type user data", "ud"},
     {"history", CHAT_HISTORY, "type room count", ""},
+    {"file", CHAT_SEND, "type user room name size", "n"},
+    {"get", CHAT_GET, "type id", "i"},
 };
 
 static void fill(chat_cmd *out, const jtype *t, json_t *o, size_t max_data)
@@ -124,13 +128,18 @@ static void fill(chat_cmd *out, const jtype *t, json_t *o, size_t max_data)
     const char *r = str_field(o, "room", &rn, &ok);
     const char *p = str_field(o, "password", &pn, &ok);
     const char *d = str_field(o, "data", &dn, &ok);
+    size_t fn = 0, in = 0;
+    const char *f = str_field(o, "name", &fn, &ok);
+    const char *id = str_field(o, "id", &in, &ok);
+    json_t *size = json_object_get(o, "size");
     json_t *count = json_object_get(o, "count");
-    if (!ok || (count && !json_is_integer(count))) {
+    if (!ok || (count && !json_is_integer(count)) || (size && !json_is_integer(size))) {
         bad(out, "a field has the wrong JSON type");
         return;
     }
     if ((strchr(t->need, 'u') && !u) || (strchr(t->need, 'r') && !r) ||
-        (strchr(t->need, 'p') && !p) || (strchr(t->need, 'd') && !d)) {
+        (strchr(t->need, 'p') && !p) || (strchr(t->need, 'd') && !d) ||
+        (strchr(t->need, 'n') && (!f || !size || !u == !r)) || (strchr(t->need, 'i') && !id)) {
         bad(out, "a required field is missing");
         return;
     }
@@ -150,7 +159,25 @@ static void fill(chat_cmd *out, const jtype *t, json_t *o, size_t max_data)
         bad(out, "count is 1 to 500");
         return;
     }
+    if ((f && !chat_valid_file(f, fn)) || (id && !chat_valid_file_id(id, in))) {
+        bad(out, "name is 1 to 128 of A-Z a-z 0-9 . _ - (not first '.'), id 32 hex");
+        return;
+    }
+    if (size &&
+        (json_integer_value(size) < 1 || (uint64_t)json_integer_value(size) > CHAT_FILE_SIZE_MAX)) {
+        bad(out, "size is 1 to 2^40");
+        return;
+    }
     out->kind = t->kind;
+    out->file = f ? f : id;
+    out->file_len = f ? fn : in;
+    out->size = size ? (uint64_t)json_integer_value(size) : 0;
+    if (t->kind == CHAT_SEND) {
+        out->to_room = r != NULL;
+        out->name = r ? r : u;
+        out->name_len = r ? rn : un;
+        return;
+    }
     if (t->kind == CHAT_JOIN || t->kind == CHAT_HISTORY) {
         out->name = r;
         out->name_len = r ? rn : 0;

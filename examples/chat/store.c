@@ -45,6 +45,7 @@ struct chat_store {
     bool running;
     store_item *stop; /* the item that tells the writer to exit */
     sqlite3_stmt *ins_msg, *sel_hist, *ins_acct, *ins_off, *sel_off, *del_off;
+    sqlite3_stmt *sum_file, *ins_file, *done_file, *del_file, *sel_file, *old_file, *del_old;
 };
 
 struct store_reader {
@@ -61,7 +62,13 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS offline(id INTEGER PRIMARY KEY,"
     " recipient TEXT NOT NULL COLLATE NOCASE, sender TEXT NOT NULL, ts INTEGER NOT NULL,"
     " text TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS offline_to ON offline(recipient, id);";
+    "CREATE INDEX IF NOT EXISTS offline_to ON offline(recipient, id);"
+    "CREATE TABLE IF NOT EXISTS files(id TEXT PRIMARY KEY, owner TEXT NOT NULL COLLATE NOCASE,"
+    " target TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL, ts INTEGER NOT NULL,"
+    " done INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS files_owner ON files(owner);"
+    /* Uploads a crash cut short: their .part files go too (chat.c). */
+    "DELETE FROM files WHERE done=0;";
 
 store_item *store_item_new(store_kind kind, size_t len)
 {
@@ -152,6 +159,84 @@ static int take_inbox(chat_store *st, store_item *it)
     return step_done(st->del_off);
 }
 
+/* A file of it->user's, if its files stay under it->quota bytes. */
+static int file_new(chat_store *st, store_item *it)
+{
+    sqlite3_stmt *s = st->sum_file;
+    sqlite3_bind_text(s, 1, it->user, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    int64_t used = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_ROW)
+        return -EIO;
+    if ((uint64_t)used + it->size > it->quota)
+        return -EDQUOT;
+    s = st->ins_file;
+    sqlite3_bind_text(s, 1, it->fid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, it->user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, it->to, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, it->text, (int)it->len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, (int64_t)it->size);
+    sqlite3_bind_int64(s, 6, now_ms());
+    return step_done(s);
+}
+
+static int file_get(chat_store *st, store_item *it)
+{
+    sqlite3_stmt *s = st->sel_file;
+    sqlite3_bind_text(s, 1, it->fid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s), res = -ENOENT;
+    if (rc == SQLITE_ROW) {
+        snprintf(it->user, sizeof(it->user), "%s", (const char *)sqlite3_column_text(s, 0));
+        snprintf(it->to, sizeof(it->to), "%s", (const char *)sqlite3_column_text(s, 1));
+        it->out = strdup((const char *)sqlite3_column_text(s, 2));
+        it->out_len = it->out ? strlen(it->out) : 0;
+        it->size = (uint64_t)sqlite3_column_int64(s, 3);
+        res = it->out ? 0 : -ENOMEM;
+    } else if (rc != SQLITE_DONE) {
+        res = -EIO;
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return res;
+}
+
+/* The IDs of the files older than it->ts into it->out, then forget them. */
+static int file_expire(chat_store *st, store_item *it)
+{
+    sqlite3_stmt *s = st->old_file;
+    sqlite3_bind_int64(s, 1, it->ts);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+        if (it->out_len + CHAT_FILE_ID_LEN + 2 > cap) {
+            size_t n = cap ? cap * 2 : 1024;
+            char *p = realloc(it->out, n);
+            if (!p)
+                break; /* the rest stays until the next round */
+            it->out = p;
+            cap = n;
+        }
+        it->out_len += (size_t)snprintf(it->out + it->out_len, cap - it->out_len, "%s\n", id);
+        it->count++;
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return -EIO;
+    sqlite3_bind_int64(st->del_old, 1, it->ts);
+    return step_done(st->del_old);
+}
+
+/* One bound statement naming it->fid, run to its end. */
+static int by_fid(sqlite3_stmt *s, store_item *it)
+{
+    sqlite3_bind_text(s, 1, it->fid, -1, SQLITE_STATIC);
+    return step_done(s);
+}
+
 static int apply(chat_store *st, store_item *it)
 {
     sqlite3_stmt *s;
@@ -188,6 +273,16 @@ static int apply(chat_store *st, store_item *it)
         return step_done(s) == 0 ? 0 : -EIO;
     case STORE_INBOX:
         return take_inbox(st, it);
+    case STORE_FILE_NEW:
+        return file_new(st, it);
+    case STORE_FILE_DONE:
+        return by_fid(st->done_file, it);
+    case STORE_FILE_DROP:
+        return by_fid(st->del_file, it);
+    case STORE_FILE_GET:
+        return file_get(st, it);
+    case STORE_FILE_EXPIRE:
+        return file_expire(st, it);
     }
     return -EINVAL;
 }
@@ -245,8 +340,9 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **s)
 
 static void finalize_all(chat_store *st)
 {
-    sqlite3_stmt *all[] = {st->ins_msg, st->sel_hist, st->ins_acct,
-                           st->ins_off, st->sel_off,  st->del_off};
+    sqlite3_stmt *all[] = {st->ins_msg,  st->sel_hist, st->ins_acct, st->ins_off,   st->sel_off,
+                           st->del_off,  st->sum_file, st->ins_file, st->done_file, st->del_file,
+                           st->sel_file, st->old_file, st->del_old};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
 }
@@ -285,7 +381,17 @@ int store_open(chat_store **out, const store_opts *o, char *why_buf, size_t why_
                 &st->ins_off) != 0 ||
         prepare(st->db, "SELECT ts,sender,text FROM offline WHERE recipient=? ORDER BY id",
                 &st->sel_off) != 0 ||
-        prepare(st->db, "DELETE FROM offline WHERE recipient=?", &st->del_off) != 0) {
+        prepare(st->db, "DELETE FROM offline WHERE recipient=?", &st->del_off) != 0 ||
+        prepare(st->db, "SELECT coalesce(sum(size),0) FROM files WHERE owner=?", &st->sum_file) !=
+            0 ||
+        prepare(st->db, "INSERT INTO files(id,owner,target,name,size,ts) VALUES(?,?,?,?,?,?)",
+                &st->ins_file) != 0 ||
+        prepare(st->db, "UPDATE files SET done=1 WHERE id=?", &st->done_file) != 0 ||
+        prepare(st->db, "DELETE FROM files WHERE id=?", &st->del_file) != 0 ||
+        prepare(st->db, "SELECT owner,target,name,size FROM files WHERE id=? AND done=1",
+                &st->sel_file) != 0 ||
+        prepare(st->db, "SELECT id FROM files WHERE ts<?", &st->old_file) != 0 ||
+        prepare(st->db, "DELETE FROM files WHERE ts<?", &st->del_old) != 0) {
         snprintf(why_buf, why_len, "database %s: %s", o->path, sqlite3_errmsg(st->db));
         goto fail;
     }

@@ -22,13 +22,19 @@
 typedef struct chat_store chat_store;
 
 typedef enum store_kind {
-    STORE_MSG,      /* a room message: stored, then delivered */
-    STORE_PASS,     /* a room notice: not stored, delivered in sequence */
-    STORE_HISTORY,  /* read the last `count` messages of `room` into `out` */
-    STORE_REGISTER, /* insert account user with hash `text`: result 0 or -EEXIST */
-    STORE_OFFLINE,  /* store a private message `text` from `user` to `to` */
-    STORE_INBOX,    /* take (read and delete) the offline messages of `user` into `out` */
-    STORE_FENCE,    /* nothing: answered in sequence, after every item queued before it */
+    STORE_MSG,         /* a room message: stored, then delivered */
+    STORE_PASS,        /* a room notice: not stored, delivered in sequence */
+    STORE_HISTORY,     /* read the last `count` messages of `room` into `out` */
+    STORE_REGISTER,    /* insert account user with hash `text`: result 0 or -EEXIST */
+    STORE_OFFLINE,     /* store a private message `text` from `user` to `to` */
+    STORE_INBOX,       /* take (read and delete) the offline messages of `user` into `out` */
+    STORE_FENCE,       /* nothing: answered in sequence, after every item queued before it */
+    STORE_FILE_NEW,    /* reserve file fid (size, name in text) for user to `to`: 0 or
+                          -EDQUOT when user's files would pass `quota` bytes */
+    STORE_FILE_DONE,   /* file fid is complete: it may be fetched */
+    STORE_FILE_DROP,   /* forget file fid (an upload that failed) */
+    STORE_FILE_GET,    /* file fid's owner (user), target (to), size, name (out): 0 or -ENOENT */
+    STORE_FILE_EXPIRE, /* forget the files older than ts (ms); their IDs into out, a line each */
 } store_kind;
 
 /*
@@ -45,7 +51,9 @@ typedef struct store_item {
     int flags;      /* the producer's own */
     char room[CHAT_NAME_MAX + 1];
     char user[CHAT_NAME_MAX + 1];
-    char to[CHAT_NAME_MAX + 1];
+    char to[CHAT_NAME_MAX + 2]; /* a nick, or (files) "#room" */
+    char fid[CHAT_FILE_ID_LEN + 1];
+    uint64_t size, quota; /* FILE_NEW, FILE_GET */
     char *out; /* HISTORY, INBOX: "TS\tUSER\tTEXT\n" per line, malloc'd; NULL when none */
     size_t out_len;
     size_t len;  /* of text */

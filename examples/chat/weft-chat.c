@@ -82,6 +82,20 @@ static int option(weft_config *cfg, const char *name, const char *arg, const cha
         if (number(arg, 1, 86400, &v, why) != 0)
             return -EINVAL;
         g_opt.lockout_s = (uint32_t)v;
+    } else if (!strcmp(name, "spool")) {
+        g_opt.spool = arg;
+    } else if (!strcmp(name, "file-max") || !strcmp(name, "file-quota")) {
+        if (number(arg, 1, 1ll << 40, &v, why) != 0)
+            return -EINVAL;
+        *(name[5] == 'm' ? &g_opt.file_max : &g_opt.file_quota) = (uint64_t)v;
+    } else if (!strcmp(name, "file-ttl")) {
+        if (number(arg, 1, 365 * 86400, &v, why) != 0)
+            return -EINVAL;
+        g_opt.file_ttl_s = (uint32_t)v;
+    } else if (!strcmp(name, "file-timeout")) {
+        if (number(arg, 1, 86400, &v, why) != 0)
+            return -EINVAL;
+        g_opt.file_timeout_s = (uint32_t)v;
     } else if (!strcmp(name, "db-queue")) {
         if (number(arg, 1, 1 << 20, &v, why) != 0)
             return -EINVAL;
@@ -132,6 +146,13 @@ static const weft_program_option options[] = {
      "failed logins of one account in --login-lockout seconds before\n"
      "it is locked for as long (default 5; an address gets 4 times that)"},
     {"login-lockout", "SECONDS", "the failure window and the lock (default 60)"},
+    {"spool", "DIR", "where shared files are kept (default: the database's path + .files)"},
+    {"file-max", "BYTES", "the largest file a /send may announce (default 16 MiB)"},
+    {"file-quota", "BYTES", "the bytes of one user's files kept at once (default 64 MiB)"},
+    {"file-ttl", "SECONDS", "a shared file is deleted this long after it arrived (default 86400)"},
+    {"file-timeout", "SECONDS",
+     "an upload not complete this long after it began is cut off\n"
+     "and the connection closed (default 60)"},
     {NULL, NULL, NULL},
 };
 
@@ -139,20 +160,23 @@ int main(int argc, char **argv)
 {
     weft_program prog = {
         .name = "weft-chat",
-        .summary = "A multi-room chat server on weft. One line per command or message:\n"
-                   "  /register NAME PASSWORD   create an account (a password of 8+ bytes)\n"
-                   "  /login NAME PASSWORD      log in: your nick is NAME\n"
-                   "  /nick NAME        a guest's nick (with --allow-guests, or --db none)\n"
-                   "  /join ROOM        join a room (leaving the current one)\n"
-                   "  /leave            leave the current room\n"
-                   "  /who              list the members of the current room\n"
-                   "  /msg NAME TEXT    a private message (kept for a registered NAME offline)\n"
-                   "  /history [ROOM] [N]  the last N messages of a room, with times\n"
-                   "  /quit             close the connection\n"
-                   "  anything else     '<nick> TEXT' to everyone in the room, you included\n"
-                   "A member whose unread output would pass --output-cap (default 256K here)\n"
-                   "is disconnected, so a slow reader never stalls a room; --sndbuf bounds\n"
-                   "what the kernel holds before that cap counts.",
+        .summary =
+            "A multi-room chat server on weft. One line per command or message:\n"
+            "  /register NAME PASSWORD   create an account (a password of 8+ bytes)\n"
+            "  /login NAME PASSWORD      log in: your nick is NAME\n"
+            "  /nick NAME        a guest's nick (with --allow-guests, or --db none)\n"
+            "  /join ROOM        join a room (leaving the current one)\n"
+            "  /leave            leave the current room\n"
+            "  /who              list the members of the current room\n"
+            "  /msg NAME TEXT    a private message (kept for a registered NAME offline)\n"
+            "  /history [ROOM] [N]  the last N messages of a room, with times\n"
+            "  /send NAME|#ROOM FILENAME SIZE  share a file: wait for '* ready', send SIZE bytes\n"
+            "  /get ID           fetch a shared file: '* file ID NAME SIZE', then the bytes\n"
+            "  /quit             close the connection\n"
+            "  anything else     '<nick> TEXT' to everyone in the room, you included\n"
+            "A member whose unread output would pass --output-cap (default 256K here)\n"
+            "is disconnected, so a slow reader never stalls a room; --sndbuf bounds\n"
+            "what the kernel holds before that cap counts.",
         .try_hint = "nc %s %u",
         .handler = chat_handler(),
         .options = options,

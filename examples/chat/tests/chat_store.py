@@ -33,6 +33,13 @@ keeps the cases fast, except in `offloop`, which needs a slow hash.
             field or type, wrong type, control characters, duplicate key,
             deep nesting, \\u0000, not an object) gets an error and is
             counted (chat_json_bad); a line over --max-line closes it
+  files     /send to a room (300 KB, byte-exact by /get, announced) and to
+            a user (only sender and recipient may /get it); bad names and
+            IDs; over --file-max and over --file-quota refused with the
+            sender closed (chat_file_refused); a slow sender cut off at
+            --file-timeout while the room goes on (chat_file_slow); a
+            vanished sender leaves no partial file; JSON file and get;
+            --file-ttl removes the files and their IDs
   offloop   with one worker and one hashing thread and a slow Argon2id, a
             member's room message is echoed while another client's /login
             is still hashing: the KDF runs off the worker
@@ -107,7 +114,8 @@ class Server:
         RUNNING.remove(self)
 
     def counter(self, name, want):
-        """A chat counter from the admin socket's Prometheus text, once it is
+        """A chat counter, summed over the workers, from the admin socket's
+        Prometheus text, once it is
         want (samples lag by --stats-interval), or its last value after 5 s."""
         end = time.time() + 5
         last = None
@@ -123,9 +131,9 @@ class Server:
                     break
                 data += d
             s.close()
-            m = re.search(rb"^weft_user_%s\S* (\d+)" % name.encode(), data, re.M)
-            if m:
-                last = int(m.group(1))
+            vals = re.findall(rb"^weft_user_%s_total\{[^}]*\} (\d+)$" % name.encode(), data, re.M)
+            if vals:
+                last = sum(int(v) for v in vals)  # one line per worker
                 if last == want:
                     return last
             time.sleep(0.1)
@@ -142,12 +150,12 @@ class Client:
     def send(self, *lines):
         self.s.sendall(b"".join(l.encode() + b"\n" for l in lines))
 
-    def next(self, timeout=10):
+    def next(self, timeout=10, want=None):
         end = time.time() + timeout
         while b"\n" not in self.buf:
             left = end - time.time()
             if left <= 0:
-                fail("no line in %g s (have %r)" % (timeout, self.buf))
+                fail("no line in %g s (have %r, want %r)" % (timeout, self.buf, want))
             self.s.settimeout(left)
             try:
                 d = self.s.recv(65536)
@@ -161,7 +169,7 @@ class Client:
 
     def expect(self, want, timeout=10):
         """The next line is want, where a '*' stands for any text."""
-        got = self.next(timeout)
+        got = self.next(timeout, want)
         pat = ".*".join(re.escape(p) for p in want.split("*"))
         check(re.fullmatch(pat, got), "expected %r, got %r" % (want, got))
         return got
@@ -176,6 +184,20 @@ class Client:
         check(not d and b"\n" not in self.buf, "unexpected output %r" % (self.buf + d))
 
     def close(self):
+        self.s.close()
+
+    def quit(self):
+        """/quit, and wait for the server's close: its nick is free by then."""
+        self.send("/quit")
+        self.expect("* bye")
+        self.s.settimeout(10)
+        while True:
+            try:
+                d = self.s.recv(65536)
+            except socket.timeout:
+                fail("no close after /quit")
+            if not d:
+                break
         self.s.close()
 
 
@@ -348,7 +370,7 @@ def case_history(d):
     b.expect("* 1 messages while you were away")
     b.expect("[*] *amy* while you were out")
     check(srv.counter("chat_offline", 1) == 1, "chat_offline != 1")
-    b.close()
+    b.quit()
     b = login(srv, "bob", register=False)  # delivered once
     b.send("/history r 1")
     b.expect("* history of #r (1 messages)")
@@ -364,7 +386,7 @@ def case_restart(d):
     a.send("/join lobby", "before restart")
     a.expect("* amy joined #lobby")
     a.expect("<amy> before restart")
-    login(srv, "bob").close()
+    login(srv, "bob").quit()
     a.send("/msg bob kept for you")
     a.expect("* bob is offline: they get your message at their next login")
     a.close()
@@ -562,7 +584,147 @@ def case_json(d):
     srv.stop()
 
 
+def spool_parts(d):
+    return [f for f in os.listdir(os.path.join(d, "chat.db.files")) if f.endswith(".part")]
+
+
+def get_file(c, fid):
+    """/get fid: the header's name and size, then exactly the bytes."""
+    c.send("/get " + fid)
+    hdr = c.expect("* file %s *" % fid)
+    name, size = hdr.split()[3], int(hdr.split()[4])
+    while len(c.buf) < size:
+        c.s.settimeout(10)
+        d = c.s.recv(1 << 20)
+        check(d, "EOF in the middle of a file")
+        c.buf += d
+    data, c.buf = c.buf[:size], c.buf[size:]
+    return name, data
+
+
+def case_files(d):
+    srv = Server(d, "--file-max", "400000", "--file-quota", "700000", "--file-timeout", "2",
+                 "--file-ttl", "3", *FAST)
+    a = login(srv, "amy")
+    b = login(srv, "bob")
+    e = login(srv, "eve")
+    members = []
+    for c, who in ((a, "amy"), (b, "bob"), (e, "eve")):
+        c.send("/join r")
+        members.append(c)
+        for m in members:
+            m.expect("* %s joined #r" % who)
+    # A room file: bigger than an input ring, byte-exact, announced to the room.
+    blob = os.urandom(300000)
+    a.send("/send #r blob.bin %d" % len(blob))
+    a.expect("* ready: send 300000 bytes of blob.bin")
+    a.s.sendall(blob)
+    sent = a.expect("* sent blob.bin (300000 bytes): /get *")
+    fid = sent.rsplit(" ", 1)[1]
+    for c in (a, b, e):
+        c.expect("* amy shares blob.bin (300000 bytes): /get " + fid)
+    check(get_file(b, fid) == ("blob.bin", blob), "bob's copy differs")
+    b.send("after the file")
+    for c in (a, b, e):
+        c.expect("<bob> after the file")
+    # A private file: its recipient and sender may fetch it, no one else.
+    a.send("/send bob note.txt 5")
+    a.expect("* ready: send 5 bytes of note.txt")
+    a.s.sendall(b"hello")
+    pid = a.expect("* sent note.txt (5 bytes): /get *").rsplit(" ", 1)[1]
+    b.expect("*amy* shares note.txt (5 bytes): /get " + pid)
+    check(get_file(b, pid) == ("note.txt", b"hello"), "bob's note differs")
+    e.send("/get " + pid)
+    e.expect("error: no such file " + pid)
+    e.send("/get " + "0" * 32)
+    e.expect("error: no such file " + "0" * 32)
+    e.send("/get xyz")
+    e.expect("error: usage: /get ID (32 hex digits, from the announcement)")
+    e.send("/send #r ../etc/passwd 5")
+    e.expect("error: usage: /send NAME|#ROOM FILENAME SIZE")
+    e.send("/send #r .hidden 5")
+    e.expect("error: usage: /send NAME|#ROOM FILENAME SIZE")
+    # Over --file-max: refused before a byte is taken, the sender closed, counted.
+    e.send("/send #r big.bin 400001")
+    e.expect("error: file too large: at most 400000 bytes (--file-max)")
+    a.expect("* eve left #r (file refused)")
+    b.expect("* eve left #r (file refused)")
+    # Over the quota: amy has 300005 bytes; 400000 more would pass 700000.
+    a.send("/send #r more.bin 400000")
+    a.expect("error: over your file quota of 700000 bytes (--file-quota)")
+    b.expect("* amy left #r (file refused)")
+    check(srv.counter("chat_file_refused", 2) == 2, "chat_file_refused != 2")
+    # A slow sender is cut off at --file-timeout; the room goes on.
+    s = login(srv, "sam")
+    s.send("/join r")
+    s.expect("* history of #r (1 messages)")
+    s.expect("[*] <bob> after the file")
+    s.expect("* end of history")
+    s.expect("* sam joined #r")
+    b.expect("* sam joined #r")
+    s.send("/send #r slow.bin 1000")
+    s.expect("* ready: send 1000 bytes of slow.bin")
+    s.s.sendall(b"x" * 10)
+    b.send("meanwhile")
+    b.expect("<bob> meanwhile")
+    s.expect("<bob> meanwhile")
+    check(spool_parts(d), "no partial file while uploading")
+    s.expect("error: file upload too slow: not complete in 2 s", timeout=10)
+    b.expect("* sam left #r (file upload timeout)", timeout=10)
+    n = srv.counter("chat_file_slow", 1)
+    check(n == 1, "chat_file_slow %r != 1" % n)
+    # A sender that vanishes mid-file leaves no partial file.
+    v = login(srv, "vic")
+    v.send("/send bob gone.bin 1000")
+    v.expect("* ready: send 1000 bytes of gone.bin")
+    v.s.sendall(b"y" * 100)
+    v.close()
+    end = time.time() + 5
+    while spool_parts(d) and time.time() < end:
+        time.sleep(0.05)
+    check(not spool_parts(d), "partial files left: %r" % spool_parts(d))
+    # JSON: announce with an object, then the bytes.
+    j = JClient(srv, {"type": "login", "user": "bob", "password": "password1"})
+    j.jexpect(type="error", data="bob is already logged in")
+    j.jsend({"type": "register", "user": "jay", "password": "password1"},
+            {"type": "login", "user": "jay", "password": "password1"},
+            {"type": "join", "room": "r"})
+    j.jexpect(type="notice")
+    j.jexpect(type="notice", data="logged in as jay")
+    j.jexpect(type="notice", data="history of #r (2 messages)")
+    j.jexpect(type="history", user="bob", data="after the file")
+    j.jexpect(type="history", user="bob", data="meanwhile")
+    j.jexpect(type="notice", data="end of history")
+    j.jexpect(type="join", user="jay")
+    b.expect("* jay joined #r")
+    j.jsend({"type": "file", "room": "r", "name": "j.txt", "size": 3})
+    j.jexpect(type="notice", data="ready: send 3 bytes of j.txt")
+    j.s.sendall(b"abc")
+    jid = j.jexpect(type="notice")["data"].rsplit(" ", 1)[1]
+    got = j.jexpect(type="file", room="r", user="jay", name="j.txt", size=3, id=jid)
+    b.expect("* jay shares j.txt (3 bytes): /get " + jid)
+    j.jsend({"type": "get", "id": jid})
+    j.jexpect(type="file", id=jid, name="j.txt", size=3)
+    while len(j.buf) < 3:
+        j.buf += j.s.recv(100)
+    check(j.buf[:3] == b"abc", "JSON /get: %r" % j.buf)
+    j.buf = j.buf[3:]
+    check(srv.counter("chat_files", 3) == 3, "chat_files != 3")
+    # --file-ttl 3: the files go (the expiry runs every 3 s).
+    end = time.time() + 10
+    files = os.path.join(d, "chat.db.files")
+    while os.listdir(files) and time.time() < end:
+        time.sleep(0.2)
+    check(not os.listdir(files), "files left after the ttl: %r" % os.listdir(files))
+    b.send("/get " + fid)
+    b.expect("error: no such file " + fid)
+    b.close()
+    j.close()
+    srv.stop()
+
+
 CASES = {
+    "files": case_files,
     "json": case_json,
     "accounts": case_accounts,
     "limits": case_limits,
