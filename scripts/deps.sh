@@ -15,7 +15,8 @@ packages=(
     libnuma-dev                         # CPU -> node, node-local memory
     libcmocka-dev                       # unit tests
     libjansson-dev                      # weft-stat reads the server's JSON
-    libsodium-dev libsqlite3-dev        # examples/chat: Argon2id passwords, SQLite history
+    libsodium-dev libsqlite3-dev libssl-dev # examples/chat: Argon2id, SQLite, SHA-1 (WebSocket)
+    python3-websockets chromium         # examples/chat: WebSocket and browser tests
     clang-format                        # make format / format-check
     valgrind                            # leak and fd checks in tests
     python3                             # test helpers

@@ -125,6 +125,9 @@
 
 #include "proto.h"
 #include "store.h"
+#include "utf8.h"
+#include "web.h"
+#include "ws.h"
 
 #define HELD_EXTRA CHAT_HELD_EXTRA
 
@@ -297,7 +300,7 @@ struct chat_server {
     chat_worker **w;
     int ctr_messages, ctr_deliveries, ctr_private, ctr_nick_taken, ctr_too_long;
     int ctr_logins, ctr_login_failed, ctr_login_throttled, ctr_registered, ctr_busy, ctr_offline;
-    int ctr_json_bad, ctr_files, ctr_file_refused, ctr_file_slow;
+    int ctr_json_bad, ctr_files, ctr_file_refused, ctr_file_slow, ctr_ws_refused;
     char *spool; /* the file spool directory */
     chat_options opt;
     chat_store *store; /* NULL: no database */
@@ -318,17 +321,22 @@ typedef struct chat_client {
     chat_id id;
     room *room; /* NULL when in no room */
     struct chat_client *rprev, *rnext;
-    size_t scan;         /* how far the input ring was searched for '\n' */
-    const char *why;     /* why we closed it, for the "left" line */
-    int busy;            /* parsing its input: on_close must not free it */
-    bool waiting;        /* /nick or /who in flight: input waits in the ring */
-    bool done;           /* we closed it (after /quit or an error) */
-    bool closed;         /* on_close ran */
-    bool authed;         /* logged in: the nick is the account's */
-    bool unfenced;       /* room messages sent to the writer since the last fence */
-    bool json;           /* speaks the JSON protocol (its first byte was '{') */
-    bool mode_known;     /* its first byte arrived */
-    struct upload *up;   /* a /send's bytes are arriving */
+    size_t scan;       /* how far the input ring was searched for '\n' */
+    const char *why;   /* why we closed it, for the "left" line */
+    int busy;          /* parsing its input: on_close must not free it */
+    bool waiting;      /* /nick or /who in flight: input waits in the ring */
+    bool done;         /* we closed it (after /quit or an error) */
+    bool closed;       /* on_close ran */
+    bool authed;       /* logged in: the nick is the account's */
+    bool unfenced;     /* room messages sent to the writer since the last fence */
+    bool json;         /* speaks the JSON protocol (its first byte was '{') */
+    bool mode_known;   /* its first byte arrived */
+    struct upload *up; /* a /send's bytes are arriving */
+    bool ws;           /* a WebSocket client (web.c): frames, one line per text message */
+    bool frag_ready;   /* frag holds a whole message that waits for a fence */
+    int ws_code;       /* the close code our close frame carries */
+    char *frag;        /* a message arriving in fragments: max_line bytes, or NULL */
+    size_t frag_len;
     uint8_t joining_len; /* /join waits for the room's history (store) */
     char joining[CHAT_NAME_MAX + 1];
     uint8_t nick_len; /* 0 until /nick succeeded */
@@ -387,13 +395,32 @@ static chat_client *client_lookup(chat_worker *w, chat_id id)
     return s->cl && s->gen == id.gen ? s->cl : NULL;
 }
 
-static void client_free(chat_client *cl) { free(cl); }
+static void client_free(chat_client *cl)
+{
+    free(cl->frag);
+    free(cl);
+}
 
-/* Write bytes to a client as they are (its own worker only). May close it. */
+/*
+ * Write bytes to a client as they are (its own worker only): one or more
+ * lines, each its own text frame (without its '\n') for a WebSocket
+ * client. May close it.
+ */
 static void client_raw(chat_client *cl, const char *p, size_t n)
 {
-    if (!cl->closed)
-        (void)weft_send(cl->conn, p, n);
+    if (!cl->ws) {
+        if (!cl->closed)
+            (void)weft_send(cl->conn, p, n);
+        return;
+    }
+    while (n && !cl->closed) {
+        const char *nl = memchr(p, '\n', n);
+        size_t len = nl ? (size_t)(nl - p) : n;
+        (void)ws_send(cl->conn, WS_TEXT, p, len);
+        len += nl ? 1 : 0;
+        p += len;
+        n -= len;
+    }
 }
 
 /*
@@ -475,6 +502,8 @@ static void client_finish(chat_client *cl, const char *why)
         return;
     cl->done = true;
     cl->why = why;
+    if (cl->ws)
+        ws_send_close(cl->conn, cl->ws_code ? cl->ws_code : WS_NORMAL);
     weft_close(cl->conn);
 }
 
@@ -2256,6 +2285,170 @@ static void run_ring(chat_client *cl, weft_ring *in)
     }
 }
 
+/* ---- WebSocket clients: one line per text message ------------------------- */
+
+/* Refuse a client's frames with a close code (and count it). */
+static void ws_fail(chat_client *cl, weft_ring *in, int code, const char *why)
+{
+    count(cl->w, cl->w->cs->ctr_ws_refused, 1);
+    weft_ring_consume(in, weft_ring_len(in));
+    cl->ws_code = code;
+    client_finish(cl, why);
+}
+
+static const char *ws_why(int code)
+{
+    return code == WS_TOO_BIG ? "websocket 1009 message too big" : "websocket 1002 protocol error";
+}
+
+/* The protocol of a WebSocket client, by its first message's first byte. */
+static void ws_mode(chat_client *cl, const char *msg, size_t len)
+{
+    if (cl->mode_known)
+        return;
+    cl->mode_known = true;
+    cl->json = len && msg[0] == '{';
+    if (cl->json) {
+        int n = sprintf(cl->w->jbuf, "{\"type\":\"welcome\",\"worker\":%d,\"protocol\":\"json\"}\n",
+                        cl->w->index);
+        client_raw(cl, cl->w->jbuf, (size_t)n);
+    }
+}
+
+/*
+ * The next complete text message, unmasked: into w->line (a single frame,
+ * still in the ring: *frame_len bytes to consume once it is used) or in
+ * cl->frag (fragments, consumed already). Control frames on the way are
+ * answered (ping) or obeyed (close). Returns the message, or NULL when
+ * none is complete yet or the client was refused.
+ */
+static const char *ws_message(chat_client *cl, weft_ring *in, size_t *len, size_t *frame_len)
+{
+    uint32_t max = cl->w->cs->max_line;
+    *frame_len = 0;
+    if (cl->frag_ready) {
+        *len = cl->frag_len;
+        return cl->frag;
+    }
+    for (;;) {
+        ws_frame f;
+        int r = ws_parse(in, max, &f);
+        if (r <= 0) {
+            if (r < 0)
+                ws_fail(cl, in, -r, ws_why(-r));
+            return NULL;
+        }
+        uint8_t ctl[125];
+        switch (f.opcode) {
+        case WS_PING:
+            ws_take(in, &f, ctl);
+            ws_send(cl->conn, WS_PONG, ctl, (size_t)f.len);
+            continue;
+        case WS_PONG:
+            ws_take(in, &f, ctl);
+            continue;
+        case WS_CLOSE:
+            ws_take(in, &f, ctl);
+            weft_ring_consume(in, weft_ring_len(in));
+            cl->ws_code = WS_NORMAL; /* the echo of a close: its code, or 1000 */
+            if (f.len >= 2)
+                cl->ws_code = ctl[0] << 8 | ctl[1];
+            client_finish(cl, "websocket close");
+            return NULL;
+        case WS_BINARY:
+            ws_fail(cl, in, WS_UNSUPPORTED, "websocket 1003 binary frame");
+            return NULL;
+        case WS_TEXT:
+            if (cl->frag) {
+                ws_fail(cl, in, WS_PROTOCOL, "websocket 1002 protocol error");
+                return NULL;
+            }
+            if (f.fin) {
+                weft_ring_copyout(in, f.head, cl->w->line, (size_t)f.len);
+                for (size_t i = 0; i < f.len; i++)
+                    cl->w->line[i] ^= (char)f.mask[i & 3];
+                *len = (size_t)f.len;
+                *frame_len = f.head + (size_t)f.len;
+                return cl->w->line;
+            }
+            if (!(cl->frag = malloc(max))) {
+                ws_fail(cl, in, WS_TOO_BIG, "out of memory");
+                return NULL;
+            }
+            ws_take(in, &f, cl->frag);
+            cl->frag_len = (size_t)f.len;
+            continue;
+        case WS_CONT:
+            if (!cl->frag) {
+                ws_fail(cl, in, WS_PROTOCOL, "websocket 1002 protocol error");
+                return NULL;
+            }
+            if (cl->frag_len + f.len > max) {
+                ws_fail(cl, in, WS_TOO_BIG, "websocket 1009 message too big");
+                return NULL;
+            }
+            ws_take(in, &f, cl->frag + cl->frag_len);
+            cl->frag_len += (size_t)f.len;
+            if (!f.fin)
+                continue;
+            cl->frag_ready = true;
+            *len = cl->frag_len;
+            return cl->frag;
+        }
+    }
+}
+
+/* A WebSocket client's input: each text message is one line of its protocol. */
+static void ws_run(chat_client *cl, weft_ring *in)
+{
+    for (;;) {
+        size_t len, frame_len;
+        const char *msg = ws_message(cl, in, &len, &frame_len);
+        if (!msg)
+            return;
+        if (!utf8_valid(msg, len)) {
+            ws_fail(cl, in, WS_BAD_DATA, "websocket 1007 bad UTF-8");
+            return;
+        }
+        ws_mode(cl, msg, len);
+        chat_cmd cmd;
+        void *keep = NULL;
+        if (memchr(msg, '\n', len))
+            cmd = (chat_cmd){.kind = CHAT_BAD, .err = "one line per WebSocket message"};
+        else if (cl->json)
+            chat_json_parse(msg, len, cl->w->cs->max_line, &cmd, &keep);
+        else
+            chat_parse(msg, len, &cmd);
+        if (cl->unfenced && cmd.kind != CHAT_TEXT && cmd.kind != CHAT_NONE && fence(cl)) {
+            chat_json_free(keep);
+            if (msg == cl->frag)
+                return; /* frag_ready: taken again after the fence */
+            return;     /* the frame stays in the ring */
+        }
+        weft_ring_consume(in, frame_len);
+        if (cmd.kind == CHAT_SEND || cmd.kind == CHAT_GET) {
+            cmd = (chat_cmd){.kind = CHAT_BAD, .err = "no files over WebSocket (yet): use TCP"};
+        } else if (cmd.kind == CHAT_BAD && !cl->json && !strncmp(cmd.err, "unknown", 7)) {
+            cmd.word_len = cmd.word_len > CHAT_NAME_MAX ? CHAT_NAME_MAX : cmd.word_len;
+        }
+        handle_cmd(cl, &cmd, msg, len);
+        chat_json_free(keep);
+        if (msg == cl->frag && !cl->closed) {
+            free(cl->frag);
+            cl->frag = NULL;
+            cl->frag_ready = false;
+        }
+        if (cl->closed)
+            return;
+        if (cl->done) {
+            weft_ring_consume(in, weft_ring_len(in));
+            return;
+        }
+        if (cl->waiting)
+            return;
+    }
+}
+
 /* ---- the weft handler ----------------------------------------------------- */
 
 static void on_open(weft_conn *c)
@@ -2270,6 +2463,7 @@ static void on_open(weft_conn *c)
     }
     cl->conn = c;
     cl->w = w;
+    cl->ws = weft_conn_origin_userdata(c) == web_ws_origin();
     weft_conn_set_userdata(c, cl);
     client_sendf(cl, "* welcome to weft-chat (worker %d): /help lists the commands\n", w->index);
 }
@@ -2284,6 +2478,13 @@ static void on_data(weft_conn *c, weft_ring *in)
     if (cl->waiting)
         return; /* /nick or /who in flight: its answer resumes us */
     cl->busy++;
+    if (cl->ws) {
+        ws_run(cl, in);
+        cl->busy--;
+        if (cl->closed && !cl->busy)
+            client_free(cl);
+        return;
+    }
     if (!cl->mode_known && weft_ring_len(in)) {
         /* The protocol, once, by the first byte: '{' is JSON. */
         cl->mode_known = true;
@@ -2425,6 +2626,8 @@ int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line)
         s, "chat_file_refused", "/send refused: over --file-max or the sender's --file-quota");
     cs->ctr_file_slow = weft_server_add_counter(
         s, "chat_file_slow", "uploads cut off: not complete within --file-timeout");
+    cs->ctr_ws_refused = weft_server_add_counter(
+        s, "chat_ws_refused", "WebSocket clients closed for a bad frame (1002, 1003, 1007, 1009)");
     cs->ctr_json_bad = weft_server_add_counter(
         s, "chat_json_bad", "JSON lines refused (bad JSON, too deep, a bad or unknown field)");
     return cs->opt.db ? open_store(cs) : 0;

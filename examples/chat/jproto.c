@@ -20,6 +20,8 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "utf8.h"
+
 /* The deepest nesting in line, outside strings; stops counting past limit. */
 static int depth_of(const char *p, size_t n, int limit)
 {
@@ -229,38 +231,6 @@ void chat_json_parse(const char *line, size_t len, size_t max_data, chat_cmd *ou
 }
 
 void chat_json_free(void *keep) { json_decref(keep); }
-
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t k;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        k = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        k = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong */
-        if (c == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        k = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        if (c == 0xF4)
-            hi = 0x8F; /* beyond U+10FFFF */
-    } else
-        return 0;
-    if (n < k || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < k; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return k;
-}
 
 size_t chat_json_str(char *o, const char *s, size_t n)
 {

@@ -12,6 +12,8 @@
 
 #include "chat.h"
 #include "proto.h"
+#include "web.h"
+
 #include "weft/weft.h"
 
 /* Chat's own port; the other defaults are the chat library's (chat.h). */
@@ -21,6 +23,7 @@
 #define CHAT_DB "weft-chat.db"
 
 static uint32_t g_max_line = CHAT_MAX_LINE;
+static const char *g_http; /* --http: the web client's listener, or NULL */
 static chat_options g_opt;
 
 static void defaults(weft_config *cfg, void *ud)
@@ -82,6 +85,11 @@ static int option(weft_config *cfg, const char *name, const char *arg, const cha
         if (number(arg, 1, 86400, &v, why) != 0)
             return -EINVAL;
         g_opt.lockout_s = (uint32_t)v;
+    } else if (!strcmp(name, "http")) {
+        weft_listener_opts o;
+        if (weft_listener_parse(arg, &o, why) != 0)
+            return -EINVAL;
+        g_http = arg;
     } else if (!strcmp(name, "spool")) {
         g_opt.spool = arg;
     } else if (!strcmp(name, "file-max") || !strcmp(name, "file-quota")) {
@@ -121,7 +129,26 @@ static int configure(weft_config *cfg, const char **why, void *ud)
 static int setup(weft_server *s, void *ud)
 {
     chat_server_set_options(ud, &g_opt);
-    return chat_server_attach(ud, s, g_max_line);
+    int rc = chat_server_attach(ud, s, g_max_line);
+    if (rc != 0 || !g_http)
+        return rc;
+    /* The browser client and WebSocket, beside the chat's own port. */
+    weft_listener_opts o;
+    const char *why;
+    if (weft_listener_parse(g_http, &o, &why) != 0)
+        return -EINVAL;
+    o.handler = web_handler();
+    if (!o.name)
+        o.name = "http";
+    int i = weft_server_listen(s, &o);
+    if (i < 0) {
+        fprintf(stderr, "weft-chat: --http %s: %s\n", g_http, weft_strerror(i));
+        return i;
+    }
+    printf("weft-chat: web client on http://%s/ (WebSocket /ws)\n",
+           weft_server_listener_addr(s, i));
+    fflush(stdout);
+    return 0;
 }
 
 static const weft_program_option options[] = {
@@ -146,6 +173,9 @@ static const weft_program_option options[] = {
      "failed logins of one account in --login-lockout seconds before\n"
      "it is locked for as long (default 5; an address gets 4 times that)"},
     {"login-lockout", "SECONDS", "the failure window and the lock (default 60)"},
+    {"http", "ADDR[,OPTIONS]",
+     "serve the browser client and WebSocket (/ws) on this listener,\n"
+     "e.g. 127.0.0.1:7071 (default: none)"},
     {"spool", "DIR", "where shared files are kept (default: the database's path + .files)"},
     {"file-max", "BYTES", "the largest file a /send may announce (default 16 MiB)"},
     {"file-quota", "BYTES", "the bytes of one user's files kept at once (default 64 MiB)"},

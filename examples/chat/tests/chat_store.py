@@ -57,23 +57,14 @@ import tempfile
 import threading
 import time
 
+import chatlib
+
 CHAT = None
 CASE = ""
-RUNNING = []
 FAST = ["--kdf-mem", "65536", "--kdf-ops", "1"]
 
 
-def fail(msg):
-    print("chat_store %s: FAIL: %s" % (CASE, msg))
-    for srv in RUNNING:
-        srv.p.kill()
-        srv.p.wait()
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
+fail, check, RUNNING = chatlib.fail, chatlib.check, chatlib.RUNNING
 
 
 class Server:
@@ -86,7 +77,7 @@ class Server:
         argv = [CHAT, "--port", "0", "--no-pin", "--stats-interval", "50",
                 "--stats-socket", self.sock, "--db", self.db] + list(args)
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        RUNNING.append(self)
+        RUNNING.append(self.p)
         end = time.time() + 10
         line = b""
         while time.time() < end:
@@ -105,40 +96,16 @@ class Server:
             rc = self.p.wait(20)
         except subprocess.TimeoutExpired:
             fail("weft-chat did not stop in 20 s after SIGTERM")
-        RUNNING.remove(self)
+        RUNNING.remove(self.p)
         check(rc == 0, "weft-chat exited %d after SIGTERM" % rc)
 
     def kill9(self):
         self.p.kill()
         self.p.wait()
-        RUNNING.remove(self)
+        RUNNING.remove(self.p)
 
     def counter(self, name, want):
-        """A chat counter, summed over the workers, from the admin socket's
-        Prometheus text, once it is
-        want (samples lag by --stats-interval), or its last value after 5 s."""
-        end = time.time() + 5
-        last = None
-        while time.time() < end:
-            s = socket.socket(socket.AF_UNIX)
-            s.settimeout(5)
-            s.connect(self.sock)
-            s.sendall(b"metrics\nquit\n")
-            data = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                data += d
-            s.close()
-            vals = re.findall(rb"^weft_user_%s_total\{[^}]*\} (\d+)$" % name.encode(), data, re.M)
-            if vals:
-                last = sum(int(v) for v in vals)  # one line per worker
-                if last == want:
-                    return last
-            time.sleep(0.1)
-        check(last is not None, "no counter %s in the metrics" % name)
-        return last
+        return chatlib.counter(self.sock, name, want)
 
 
 class Client:
@@ -734,14 +701,11 @@ CASES = {
     "offloop": case_offloop,
 }
 
+
+def start(case, exe):
+    global CASE, CHAT
+    CASE, CHAT = case, exe
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in CASES:
-        print("usage: chat_store.py %s WEFT-CHAT" % "|".join(CASES))
-        sys.exit(2)
-    CASE, CHAT = sys.argv[1], sys.argv[2]
-    d = tempfile.mkdtemp(prefix="weft-chat-store.")
-    try:
-        CASES[CASE](d)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-    print("chat_store %s: ok" % CASE)
+    chatlib.main("chat_store", CASES, sys.argv, start)
