@@ -99,6 +99,8 @@
 #include "chat.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -279,9 +281,12 @@ typedef struct chat_worker {
     struct chat_server *cs;
     int index;
     slot *slots;
-    uint32_t nslots, free_head;
-    smap rooms; /* room -> this worker's members */
-    smap nicks; /* this worker's shard of the nick directory */
+    uint32_t nslots, free_head, hint; /* hint: where any_conn looks first */
+    smap rooms;                       /* room -> this worker's members */
+    smap nicks;                       /* this worker's shard of the nick directory */
+    smap rshard; /* this worker's shard of the room directory: room -> workers with members */
+    /* Gauges of this worker's shards, read by the stats thread (relaxed). */
+    _Atomic int64_t users_live, rooms_live;
     char *line; /* a line copied out of an input ring: max_line bytes */
     char *out;  /* a formatted output line: OUT_SIZE(max_line) bytes (text, then its JSON) */
     char *jbuf; /* a line converted for a JSON client: JBUF_SIZE(max_line) bytes */
@@ -301,6 +306,7 @@ struct chat_server {
     int ctr_messages, ctr_deliveries, ctr_private, ctr_nick_taken, ctr_too_long;
     int ctr_logins, ctr_login_failed, ctr_login_throttled, ctr_registered, ctr_busy, ctr_offline;
     int ctr_json_bad, ctr_files, ctr_file_refused, ctr_file_slow, ctr_ws_refused;
+    int ctr_users_in, ctr_users_out, ctr_rooms_opened, ctr_rooms_closed;
     char *spool; /* the file spool directory */
     chat_options opt;
     chat_store *store; /* NULL: no database */
@@ -384,6 +390,20 @@ static void slot_free(chat_worker *w, uint32_t i)
     w->slots[i].gen++; /* every id naming the old client is now stale */
     w->slots[i].next_free = w->free_head;
     w->free_head = i;
+}
+
+/* Some open connection of worker w's (to record a latency on), or NULL. */
+static weft_conn *any_conn(chat_worker *w)
+{
+    for (uint32_t k = 0; k < w->nslots; k++) {
+        uint32_t i = (w->hint + k) % w->nslots;
+        chat_client *cl = w->slots[i].cl;
+        if (cl && !cl->closed) {
+            w->hint = i;
+            return cl->conn;
+        }
+    }
+    return NULL;
 }
 
 /* The live client named by id on worker w, or NULL. */
@@ -509,6 +529,8 @@ static void client_finish(chat_client *cl, const char *why)
 
 /* ---- rooms: local membership and delivery --------------------------------- */
 
+static void post_room_count(chat_worker *w, const char *name, size_t n, int delta);
+
 static int room_link(chat_client *cl, const char *name, size_t n)
 {
     chat_worker *w = cl->w;
@@ -519,6 +541,7 @@ static int room_link(chat_client *cl, const char *name, size_t n)
             free(r);
             return -ENOMEM;
         }
+        post_room_count(w, name, n, +1);
     }
     cl->rprev = NULL;
     cl->rnext = r->head;
@@ -545,6 +568,7 @@ static void room_unlink(chat_client *cl)
     cl->room = NULL;
     if (--r->count == 0) {
         smap_del(&cl->w->rooms, &r->n);
+        post_room_count(cl->w, r->n.key, r->n.klen, -1);
         free(r);
     }
 }
@@ -555,44 +579,91 @@ static void room_unlink(chat_client *cl)
  * member, so taking `next` first keeps the walk valid; the room itself may
  * be freed with its last member, so it is not touched after the walk.
  */
-static void deliver_local(chat_worker *w, const char *rname, size_t rlen, const char *p, size_t n,
-                          size_t jn)
+static weft_conn *deliver_local(chat_worker *w, const char *rname, size_t rlen, const char *p,
+                                size_t n, size_t jn)
 {
     room *r = (room *)smap_get(&w->rooms, rname, rlen);
     if (!r)
-        return;
+        return NULL;
     uint64_t k = 0;
+    weft_conn *last = NULL;
     for (chat_client *m = r->head, *next; m; m = next) {
         next = m->rnext;
         if (m->json)
             client_raw(m, p + n, jn);
         else
             client_raw(m, p, n);
+        last = m->closed ? last : m->conn;
         k++;
     }
     count(w, w->cs->ctr_deliveries, k);
+    return last; /* the last member still open, or NULL */
 }
 
 /* A line on its way to other workers: immutable once posted, refcounted. */
 typedef struct bcast_msg {
     int refs;                 /* workers that have yet to deliver it */
     uint32_t rlen, len, jlen; /* text[0..len) the line, text[len..len+jlen) its JSON */
+    uint64_t t0;              /* when its sender's worker took it (weft_now_ns) */
+    _Atomic uint64_t last_ns; /* the latest delivery to a member so far (0: none) */
+    int origin;               /* the sender's worker */
     char room[CHAT_NAME_MAX + 1];
     char text[];
 } bcast_msg;
 
-static void bcast_release(bcast_msg *m)
+static void record_post(weft_server *s, int worker, void *arg)
+{
+    weft_conn *c = any_conn(server_of(s)->w[worker]);
+    if (c)
+        weft_record_latency(c, (uint64_t)(uintptr_t)arg);
+}
+
+/*
+ * Record a fan-out latency on worker w, on one of its connections; a
+ * worker without one (it has no client at all) hands the sample to the
+ * line's origin worker (a post: only then), which drops it if it has none.
+ */
+static void record_fanout(chat_worker *w, int origin, uint64_t ns)
+{
+    weft_conn *c = any_conn(w);
+    if (c)
+        weft_record_latency(c, ns);
+    else if (origin != w->index)
+        (void)weft_post(w->cs->srv, origin, record_post, (void *)(uintptr_t)ns);
+}
+
+/* True for the last worker's release (which freed it). */
+static bool bcast_release(bcast_msg *m)
 {
     /* acq_rel: the last release sees every other worker's reads done. */
-    if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        free(m);
+    if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return false;
+    free(m);
+    return true;
 }
 
 static void bcast_deliver(weft_server *s, int worker, void *arg)
 {
     bcast_msg *m = arg;
-    deliver_local(server_of(s)->w[worker], m->room, m->rlen, m->text, m->len, m->jlen);
-    bcast_release(m);
+    chat_worker *w = server_of(s)->w[worker];
+    uint64_t t0 = m->t0;
+    /*
+     * The fan-out latency, from the sender's worker taking the line to its
+     * last delivery (a write into a member's output ring) on any worker:
+     * each worker with members raises last_ns; the worker that releases
+     * the line last records it in weft's latency histogram (weft-stat's
+     * percentiles), on one of its own connections (the histogram is per
+     * worker, written by its owner only).
+     */
+    if (deliver_local(w, m->room, m->rlen, m->text, m->len, m->jlen)) {
+        uint64_t now = weft_now_ns(), seen = atomic_load(&m->last_ns);
+        while (seen < now && !atomic_compare_exchange_weak(&m->last_ns, &seen, now))
+            ;
+    }
+    uint64_t last = atomic_load(&m->last_ns);
+    int origin = m->origin;
+    if (bcast_release(m) && last)
+        record_fanout(w, origin, last - t0);
 }
 
 /*
@@ -601,7 +672,7 @@ static void bcast_deliver(weft_server *s, int worker, void *arg)
  * the members of those workers miss it.
  */
 static void post_all(chat_server *cs, int skip, const char *rname, size_t rlen, const char *p,
-                     size_t n, size_t jn)
+                     size_t n, size_t jn, uint64_t t0, int origin)
 {
     int remote = cs->nworkers - (skip >= 0 ? 1 : 0);
     if (remote <= 0)
@@ -615,6 +686,9 @@ static void post_all(chat_server *cs, int skip, const char *rname, size_t rlen, 
     m->room[rlen] = '\0';
     m->len = (uint32_t)n;
     m->jlen = (uint32_t)jn;
+    m->t0 = t0;
+    m->origin = origin;
+    atomic_init(&m->last_ns, 0);
     memcpy(m->text, p, n + jn);
     for (int i = 0; i < cs->nworkers; i++) {
         if (i == skip)
@@ -642,7 +716,7 @@ static void bcast(chat_worker *w, const char *rname, size_t rlen, const char *p,
     chat_server *cs = w->cs;
     if (cs->store && store_notice(cs, rname, rlen, p, n, jn) == 0)
         return;
-    post_all(cs, local_now ? w->index : -1, rname, rlen, p, n, jn);
+    post_all(cs, local_now ? w->index : -1, rname, rlen, p, n, jn, weft_now_ns(), w->index);
     if (local_now)
         deliver_local(w, rname, rlen, p, n, jn);
 }
@@ -741,6 +815,90 @@ static void leave_room(chat_client *cl)
     room_unlink(cl);
 }
 
+/* ---- the rooms and users gauges ------------------------------------------- */
+
+/*
+ * How many rooms have members anywhere: each room's shard (by its name's
+ * hash, like nicks) counts the workers that have members of it; a worker
+ * posts +1 when it gets its first member of a room and -1 when it loses
+ * its last (from one worker to one shard the posts keep their order, so a
+ * count never goes below 0). The room is live while the count is > 0.
+ */
+typedef struct room_count {
+    smap_node n;
+    int workers;
+} room_count;
+
+typedef struct room_delta {
+    int delta;
+    uint32_t len;
+    char name[CHAT_NAME_MAX + 1];
+} room_delta;
+
+static void room_count_apply(weft_server *s, int worker, void *arg)
+{
+    room_delta *d = arg;
+    chat_worker *w = server_of(s)->w[worker];
+    room_count *rc = (room_count *)smap_get(&w->rshard, d->name, d->len);
+    if (!rc && d->delta > 0 && (rc = calloc(1, sizeof(*rc))) &&
+        smap_put(&w->rshard, &rc->n, d->name, d->len) != 0) {
+        free(rc);
+        rc = NULL;
+    }
+    if (rc) {
+        rc->workers += d->delta;
+        if (rc->workers == 1 && d->delta > 0) {
+            atomic_fetch_add_explicit(&w->rooms_live, 1, memory_order_relaxed);
+            count(w, w->cs->ctr_rooms_opened, 1);
+        } else if (rc->workers == 0) {
+            atomic_fetch_sub_explicit(&w->rooms_live, 1, memory_order_relaxed);
+            count(w, w->cs->ctr_rooms_closed, 1);
+            smap_del(&w->rshard, &rc->n);
+            free(rc);
+        }
+    }
+    free(d);
+}
+
+static void post_room_count(chat_worker *w, const char *name, size_t n, int delta)
+{
+    room_delta *d = malloc(sizeof(*d));
+    if (!d)
+        return; /* the gauge is off by one room until it empties */
+    d->delta = delta;
+    d->len = (uint32_t)n;
+    memcpy(d->name, name, n);
+    d->name[n] = '\0';
+    if (weft_post(w->cs->srv, (int)(hash_name(name, n, false) % (uint32_t)w->cs->nworkers),
+                  room_count_apply, d) != 0)
+        free(d);
+}
+
+/* A nick got (+1) or lost (-1) its holder, at its shard: the users gauge. */
+static void users_gauge(chat_worker *w, int delta)
+{
+    atomic_fetch_add_explicit(&w->users_live, delta, memory_order_relaxed);
+    count(w, delta > 0 ? w->cs->ctr_users_in : w->cs->ctr_users_out, 1);
+}
+
+/* The admin socket's "chat" command (stats thread): the gauges, summed. */
+static char *chat_admin(weft_server *s, const char *args, void *ud)
+{
+    chat_server *cs = ud;
+    (void)s;
+    (void)args;
+    int64_t users = 0, rooms = 0;
+    for (int i = 0; i < cs->nworkers; i++) {
+        users += atomic_load_explicit(&cs->w[i]->users_live, memory_order_relaxed);
+        rooms += atomic_load_explicit(&cs->w[i]->rooms_live, memory_order_relaxed);
+    }
+    char *out = malloc(160);
+    if (out)
+        snprintf(out, 160, "users %lld\nrooms %lld\ndb_backlog %zu\n", (long long)users,
+                 (long long)rooms, cs->store ? store_backlog(cs->store) : 0);
+    return out;
+}
+
 /* ---- nicks: claims at the owning shard ----------------------------------- */
 
 /* Who claims a nick: a guest (/nick), a login, or the directory itself. */
@@ -764,6 +922,7 @@ static void nick_release(weft_server *s, int worker, void *arg)
     /* Only the holder's release counts: the nick may have been claimed
      * anew by someone else since. An account's name stays, held by no one. */
     if (e && id_eq(e->id, op->id)) {
+        users_gauge(w, -1);
         if (e->account) {
             e->id = (chat_id){0, 0, 0};
         } else {
@@ -829,13 +988,14 @@ static void nick_claim(weft_server *s, int worker, void *arg)
         else if (e->id.gen != 0)
             op->result = -EEXIST;
         else if (op->mode == NICK_LOGIN)
-            e->id = op->id, op->result = 0;
+            e->id = op->id, op->result = 0, users_gauge(w, +1);
         else
             op->result = -EACCES; /* an account's name, free: only its login takes it */
     } else if ((e = malloc(sizeof(*e))) && smap_put(&w->nicks, &e->n, op->nick, op->len) == 0) {
         e->id = op->id;
         e->account = op->mode == NICK_LOGIN;
         op->result = 0;
+        users_gauge(w, +1);
     } else {
         free(e);
         op->result = -ENOMEM;
@@ -843,6 +1003,7 @@ static void nick_claim(weft_server *s, int worker, void *arg)
     if (weft_post(s, (int)op->id.worker, nick_reply, op) != 0) {
         /* The client's worker has exited: nobody will use the nick. */
         if (op->result == 0 && (e = (nick_ent *)smap_get(&w->nicks, op->nick, op->len))) {
+            users_gauge(w, -1);
             if (e->account) {
                 e->id = (chat_id){0, 0, 0};
             } else {
@@ -1223,6 +1384,7 @@ static store_item *item_for(chat_client *cl, store_kind kind, size_t len)
 {
     store_item *it = store_item_new(kind, len);
     if (it) {
+        it->t0 = weft_now_ns();
         it->tag = id_tag(cl->id);
         it->tag2 = cl->id.gen;
         memcpy(it->user, cl->nick, (size_t)cl->nick_len + 1);
@@ -1237,6 +1399,7 @@ static int store_notice(chat_server *cs, const char *rname, size_t rlen, const c
     store_item *it = store_item_new(STORE_PASS, n + jn);
     if (!it)
         return -ENOMEM;
+    it->t0 = weft_now_ns();
     memcpy(it->room, rname, rlen);
     memcpy(it->text, p, n + jn);
     it->len = n;
@@ -1428,12 +1591,13 @@ static void on_stored(store_item *it, void *ud)
     if ((it->kind == STORE_MSG && it->result == 0) || it->kind == STORE_PASS) {
         size_t rlen = strlen(it->room);
         if (it->kind == STORE_PASS) {
-            post_all(cs, -1, it->room, rlen, it->text, it->len, it->jlen);
+            post_all(cs, -1, it->room, rlen, it->text, it->len, it->jlen, it->t0,
+                     (int)(it->tag >> 32));
         } else {
             /* Both forms into the writer's own buffer (one writer thread). */
             size_t jn, n = message_pair(cs->wline, it->user, strlen(it->user), it->room, it->text,
                                         it->len, it->ts, it->id, &jn);
-            post_all(cs, -1, it->room, rlen, cs->wline, n, jn);
+            post_all(cs, -1, it->room, rlen, cs->wline, n, jn, it->t0, (int)(it->tag >> 32));
         }
         store_item_free(it);
         return;
@@ -1502,6 +1666,8 @@ static void store_join(chat_client *cl, const char *name, size_t n)
     rname[n] = '\0';
     size_t jn, k = notice_pair(cl->w->out, "join", cl->nick, rname, NULL, NULL, &jn);
     store_item *j = store_item_new(STORE_PASS, k + jn);
+    if (j)
+        j->t0 = weft_now_ns();
     if (!h || !j) {
         store_item_free(h);
         store_item_free(j);
@@ -1527,7 +1693,7 @@ static void store_join(chat_client *cl, const char *name, size_t n)
     cl->waiting = true;
     if (store_push(cs->store, j) != 0) {
         /* Full after all: the room hears it now, out of the writer's order. */
-        post_all(cs, -1, j->room, n, j->text, j->len, j->jlen);
+        post_all(cs, -1, j->room, n, j->text, j->len, j->jlen, weft_now_ns(), cl->w->index);
         store_item_free(j);
     }
 }
@@ -2554,6 +2720,7 @@ static void worker_free(chat_worker *w)
         return;
     smap_free_all(&w->rooms);
     smap_free_all(&w->nicks);
+    smap_free_all(&w->rshard);
     /* Every connection closed before the workers exited: no live slot. */
     free(w->slots);
     free(w->line);
@@ -2626,6 +2793,15 @@ int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line)
         s, "chat_file_refused", "/send refused: over --file-max or the sender's --file-quota");
     cs->ctr_file_slow = weft_server_add_counter(
         s, "chat_file_slow", "uploads cut off: not complete within --file-timeout");
+    cs->ctr_users_in = weft_server_add_counter(
+        s, "chat_users_in", "nicks taken (a login or a guest's /nick): active users = in - out");
+    cs->ctr_users_out = weft_server_add_counter(s, "chat_users_out", "nicks given up");
+    cs->ctr_rooms_opened = weft_server_add_counter(
+        s, "chat_rooms_opened", "rooms that got a first member: active rooms = opened - closed");
+    cs->ctr_rooms_closed = weft_server_add_counter(s, "chat_rooms_closed", "rooms left empty");
+    if (weft_server_add_command(s, "chat", "the chat's gauges: users, rooms, db_backlog",
+                                chat_admin, cs) != 0)
+        return -ENOMEM;
     cs->ctr_ws_refused = weft_server_add_counter(
         s, "chat_ws_refused", "WebSocket clients closed for a bad frame (1002, 1003, 1007, 1009)");
     cs->ctr_json_bad = weft_server_add_counter(

@@ -49,6 +49,7 @@ typedef struct store_item {
     uint64_t tag;   /* the producer's own (who asked) */
     uint64_t tag2;  /* the producer's own */
     int flags;      /* the producer's own */
+    uint64_t t0;    /* the producer's own (when it was made) */
     char room[CHAT_NAME_MAX + 1];
     char user[CHAT_NAME_MAX + 1];
     char to[CHAT_NAME_MAX + 2]; /* a nick, or (files) "#room" */

@@ -40,6 +40,10 @@ keeps the cases fast, except in `offloop`, which needs a slow hash.
             --file-timeout while the room goes on (chat_file_slow); a
             vanished sender leaves no partial file; JSON file and get;
             --file-ttl removes the files and their IDs
+  stats     the "chat" admin command's users and rooms gauges follow
+            nicks, joins, leaves, a rename and closes on 3 workers; the
+            chat_users_in/out and chat_rooms_opened/closed counters; the
+            fan-out latency (weft's handler histogram) has a sample per line
   offloop   with one worker and one hashing thread and a slow Argon2id, a
             member's room message is echoed while another client's /login
             is still hashing: the KDF runs off the worker
@@ -106,6 +110,22 @@ class Server:
 
     def counter(self, name, want):
         return chatlib.counter(self.sock, name, want)
+
+    def admin(self, cmd):
+        return chatlib.admin(self.sock, cmd)
+
+    def gauges(self, want):
+        """The "chat" admin command's users and rooms, once they are want."""
+        end = time.time() + 5
+        got = None
+        while time.time() < end:
+            text = self.admin("chat")
+            got = tuple(int(re.search(r"^%s (\d+)$" % k, text, re.M).group(1))
+                        for k in ("users", "rooms"))
+            if got == want:
+                break
+            time.sleep(0.05)
+        return got
 
 
 class Client:
@@ -690,7 +710,60 @@ def case_files(d):
     srv.stop()
 
 
+def case_stats(d):
+    srv = Server(d, "--workers", "3", "--allow-guests", *FAST)
+    check(srv.gauges((0, 0)) == (0, 0), "gauges at start: %r" % (srv.gauges((0, 0)),))
+    cl = []
+    for i in range(6):
+        c = Client(srv)
+        c.send("/nick u%d" % i)
+        c.expect("* you are now u%d" % i)
+        cl.append(c)
+    check(srv.gauges((6, 0)) == (6, 0), "6 users, no room: %r" % (srv.gauges((6, 0)),))
+    for i, c in enumerate(cl):  # rooms a, b, c: two members each, on different workers
+        c.send("/join %s" % "abc"[i % 3])
+        c.expect("* u%d joined #%s" % (i, "abc"[i % 3]))
+    for i in range(3):
+        cl[i].expect("* u%d joined #%s" % (i + 3, "abc"[i]))
+    check(srv.gauges((6, 3)) == (6, 3), "6 users, 3 rooms: %r" % (srv.gauges((6, 3)),))
+    cl[0].send("/leave")  # room a empties
+    cl[0].expect("* u0 left #a")
+    cl[3].expect("* u0 left #a")
+    cl[3].send("/leave")
+    cl[3].expect("* u3 left #a")
+    check(srv.gauges((6, 2)) == (6, 2), "room a empty: %r" % (srv.gauges((6, 2)),))
+    cl[1].send("/nick renamed")  # a rename keeps the count
+    cl[1].expect("* you are now renamed")
+    cl[1].expect("* u1 is now known as renamed")
+    for c in cl[2:]:
+        c.close()
+    cl[1].expect("* u4 left #b (*)")
+    check(srv.gauges((2, 1)) == (2, 1), "4 gone: %r" % (srv.gauges((2, 1)),))
+    check(srv.counter("chat_users_in", 7) == 7, "chat_users_in != 7")
+    check(srv.counter("chat_users_out", 5) == 5, "chat_users_out != 5")
+    check(srv.counter("chat_rooms_opened", 3) == 3, "chat_rooms_opened != 3")
+    check(srv.counter("chat_rooms_closed", 2) == 2, "chat_rooms_closed != 2")
+    # The fan-out latency: one sample per room line, recorded by the last worker.
+    for i in range(20):
+        cl[1].send("m%d" % i)
+    for i in range(20):
+        cl[1].expect("<renamed> m%d" % i)
+    end = time.time() + 5
+    while True:  # the snapshot lags by --stats-interval
+        lat = json.loads(srv.admin("stats json").splitlines()[0])["latency_ns"]["handler"]
+        if lat["count"] >= 20 or time.time() > end:
+            break
+        time.sleep(0.1)
+    check(lat["count"] >= 20 and 0 < lat["p99"] < 10 ** 10, "fan-out latency %r" % lat)
+    print("chat_store stats: fan-out latency of %d room lines: p50 %d ns, p99 %d ns"
+          % (lat["count"], lat["p50"], lat["p99"]))
+    for c in cl[:2]:
+        c.close()
+    srv.stop()
+
+
 CASES = {
+    "stats": case_stats,
     "files": case_files,
     "json": case_json,
     "accounts": case_accounts,

@@ -21,6 +21,22 @@ def check(cond, msg):
         fail(msg)
 
 
+def admin(sock, cmd):
+    """One admin command's answer, as text, from the admin socket at sock."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(sock)
+    s.sendall(cmd.encode() + b"\nquit\n")
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    return data.decode()
+
+
 def counter(sock, name, want):
     """Chat counter `name`, summed over the workers, from the admin socket's
     Prometheus text at path `sock`, once it is `want` (samples lag by
@@ -28,18 +44,8 @@ def counter(sock, name, want):
     end = time.time() + 5
     last = None
     while time.time() < end:
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(5)
-        s.connect(sock)
-        s.sendall(b"metrics\nquit\n")
-        data = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            data += d
-        s.close()
-        vals = re.findall(rb"^weft_user_%s_total\{[^}]*\} (\d+)$" % name.encode(), data, re.M)
+        text = admin(sock, "metrics")
+        vals = re.findall(r"^weft_user_%s_total\{[^}]*\} (\d+)$" % name, text, re.M)
         if vals:
             last = sum(int(v) for v in vals)  # one line per worker
             if last == want:
