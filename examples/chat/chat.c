@@ -578,26 +578,25 @@ static void room_unlink(chat_client *cl)
  * close the member it writes to (output cap): on_close unlinks only that
  * member, so taking `next` first keeps the walk valid; the room itself may
  * be freed with its last member, so it is not touched after the walk.
+ * True when it reached a member.
  */
-static weft_conn *deliver_local(chat_worker *w, const char *rname, size_t rlen, const char *p,
-                                size_t n, size_t jn)
+static bool deliver_local(chat_worker *w, const char *rname, size_t rlen, const char *p, size_t n,
+                          size_t jn)
 {
     room *r = (room *)smap_get(&w->rooms, rname, rlen);
     if (!r)
-        return NULL;
+        return false;
     uint64_t k = 0;
-    weft_conn *last = NULL;
     for (chat_client *m = r->head, *next; m; m = next) {
         next = m->rnext;
         if (m->json)
             client_raw(m, p + n, jn);
         else
             client_raw(m, p, n);
-        last = m->closed ? last : m->conn;
-        k++;
+        k++; /* m may be gone now (closed at its output cap): not touched again */
     }
     count(w, w->cs->ctr_deliveries, k);
-    return last; /* the last member still open, or NULL */
+    return k > 0; /* delivered to a member */
 }
 
 /* A line on its way to other workers: immutable once posted, refcounted. */
