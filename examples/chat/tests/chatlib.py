@@ -73,5 +73,9 @@ def main(prog, cases, argv, start):
     try:
         cases[argv[1]](d)
     finally:
+        # An exception (not a failed check) leaves servers and browsers running.
+        for p in RUNNING:
+            p.kill()
+            p.wait()
         shutil.rmtree(d, ignore_errors=True)
     print("%s %s: ok" % (prog, argv[1]))
