@@ -16,6 +16,8 @@ packages=(
     libssl-dev openssl                  # TLS (OpenSSL 3); openssl makes the tests' certificates
     libcmocka-dev                       # unit tests
     libjansson-dev                      # weft-stat reads the server's JSON
+    libsodium-dev libsqlite3-dev libssl-dev # examples/chat: Argon2id, SQLite, SHA-1 (WebSocket)
+    python3-websockets chromium         # examples/chat: WebSocket and browser tests
     clang-format                        # make format / format-check
     valgrind                            # leak and fd checks in tests
     python3                             # test helpers

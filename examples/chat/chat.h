@@ -5,6 +5,7 @@
 #ifndef WEFT_CHAT_CHAT_H
 #define WEFT_CHAT_CHAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,7 +34,9 @@ const weft_handler *chat_handler(void);
  * Prepare cs for the (not yet started) weft server s, for lines of at most
  * max_line bytes, '\n' included (a longer one gets an error and a close;
  * s's input_cap must be max_line + CHAT_HELD_EXTRA): per-worker state and
- * the chat's counters. 0 or -ENOMEM.
+ * the chat's counters; with a database (chat_server_set_options), open it
+ * and start its writer and the password pool. 0, -ENOMEM, or -EIO (the
+ * database: a line on stderr says why).
  */
 int chat_server_attach(chat_server *cs, weft_server *s, uint32_t max_line);
 
@@ -73,6 +76,45 @@ void chat_server_rooms(chat_server *cs, int worker, chat_member_fn fn, void *arg
 #define CHAT_OUTPUT_CAP (256u * 1024)
 void chat_config_defaults(weft_config *cfg, uint32_t max_line);
 void chat_config_fit(weft_config *cfg);
+
+/*
+ * Accounts and history (weft-chat's --db and the options below). Without
+ * a database (db NULL: weft-multi) the chat has no accounts, no history
+ * and every client is a guest who picks a nick.
+ */
+typedef struct chat_options {
+    const char *db;             /* SQLite file (kept, not copied); NULL: no store */
+    bool db_sync_full;          /* synchronous=FULL: commits survive power loss */
+    uint32_t history;           /* lines replayed on /join (and /history's default) */
+    bool allow_guests;          /* with a database: /nick without an account */
+    int auth_threads;           /* the password pool */
+    unsigned long long kdf_ops; /* Argon2id opslimit */
+    size_t kdf_mem;             /* Argon2id memlimit, bytes */
+    uint32_t fail_limit;        /* failed logins of an account before it locks */
+    uint32_t lockout_s;         /* the failure window and the lock's length */
+    uint32_t queue;             /* room messages waiting for the writer before refusal */
+    const char *spool;          /* shared files' directory; NULL: DB.files (kept, not copied) */
+    uint64_t file_max;          /* the largest file a /send may announce */
+    uint64_t file_quota;        /* the bytes of one user's files kept at once */
+    uint32_t file_ttl_s;        /* a file is deleted this long after its upload */
+    uint32_t file_timeout_s;    /* an upload must be complete this long after it starts */
+} chat_options;
+
+#define CHAT_HISTORY_DEFAULT 50
+/* The defaults: no database, 50 lines, 2 threads, libsodium's interactive
+ * Argon2id cost (64 MiB), 5 failures in 60 s, a queue of 16384; files of
+ * 16 MiB at most, 64 MiB per user, kept a day, uploaded within 60 s. */
+void chat_options_defaults(chat_options *o);
+/* Use o (copied) when attaching: before chat_server_attach. */
+void chat_server_set_options(chat_server *cs, const chat_options *o);
+
+/*
+ * Stop the chat's threads (the password pool, the database writer, after
+ * it committed what is queued) and close the database: once the weft
+ * server has stopped and before it is freed (chat_main does it in the
+ * program's teardown). Idempotent.
+ */
+void chat_server_detach(chat_server *cs);
 
 /* Free the chat's state; the weft server must have stopped (or never run). */
 void chat_server_free(chat_server *cs);

@@ -3,8 +3,12 @@
  * loopback port, drive many clients from one poll(2) loop, check what each
  * receives, stop the server by its PID.
  *
- *   usage: chat_test PATH-TO-weft-chat CASE
+ *   usage: chat_test PATH-TO-weft-chat CASE [nodb]
  *   CASE:  room | msg | nick | nickcase | held | who | slow | errors
+ *
+ * The server runs with --allow-guests on a database in a fresh directory
+ * (every room line through the store's writer), or with "nodb" without one
+ * (the direct path weft-multi uses).
  *
  * Every case ends by closing its clients and checking that the server's
  * open fds return to the count they had before the first client, and that
@@ -74,6 +78,34 @@ static void *xrealloc(void *p, size_t n)
 /* ---- the server ------------------------------------------------------------- */
 
 static int g_out = -1; /* the server's stdout */
+static bool g_nodb;    /* "nodb": run weft-chat without its database */
+static char g_dir[64]; /* the database's directory, removed at exit */
+
+static void remove_dir(void)
+{
+    static const char *const files[] = {"chat.db", "chat.db-wal", "chat.db-shm"};
+    char path[128];
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", g_dir, files[i]);
+        unlink(path);
+    }
+    rmdir(g_dir);
+}
+
+/* "--db DIR/chat.db" in a fresh directory (once), or "--db none". */
+static const char *db_arg(void)
+{
+    static char arg[96];
+    if (g_nodb)
+        return "none";
+    if (!g_dir[0]) {
+        snprintf(g_dir, sizeof(g_dir), "/tmp/chat_test.XXXXXX");
+        CHECK(mkdtemp(g_dir), "mkdtemp: %s", strerror(errno));
+        atexit(remove_dir);
+    }
+    snprintf(arg, sizeof(arg), "%s/chat.db", g_dir);
+    return arg;
+}
 
 /* Start weft-chat on a free port with args (NULL-terminated); return the port. */
 static int server_start(const char *exe, const char *const *args)
@@ -89,6 +121,12 @@ static int server_start(const char *exe, const char *const *args)
     argv[n++] = "0";
     argv[n++] = "--no-pin";
     argv[n++] = "-q";
+    /* The guest protocol, on the default store (every room line through its writer). */
+    argv[n++] = "--db";
+    argv[n++] = db_arg();
+    argv[n++] = "--allow-guests";
+    argv[n++] = "--history"; /* replays are chat_store.py's */
+    argv[n++] = "0";
     for (int i = 0; args && args[i] && n < 62; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -1032,7 +1070,7 @@ static void case_errors(const char *exe)
     tc_sendf(c, "/foo bar\n");
     expect(c, "error: unknown command /foo (try /help)");
     tc_sendf(c, "/help\n");
-    expect_prefix(c, "* commands: /nick NAME");
+    expect_prefix(c, "* commands: /register NAME PASSWORD");
     expect_prefix(c, "* other lines go to everyone in your room");
     tc_sendf(c, "\n\r\n/nick crlf\r\n/join r\r\nhi there\r\n//slash\n");
     expect(c, "* you are now crlf");
@@ -1080,11 +1118,12 @@ static void case_errors(const char *exe)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr,
-                "usage: chat_test PATH-TO-weft-chat room|msg|nick|nickcase|held|who|slow|errors\n");
+    if (argc != 3 && !(argc == 4 && strcmp(argv[3], "nodb") == 0)) {
+        fprintf(stderr, "usage: chat_test PATH-TO-weft-chat "
+                        "room|msg|nick|nickcase|held|who|slow|errors [nodb]\n");
         return 2;
     }
+    g_nodb = argc == 4;
     signal(SIGPIPE, SIG_IGN);
     g_case = argv[2];
     if (strcmp(argv[2], "room") == 0)

@@ -1,9 +1,11 @@
 /*
- * fuzz_chat — libFuzzer target for the weft-chat line parser (proto.c),
- * compiled directly. Each input is split at '\n' like the server does, and
- * each line copied into a buffer of its exact size, so a read past the line
- * (not only past the input) is an ASan error; every parsed field must lie
- * inside its line and names must be valid.
+ * fuzz_chat — libFuzzer target for the weft-chat parsers, the line
+ * protocol (proto.c) and the JSON one (jproto.c), compiled directly. Each
+ * input is split at '\n' like the server does, and each line copied into a
+ * buffer of its exact size, so a read past the line (not only past the
+ * input) is an ASan error; every parsed field must lie inside its line and
+ * names must be valid; an accepted JSON command holds valid, bounded
+ * fields; chat_json_str of any bytes stays inside its stated bound.
  */
 #include <assert.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jproto.h"
 #include "proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -18,6 +21,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check_in(const char *line, size_t len, const char *p, size_t n)
 {
     assert(p >= line && p + n <= line + len);
+}
+
+#define MAX_DATA 4096
+
+static void json_line(const char *p, size_t len)
+{
+    chat_cmd c;
+    void *keep;
+    chat_json_parse(p, len, MAX_DATA, &c, &keep);
+    if (c.kind == CHAT_BAD) {
+        assert(c.err && c.err[0]);
+    } else {
+        if (c.name_len)
+            assert(chat_valid_name(c.name, c.name_len));
+        if (c.kind == CHAT_TEXT || c.kind == CHAT_MSG)
+            assert(c.text_len > 0 && c.text_len <= MAX_DATA && !memchr(c.text, '\n', c.text_len));
+        if (c.kind == CHAT_LOGIN || c.kind == CHAT_REGISTER)
+            assert(c.text_len > 0 && c.text_len <= CHAT_PASS_MAX);
+    }
+    chat_json_free(keep);
+    char *o = malloc(CHAT_JSON_STR_MAX(len));
+    assert(o);
+    size_t k = chat_json_str(o, p, len);
+    assert(k <= CHAT_JSON_STR_MAX(len) && o[0] == '"' && o[k - 1] == '"');
+    free(o);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -53,6 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         default:
             break;
         }
+        json_line(p, len);
         free(p);
         in += len + 1;
     }

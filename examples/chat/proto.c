@@ -29,6 +29,29 @@ bool chat_valid_name(const char *s, size_t n)
     return true;
 }
 
+bool chat_valid_file(const char *s, size_t n)
+{
+    if (n == 0 || n > CHAT_FILE_NAME_MAX || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+bool chat_valid_file_id(const char *s, size_t n)
+{
+    if (n != CHAT_FILE_ID_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
 /* Skip spaces from *p (at most end). */
 static const char *skip_sp(const char *p, const char *end)
 {
@@ -83,6 +106,93 @@ static void one_name(chat_cmd *out, chat_cmd_kind k, const char *args, const cha
     out->name_len = (size_t)(e - p);
 }
 
+/* NAME PASSWORD: a valid name, one space, 1..CHAT_PASS_MAX bytes without a space. */
+static void name_pass(chat_cmd *out, chat_cmd_kind k, const char *args, const char *end,
+                      const char *usage)
+{
+    const char *p = skip_sp(args, end);
+    const char *e = token_end(p, end);
+    const char *pw = skip_sp(e, end);
+    const char *pe = token_end(pw, end);
+    if (!chat_valid_name(p, (size_t)(e - p)) || pe == pw || (size_t)(pe - pw) > CHAT_PASS_MAX ||
+        skip_sp(pe, end) != end) {
+        bad(out, usage);
+        return;
+    }
+    out->kind = k;
+    out->name = p;
+    out->name_len = (size_t)(e - p);
+    out->text = pw;
+    out->text_len = (size_t)(pe - pw);
+}
+
+/* NAME|#ROOM FILENAME SIZE */
+static void send_args(chat_cmd *out, const char *args, const char *end)
+{
+    static const char usage[] = "usage: /send NAME|#ROOM FILENAME SIZE";
+    const char *p = skip_sp(args, end);
+    bool room = p < end && *p == '#';
+    const char *n = room ? p + 1 : p;
+    const char *ne = token_end(n, end);
+    const char *f = skip_sp(ne, end);
+    const char *fe = token_end(f, end);
+    const char *z = skip_sp(fe, end);
+    const char *ze = token_end(z, end);
+    uint64_t size = 0;
+    bool ok = chat_valid_name(n, (size_t)(ne - n)) && chat_valid_file(f, (size_t)(fe - f)) &&
+              ze > z && skip_sp(ze, end) == end;
+    for (const char *q = z; ok && q < ze; q++) {
+        ok = *q >= '0' && *q <= '9' && size <= CHAT_FILE_SIZE_MAX;
+        size = size * 10 + (uint64_t)(*q - '0');
+    }
+    if (!ok || size == 0 || size > CHAT_FILE_SIZE_MAX) {
+        bad(out, usage);
+        return;
+    }
+    out->kind = CHAT_SEND;
+    out->to_room = room;
+    out->name = n;
+    out->name_len = (size_t)(ne - n);
+    out->file = f;
+    out->file_len = (size_t)(fe - f);
+    out->size = size;
+}
+
+/* [#ROOM] [N]: either, both or none. */
+static void history_args(chat_cmd *out, const char *args, const char *end)
+{
+    static const char usage[] = "usage: /history [ROOM] [N] (N from 1 to 500)";
+    const char *p = skip_sp(args, end);
+    const char *e = token_end(p, end);
+    if (p < end && (*p == '#' || !(*p >= '0' && *p <= '9'))) {
+        const char *n = *p == '#' ? p + 1 : p;
+        if (!chat_valid_name(n, (size_t)(e - n))) {
+            bad(out, usage);
+            return;
+        }
+        out->name = n;
+        out->name_len = (size_t)(e - n);
+        p = skip_sp(e, end);
+        e = token_end(p, end);
+    }
+    if (p < end) {
+        unsigned v = 0;
+        for (const char *q = p; q < e; q++) {
+            if (*q < '0' || *q > '9' || v > CHAT_HISTORY_MAX) {
+                bad(out, usage);
+                return;
+            }
+            v = v * 10 + (unsigned)(*q - '0');
+        }
+        if (v == 0 || v > CHAT_HISTORY_MAX || skip_sp(e, end) != end) {
+            bad(out, usage);
+            return;
+        }
+        out->count = v;
+    }
+    out->kind = CHAT_HISTORY;
+}
+
 void chat_parse(const char *line, size_t len, chat_cmd *out)
 {
     memset(out, 0, sizeof(*out));
@@ -116,6 +226,24 @@ void chat_parse(const char *line, size_t len, chat_cmd *out)
         no_args(out, CHAT_QUIT, we, end, "usage: /quit");
     } else if (word_is(w, wn, "help")) {
         no_args(out, CHAT_HELP, we, end, "usage: /help");
+    } else if (word_is(w, wn, "register")) {
+        name_pass(out, CHAT_REGISTER, we, end, "usage: /register NAME PASSWORD");
+    } else if (word_is(w, wn, "login")) {
+        name_pass(out, CHAT_LOGIN, we, end, "usage: /login NAME PASSWORD");
+    } else if (word_is(w, wn, "history")) {
+        history_args(out, we, end);
+    } else if (word_is(w, wn, "send")) {
+        send_args(out, we, end);
+    } else if (word_is(w, wn, "get")) {
+        const char *p = skip_sp(we, end);
+        const char *e = token_end(p, end);
+        if (!chat_valid_file_id(p, (size_t)(e - p)) || skip_sp(e, end) != end) {
+            bad(out, "usage: /get ID (32 hex digits, from the announcement)");
+            return;
+        }
+        out->kind = CHAT_GET;
+        out->file = p;
+        out->file_len = (size_t)(e - p);
     } else if (word_is(w, wn, "msg")) {
         const char *p = skip_sp(we, end);
         const char *e = token_end(p, end);

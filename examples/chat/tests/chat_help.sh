@@ -8,8 +8,10 @@
 #                 --sndbuf 0) and the server options it shares with
 #                 weft-echo (--port with the chat's default 7070, --workers)
 #   --version     exit 0, "weft-chat VERSION"
-#   --bogus, --max-line 10, --port 70000, an extra argument: exit non-zero,
-#                 nothing on stdout, stderr naming what is wrong
+#   --bogus, --max-line 10, --port 70000, an extra argument, --db-sync
+#                 sometimes, --history 501, a database that cannot be
+#                 opened: exit non-zero, nothing on stdout, stderr naming
+#                 what is wrong
 #
 # usage: chat_help.sh PATH-TO-WEFT-CHAT
 CHAT=$1
@@ -37,10 +39,17 @@ for h in --help -h; do
     [ "$RC" -eq 0 ] || fail "$h: exit $RC, want 0"
     [ -s "$DIR/err" ] && fail "$h: wrote to stderr"
     [ "$(head -n 1 "$DIR/out")" = "usage: weft-chat [options]" ] || fail "$h: first line"
-    for c in '/nick NAME' '/join ROOM' '/leave' '/who' '/msg NAME TEXT' '/quit'; do
+    for c in '/register NAME PASSWORD' '/login NAME PASSWORD' '/nick NAME' '/join ROOM' \
+        '/leave' '/who' '/msg NAME TEXT' '/history \[ROOM\] \[N\]' '/quit'; do
         has "^  $c "
     done
     has '^  --max-line BYTES .*\(default 4096\)'
+    has '^  --db PATH .*'
+    has '\(default weft-chat.db\)'
+    has '^  --db-sync MODE '
+    has '^  --history N .*\(default 50'
+    has '^  --allow-guests '
+    has '^  --login-fail-limit N '
     has '^  --output-cap BYTES '
     has '\(default 262144\)'
     has '^  --sndbuf BYTES .*\(default 0'
@@ -72,4 +81,7 @@ refused --bogus -- "unrecognized option '--bogus'"
 refused --max-line 10 -- "--max-line '10'.*64"
 refused --port 70000 -- "--port '70000'.*65535"
 refused --port 0 extra -- "unexpected argument 'extra'"
+refused --db-sync sometimes -- "--db-sync 'sometimes'.*normal or full"
+refused --history 501 -- "--history '501'.*500"
+refused --port 0 --db "$DIR/no/such/dir/chat.db" -- "cannot open the database"
 echo PASS
