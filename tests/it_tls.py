@@ -34,6 +34,7 @@ picks and is stopped by its PID. The checks:
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -179,19 +180,30 @@ def tls_connect(port, name="localhost", version=None, ca="ca"):
 
 
 def echo_exact(port, version, nbytes=(1 << 18) if VG else (1 << 20)):
+    """Send nbytes and read them back, both at once, from one thread: an
+    SSLSocket must not be used by two threads at a time (OpenSSL's SSL
+    object is not thread-safe), so sends and receives interleave here."""
     s = tls_connect(port, version=version)
+    s.setblocking(False)
     data = os.urandom(nbytes)
-    t = threading.Thread(target=s.sendall, args=(data,))
-    t.start()
     got = bytearray()
+    off = 0
     while len(got) < nbytes:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    t.join()
-    check(bytes(got) == data, "TLS %s echo: %d of %d bytes, or different" %
-          (s.version(), len(got), nbytes))
+        r, w, _ = select.select([s], [s] if off < nbytes else [], [], 20 * SLOW)
+        check(r or w, "TLS echo stalled at %d of %d bytes" % (len(got), nbytes))
+        if w and off < nbytes:
+            try:
+                off += s.send(data[off:off + 16384])
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            check(chunk, "TLS %s echo: EOF after %d of %d bytes" % (s.version(), len(got), nbytes))
+            got += chunk
+    check(bytes(got) == data, "TLS %s echo: the bytes differ" % s.version())
     s.close()
 
 
