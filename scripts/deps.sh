@@ -13,6 +13,7 @@ packages=(
     liburcu-dev                         # wait-free queues, RCU (liburcu-memb, liburcu-cds)
     libjemalloc-dev                     # per-worker arenas
     libnuma-dev                         # CPU -> node, node-local memory
+    liburing-dev                        # the io_uring backend (--io uring)
     libcmocka-dev                       # unit tests
     libjansson-dev                      # weft-stat reads the server's JSON
     clang-format                        # make format / format-check
