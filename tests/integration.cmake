@@ -124,3 +124,9 @@ if(NOT WEFT_SANITIZE STREQUAL "")
   # Instrumented copies are ~10x slower: a quarter of the bytes.
   set_tests_properties(it_link PROPERTIES ENVIRONMENT WEFT_IT_LINK_MB=256)
 endif()
+
+# The io_uring backend: chosen by --io and WEFT_IO, and the fallback to
+# epoll when the kernel refuses io_uring (tests/it_uring.sh).
+add_test(NAME it_uring COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_uring.sh $<TARGET_FILE:weft-echo>
+                               $<TARGET_FILE:weft-stat> $<TARGET_FILE:it_client>)
+set_tests_properties(it_uring PROPERTIES LABELS integration TIMEOUT 120)
