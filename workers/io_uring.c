@@ -26,10 +26,13 @@
  * again once buffers come back.
  *
  * Output. send takes the output ring's storage whole (no copy): the bytes
- * go out with one IORING_OP_SEND (or SENDMSG for a wrapped ring) with
- * MSG_WAITALL, so the kernel finishes a short send itself; they count in
- * c->out_inflight until the completion, which returns the storage to the
- * pool and reports WK_IO_OUT. One send in flight per connection; the
+ * go out with one IORING_OP_SEND (or SENDMSG for a wrapped ring) and
+ * count in c->out_inflight until the last completion, which returns the
+ * storage to the pool and reports WK_IO_OUT. A short send (a slow peer)
+ * goes on from where it stopped at once, updating out_inflight and the
+ * output-stall clock, so a peer that takes bytes slowly is not taken for
+ * one that takes none (MSG_WAITALL would hide that until the end). One
+ * send in flight per connection; the
  * watermarks see out_inflight (conn_pending_out), so backpressure and the
  * output cap work as with epoll. The ring borrows new storage from the
  * pool for what the handler sends meanwhile (a free-list hit, not an
@@ -84,15 +87,21 @@
  */
 #define UR_ENTRIES 2048
 /*
- * The provided buffers: UR_NBUFS of UR_BUF_SIZE bytes per worker (8 MiB),
- * mapped at init and touched by the kernel as it fills them. A buffer is
- * held only from a receive's completion until the state machine copies it
- * out (the same turn, unless the connection is paused), so this bounds the
- * connections that can receive in one turn, not the connections held.
+ * The provided buffers: at most UR_NBUFS of UR_BUF_SIZE bytes per worker
+ * (16 MiB of address space, mapped at init). Only UR_NBUFS_START of them
+ * are in the kernel's ring at first; when a receive finds none free, the
+ * next wait adds as many as connections wait (buffers_grow). The ring
+ * hands buffers out in turn, so every buffer it has is touched sooner or
+ * later: growing on demand keeps the memory what the load needed, not the
+ * maximum. A buffer is held only from a receive's completion until the
+ * state machine copies it out (the same turn, unless the connection is
+ * paused), so the count bounds the connections that receive in one turn,
+ * not the connections held.
  */
-#define UR_NBUFS    2048u
-#define UR_BUF_SIZE 4096u
-#define UR_BGID     0
+#define UR_NBUFS       4096u
+#define UR_NBUFS_START 64u
+#define UR_BUF_SIZE    4096u
+#define UR_BGID        0
 
 /* Operations, in the low bits of user_data. */
 enum { UR_OP_RECV = 1, UR_OP_SEND = 2, UR_OP_POLL = 3, UR_OP_WAKE = 4, UR_OP_SKIP = 5 };
@@ -117,7 +126,6 @@ typedef struct ur_out {
     weft_conn *c; /* its connection, NULL once that closed */
     char *buf;    /* the output ring's storage, back to the pool at the end */
     uint32_t cap; /* its size (the pool's block size) */
-    uint32_t len; /* bytes taken */
     struct iovec iov[2];
     struct msghdr msg; /* for a wrapped ring: two segments */
     struct ur_out *next;
@@ -141,10 +149,11 @@ typedef struct ur_state {
     int wakefd;
     uint64_t wakebuf;
     struct io_uring_buf_ring *br;
-    char *bufs; /* UR_NBUFS * UR_BUF_SIZE */
+    char *bufs; /* UR_NBUFS * UR_BUF_SIZE, touched as given (nbufs) */
     size_t map_len;
-    uint32_t held; /* buffers out of the kernel's ring (UR_HAVE) */
-    ur_conn *cs;   /* by slot */
+    uint32_t nbufs; /* buffers given to the kernel's ring so far */
+    uint32_t held;  /* of those, out of the ring now (UR_HAVE) */
+    ur_conn *cs;    /* by slot */
     uint32_t ncs;
     uint64_t *bufwait; /* keys of connections waiting for a buffer */
     uint32_t nwait, capwait;
@@ -263,6 +272,19 @@ static void buf_recycle(ur_state *u, unsigned bid)
     io_uring_buf_ring_advance(u->br, 1);
 }
 
+/* Give the kernel's ring n more buffers (within UR_NBUFS). */
+static void buffers_grow(ur_state *u, uint32_t n)
+{
+    if (n > UR_NBUFS - u->nbufs)
+        n = UR_NBUFS - u->nbufs;
+    for (uint32_t i = 0; i < n; i++)
+        io_uring_buf_ring_add(u->br, buf_at(u, u->nbufs + i), UR_BUF_SIZE,
+                              (unsigned short)(u->nbufs + i), io_uring_buf_ring_mask(UR_NBUFS),
+                              (int)i);
+    io_uring_buf_ring_advance(u->br, (int)n);
+    u->nbufs += n;
+}
+
 static int bufs_setup(ur_state *u)
 {
     size_t ring_len = UR_NBUFS * sizeof(struct io_uring_buf);
@@ -280,10 +302,7 @@ static int bufs_setup(ur_state *u)
         munmap(m, u->map_len);
         return rc;
     }
-    for (unsigned i = 0; i < UR_NBUFS; i++)
-        io_uring_buf_ring_add(u->br, buf_at(u, i), UR_BUF_SIZE, (unsigned short)i,
-                              io_uring_buf_ring_mask(UR_NBUFS), (int)i);
-    io_uring_buf_ring_advance(u->br, (int)UR_NBUFS);
+    buffers_grow(u, UR_NBUFS_START);
     return 0;
 }
 
@@ -353,6 +372,9 @@ static void arm_recv(ur_state *u, weft_conn *c)
         return;
     }
     io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
+    /* Armed when the socket was just found empty: wait for input before
+     * trying (a receive is never issued only to fail). */
+    sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = UR_BGID;
     io_uring_sqe_set_data64(sqe, ud_conn(c, UR_OP_RECV));
@@ -375,12 +397,19 @@ static int wait_for_buffer(ur_state *u, weft_conn *c)
     return 0;
 }
 
-/* Before a wait: re-arm the receives that found no buffer, as many as
- * there are buffers back in the kernel's ring. */
+/*
+ * Before a wait: re-arm the receives that found no buffer, first giving
+ * the ring more buffers while it may have more, then as many as there are
+ * buffers back in the kernel's ring.
+ */
 static void rearm_waiting(wk_worker *w, ur_state *u)
 {
+    if (u->nwait == 0)
+        return;
+    if (u->nwait > u->nbufs - u->held)
+        buffers_grow(u, u->nwait - (u->nbufs - u->held));
     uint32_t i = 0;
-    while (i < u->nwait && u->held + i < UR_NBUFS) {
+    while (i < u->nwait && u->held + i < u->nbufs) {
         uint64_t key = u->bufwait[i++];
         weft_conn *c = wk_conn_at(w, (uint32_t)key);
         if (!c || c->gen != (uint32_t)(key >> 32) || c->slot >= u->ncs)
@@ -584,6 +613,16 @@ static int take_storage(wk_worker *w, weft_ring *out, size_t take, ur_out *x)
     return 0;
 }
 
+/* Queue x's bytes (one segment: SEND; a wrapped ring: SENDMSG). */
+static void send_submit(ur_state *u, weft_conn *c, ur_out *x, struct io_uring_sqe *sqe)
+{
+    if (x->msg.msg_iovlen == 1)
+        io_uring_prep_send(sqe, c->fd, x->iov[0].iov_base, x->iov[0].iov_len, MSG_NOSIGNAL);
+    else
+        io_uring_prep_sendmsg(sqe, c->fd, &x->msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)x | UR_OP_SEND);
+}
+
 static ssize_t ur_send(wk_worker *w, weft_conn *c, weft_ring *out, size_t max)
 {
     ur_state *u = st_of(w);
@@ -606,37 +645,62 @@ static ssize_t ur_send(wk_worker *w, weft_conn *c, weft_ring *out, size_t max)
             send_put(u, x);
         return -ENOMEM;
     }
-    /* MSG_WAITALL: the kernel goes on after a short send itself. */
-    if (x->msg.msg_iovlen == 1)
-        io_uring_prep_send(sqe, c->fd, x->iov[0].iov_base, x->iov[0].iov_len,
-                           MSG_NOSIGNAL | MSG_WAITALL);
-    else
-        io_uring_prep_sendmsg(sqe, c->fd, &x->msg, MSG_NOSIGNAL | MSG_WAITALL);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)x | UR_OP_SEND);
     x->c = c;
-    x->len = (uint32_t)take;
     s->send = x;
     c->out_inflight = (uint32_t)take;
+    send_submit(u, c, x, sqe);
     return (ssize_t)take;
 }
 
-/* A send completed: its storage goes back; c hears WK_IO_OUT. */
+/*
+ * A short send: the rest goes out from where the peer stopped taking. The
+ * state machine hears nothing until the end (its C_WANT_OUT waits for the
+ * one output event of this send), but pending output shrinks
+ * (out_inflight) and the output-stall clock sees a peer that takes bytes
+ * (last_out).
+ */
+static int send_more(wk_worker *w, ur_state *u, ur_out *x, size_t done)
+{
+    weft_conn *c = x->c;
+    struct iovec *v = x->iov;
+    while (done > 0) {
+        size_t k = done < v[0].iov_len ? done : v[0].iov_len;
+        v[0].iov_base = (char *)v[0].iov_base + k;
+        v[0].iov_len -= k;
+        done -= k;
+        if (v[0].iov_len == 0 && x->msg.msg_iovlen == 2) {
+            v[0] = v[1];
+            x->msg.msg_iovlen = 1;
+        }
+    }
+    struct io_uring_sqe *sqe = sqe_get(u);
+    if (!sqe)
+        return -ENOMEM;
+    c->out_inflight = (uint32_t)(v[0].iov_len + (x->msg.msg_iovlen == 2 ? v[1].iov_len : 0));
+    c->last_out = (uint32_t)w->now_ms;
+    send_submit(u, c, x, sqe);
+    return 0;
+}
+
+/* A send completed (or went part of the way): c hears WK_IO_OUT. */
 static void on_send(wk_worker *w, ur_state *u, ur_out *x, int res)
 {
     weft_conn *c = x->c;
+    if (c && res > 0 && (uint32_t)res < c->out_inflight && send_more(w, u, x, (size_t)res) == 0)
+        return;
     if (x->buf)
         pool_put(&w->pool, x->buf, x->cap);
     send_put(u, x);
     if (!c)
         return; /* closed meanwhile */
     ur_conn *s = side(u, c);
-    s->send = NULL;
-    c->out_inflight = 0;
     unsigned what = WK_IO_OUT;
-    if (res < 0 || (uint32_t)res < x->len) {
-        s->serr = res < 0 ? res : -EPIPE;
+    if (res < 0 || (uint32_t)res < c->out_inflight) {
+        s->serr = res < 0 ? res : res == 0 ? -EPIPE : -ENOMEM; /* ENOMEM: no SQE */
         what |= WK_IO_ERR;
     }
+    s->send = NULL;
+    c->out_inflight = 0;
     if (s->flags & UR_SHUT) {
         s->flags &= ~UR_SHUT;
         int rc = io_sock_shutdown_wr(c->fd);
@@ -799,12 +863,15 @@ static void ur_close(wk_worker *w, weft_conn *c, bool reset)
     }
     *s = (ur_conn){0};
     /*
-     * The socket itself goes when the cancelled receive lets go of it (the
-     * next submit); the fd number is free now, and a connection that gets
-     * it has another key.
+     * The socket itself goes (FIN or RST to the peer) when the cancelled
+     * receive lets go of it, at the next submit: the next turn's wait; the
+     * fd number is free now, and a connection that gets it has another key.
      */
     io_sock_close(c->fd, reset);
     c->fd = -1;
+    /* A stopping worker may not turn again: let the socket go now. */
+    if (w->stopping)
+        (void)io_uring_submit(&u->ring);
 }
 
 /* ---- wait and wake --------------------------------------------------------- */
