@@ -121,7 +121,8 @@ weft_admin_stat() {
 # "total wait read write ctl other other_top": calls in each class, and the
 # three busiest calls of the "other" class as name:count,...
 #   wait  = epoll_wait/epoll_pwait/epoll_pwait2 (poll/ppoll/select/pselect6 for
-#           the servers that use those instead)
+#           the servers that use those instead; io_uring_enter for weft on
+#           io_uring, where that one call also submits the turn's sends)
 #   read  = read/readv/recvfrom/recvmsg/recvmmsg
 #   write = write/writev/sendto/sendmsg/sendmmsg
 #   ctl   = epoll_ctl
@@ -130,7 +131,7 @@ strace_split() {
         /^-+ / { sep++; next }
         sep == 1 && NF >= 5 {
             name = $NF; calls = $4
-            if (name ~ /^(epoll_wait|epoll_pwait|epoll_pwait2|poll|ppoll|select|pselect6)$/) w += calls
+            if (name ~ /^(epoll_wait|epoll_pwait|epoll_pwait2|poll|ppoll|select|pselect6|io_uring_enter)$/) w += calls
             else if (name ~ /^(read|readv|recvfrom|recvmsg|recvmmsg)$/) r += calls
             else if (name ~ /^(write|writev|sendto|sendmsg|sendmmsg)$/) wr += calls
             else if (name == "epoll_ctl") c += calls
