@@ -17,9 +17,9 @@
  * back at once. A receive that filled its whole buffer is followed by
  * plain recv(2) calls into the ring while they come back full (a bulk
  * sender: direct_recv), so a fast stream is read in one turn as on epoll,
- * not a buffer per turn. The receive is single-shot:
- * a connection that stops reading (backpressure, the handler's pause)
- * holds at most one buffer and the kernel queues the rest in the socket,
+ * not a buffer per turn. The receive is single-shot: a connection that
+ * stops reading (backpressure, the handler's pause) holds at most one
+ * buffer and the kernel queues the rest in the socket,
  * where the window does the flow control; a multishot receive would keep
  * filling buffers until cancelled. When the buffer ring runs dry a
  * receive ends with ENOBUFS: the connection waits on a list and is armed
@@ -32,9 +32,9 @@
  * goes on from where it stopped at once, updating out_inflight and the
  * output-stall clock, so a peer that takes bytes slowly is not taken for
  * one that takes none (MSG_WAITALL would hide that until the end). One
- * send in flight per connection; the
- * watermarks see out_inflight (conn_pending_out), so backpressure and the
- * output cap work as with epoll. The ring borrows new storage from the
+ * send in flight per connection; the watermarks see out_inflight
+ * (conn_pending_out), so backpressure and the output cap work as with
+ * epoll. The ring borrows new storage from the
  * pool for what the handler sends meanwhile (a free-list hit, not an
  * allocation).
  *
