@@ -47,7 +47,7 @@ endef
 
 # run_ctest DIR: every test, once per I/O backend (WEFT_IO picks the backend
 # of every server a test starts: workers/io.h). The first failing pass stops.
-IO_BACKENDS ?= epoll poll
+IO_BACKENDS ?= epoll poll uring
 define run_ctest
 	@set -e; for io in $(IO_BACKENDS); do \
 	    echo "== ctest, I/O backend $$io ($(1))"; \

@@ -134,7 +134,8 @@ weft_admin_stat() {
 # class, the three busiest calls of the "other" class as name:count,..., and
 # how many calls of the read class failed (EAGAIN: a read that found nothing)
 #   wait  = epoll_wait/epoll_pwait/epoll_pwait2 (poll/ppoll/select/pselect6 for
-#           the servers that use those instead)
+#           the servers that use those instead; io_uring_enter for weft on
+#           io_uring, where that one call also submits the turn's sends)
 #   read  = read/readv/recvfrom/recvmsg/recvmmsg
 #   write = write/writev/sendto/sendmsg/sendmmsg
 #   ctl   = epoll_ctl
@@ -143,7 +144,7 @@ strace_split() {
         /^-+ / { sep++; next }
         sep == 1 && NF >= 5 {
             name = $NF; calls = $4; errs = (NF >= 6) ? $5 : 0
-            if (name ~ /^(epoll_wait|epoll_pwait|epoll_pwait2|poll|ppoll|select|pselect6)$/) w += calls
+            if (name ~ /^(epoll_wait|epoll_pwait|epoll_pwait2|poll|ppoll|select|pselect6|io_uring_enter)$/) w += calls
             else if (name ~ /^(read|readv|recvfrom|recvmsg|recvmmsg)$/) { r += calls; re += errs }
             else if (name ~ /^(write|writev|sendto|sendmsg|sendmmsg)$/) wr += calls
             else if (name == "epoll_ctl") c += calls

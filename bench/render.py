@@ -204,7 +204,7 @@ def best_peer(res, kind, conns, size, depth):
 
 
 def echo_ratios(res, sizes, levels):
-    has = [s for s in ("weft-nopin", "weft-cpu", "weft-poll", "weft1", "weft-base") if s in res.ids]
+    has = [s for s in ("weft-uring", "weft-nopin", "weft-cpu", "weft-poll", "weft1", "weft-base") if s in res.ids]
     others = [s for s in ("libevent", "libuv2", "libuv1", "epoll-et") if s in res.ids]
     head = ["size", "conns", "weft msg/s", "best peer", "weft / best peer"]
     head += [f"{res.label(s)} / best peer" for s in has] + [f"weft / {res.label(s)}" for s in others]
@@ -322,7 +322,8 @@ def render_echo(res, img_dir):
             out += ["", f"**{n} connections**", ""] + echo_detail(res, "onecore", n, 64, 1)
             m = {i: ok_median(res.group(kind="onecore", server=i, conns=n), msgs) for i in res.ids}
             pairs = [(a, b) for a, b in (("weft", "libuv2"), ("weft", "libevent"), ("weft-nopin", "libuv2"),
-                                         ("weft", "weft-nopin")) if a in m and b in m]
+                                         ("weft", "weft-nopin"), ("weft-uring", "libuv2"),
+                                         ("weft-uring", "weft")) if a in m and b in m]
             if pairs:
                 out += [""] + ["; ".join(f"{res.label(a)} / {res.label(b)}: {fmt_ratio(m[a], m[b])}"
                                          for a, b in pairs) + "."]

@@ -41,10 +41,11 @@ Bounded: every run stops by itself.
                    round is not a figure: the report says so.
   --rounds N       interleaved rounds (default 3; a figure needs 3 or more)
   --duration S     seconds per closed-/open-loop run (default 2; fractions ok)
-  --servers LIST   comma-separated, from: weft weft-nopin weft-cpu weft-poll weft1
-                   libuv2 libuv1 libevent epoll-et epoll-lt poll select threads
+  --servers LIST   comma-separated, from: weft weft-uring weft-nopin weft-cpu weft-poll
+                   weft1 libuv2 libuv1 libevent epoll-et epoll-lt poll select threads
                    (default: all; weft-cpu is weft-echo --pin cpu, each worker
-                   on one CPU as before issue 15; weft-poll is --io poll)
+                   on one CPU as before issue 15; weft-poll is --io poll;
+                   weft-uring is --io uring)
   --baseline REV   also run weft-echo built from commit REV (server weft-base,
                    2 workers), interleaved with the rest: old against new in
                    the same run
@@ -74,7 +75,7 @@ ROOT=$PWD
 T_START=$SECONDS
 ARGV=("$0" "$@")
 
-ALL_SERVERS="weft weft-nopin weft-cpu weft-poll weft1 libuv2 libuv1 libevent epoll-et epoll-lt poll select threads"
+ALL_SERVERS="weft weft-uring weft-nopin weft-cpu weft-poll weft1 libuv2 libuv1 libevent epoll-et epoll-lt poll select threads"
 ALL_CASES="closed pipelined onecore syscalls open floods"
 
 # ---- options ---------------------------------------------------------------
@@ -194,7 +195,8 @@ server_cmd() {
     local id=$1 port=$2
     shift 2
     case $id in
-    weft) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 -q "$@") ;;
+    weft) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --io epoll -q "$@") ;;
+    weft-uring) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --io uring -q "$@") ;;
     weft-nopin) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --no-pin -q "$@") ;;
     weft-cpu) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --pin cpu -q "$@") ;;
     weft-poll) CMD=("$B/tools/weft-echo" --port "$port" --workers 2 --io poll -q "$@") ;;
@@ -211,6 +213,7 @@ server_cmd() {
 server_label() {
     case $1 in
     weft) echo "weft (2 workers)" ;;
+    weft-uring) echo "weft io_uring (2 workers)" ;;
     weft-nopin) echo "weft --no-pin (2 workers)" ;;
     weft-cpu) echo "weft --pin cpu (2 workers)" ;;
     weft-poll) echo "weft --io poll (2 workers)" ;;
@@ -242,7 +245,11 @@ start_server() {
     SPID=$!
     PIDS_STARTED+=("$SPID")
     for ((i = 0; i < 200; i++)); do
-        grep -qs 'listening on' "$SLOG" && return 0
+        if grep -qs 'listening on' "$SLOG"; then
+            # A figure for io_uring must come from io_uring, not its fallback.
+            ! grep -s 'falling back' "$SLOG" >&2 || die "$id is not on the backend it names"
+            return 0
+        fi
         kill -0 "$SPID" 2>/dev/null || return 1
         sleep 0.05
     done

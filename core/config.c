@@ -135,7 +135,8 @@ int weft_config_validate(const weft_config *c, const char **why)
     else if (c->metrics_port && (!c->metrics_bind || !*c->metrics_bind))
         w = "metrics_bind is empty";
     else if (!wk_io_find(c->io ? c->io : getenv("WEFT_IO")))
-        w = "io (or the WEFT_IO environment variable) must name an I/O backend: epoll or poll";
+        w = "io (or the WEFT_IO environment variable) must name an I/O backend: epoll, poll or "
+            "uring";
     else if (c->log_level < WEFT_LOG_ERROR || c->log_level > WEFT_LOG_DEBUG)
         w = "log_level must be one of WEFT_LOG_ERROR..WEFT_LOG_DEBUG";
     else if (!c->tls_cert != !c->tls_key)
@@ -285,7 +286,9 @@ static const weft_option g_opt_names[] = {
      "/tmp/weft-PORT.sock; '' for none)"},
     {"metrics-port", 1, "N", "serve Prometheus GET /metrics on this port (0: off)"},
     {"metrics-bind", 1, "ADDR", "address of the metrics listener"},
-    {"io", 1, "NAME", "I/O backend: epoll or poll (default: $WEFT_IO, else epoll)"},
+    {"io", 1, "NAME",
+     "I/O backend: epoll, poll or uring (io_uring; epoll where the kernel refuses it) (default: "
+     "$WEFT_IO, else epoll)"},
     {"listen", 1, "SPEC",
      "another listener, repeatable: ADDR[,option...] where ADDR is\n"
      "HOST:PORT, [IPv6]:PORT or unix:/PATH and the options are\n"
@@ -332,7 +335,7 @@ static const cfg_opt g_opts[] = {
     {K_STR, F(admin_socket), 0, 0, NULL},
     {K_U16, F(metrics_port), RANGE(0, 65535)},
     {K_STR, F(metrics_bind), 0, 0, NULL},
-    {K_IO, F(io), 0, 0, "expected an I/O backend: epoll or poll"},
+    {K_IO, F(io), 0, 0, "expected an I/O backend: epoll, poll or uring"},
     {K_LISTEN, 0, 0, 0, "at most 16 listeners"},
     {K_STR, F(tls_cert), 0, 0, NULL},
     {K_STR, F(tls_key), 0, 0, NULL},

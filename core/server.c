@@ -66,6 +66,14 @@ static int resolve_io(struct weft_server *s)
     s->grp.io = wk_io_find(name);
     if (!s->grp.io)
         return -EINVAL; /* weft_config_validate says why */
+    /* A kernel that refuses io_uring: epoll instead, never a failed start. */
+    int err;
+    const wk_io_ops *io = wk_io_usable(s->grp.io, &err);
+    if (io != s->grp.io) {
+        wlog(s, WEFT_LOG_WARN, "I/O backend %s unavailable (%s): falling back to %s",
+             s->grp.io->name, weft_strerror(err), io->name);
+        s->grp.io = io;
+    }
     s->cfg.io = s->grp.io->name;
     return 0;
 }

@@ -14,6 +14,7 @@ packages=(
     libjemalloc-dev                     # per-worker arenas
     libnuma-dev                         # CPU -> node, node-local memory
     libssl-dev openssl                  # TLS (OpenSSL 3); openssl makes the tests' certificates
+    liburing-dev                        # the io_uring backend (--io uring)
     libcmocka-dev                       # unit tests
     libjansson-dev                      # weft-stat reads the server's JSON
     libsodium-dev libsqlite3-dev libssl-dev # examples/chat: Argon2id, SQLite, SHA-1 (WebSocket)

@@ -167,3 +167,8 @@ if(WEFT_SANITIZE STREQUAL "")
                    $<TARGET_FILE:weft-stat>)
   set_tests_properties(it_tls_valgrind PROPERTIES LABELS integration TIMEOUT 400)
 endif()
+# The io_uring backend: chosen by --io and WEFT_IO, and the fallback to
+# epoll when the kernel refuses io_uring (tests/it_uring.sh).
+add_test(NAME it_uring COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/it_uring.sh $<TARGET_FILE:weft-echo>
+                               $<TARGET_FILE:weft-stat> $<TARGET_FILE:it_client>)
+set_tests_properties(it_uring PROPERTIES LABELS integration TIMEOUT 120)

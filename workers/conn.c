@@ -468,8 +468,16 @@ unsigned wk_io_wants(const weft_conn *c)
 static void close_on_error(wk_worker *w, weft_conn *c, int err)
 {
     if (err == EPROTO && is_tls(c)) {
-        tls_send_alert(w, c); /* tell the peer why, as far as the socket takes it now */
-        conn_close(w, c, tls_error(c));
+        /* Tell the peer why: the alert OpenSSL wrote, as far as the socket
+         * takes it now. A completion backend may hold it in a send in
+         * flight: then the close waits for that send (not for more). */
+        tls_send_alert(w, c);
+        conn_ring_drop(w, &c->out);
+        if (c->out_inflight) {
+            c->flags |= C_WANT_OUT; /* its completion is the output event */
+            conn_close_after_flush(w, c, tls_error(c));
+        } else
+            conn_close(w, c, tls_error(c));
     } else if ((c->flags & C_EOF) && (err == EPIPE || err == ECONNRESET))
         conn_close(w, c, WEFT_CLOSE_PEER);
     else

@@ -52,7 +52,17 @@ enum {
 enum { WK_SOCK_NODELAY = 1u << 0 };
 
 typedef struct wk_io_ops {
-    const char *name; /* "epoll", "poll": what --io, the startup line and the stats show */
+    const char *name; /* "epoll", "poll", "uring": what --io, the startup line and the stats show */
+
+    /*
+     * Optional (NULL: always usable): whether this kernel and process let
+     * the backend run, tried once at server start on the server's thread.
+     * 0, or the -errno that made it fail (io_uring: ENOSYS on an old
+     * kernel, EPERM under kernel.io_uring_disabled or a seccomp filter,
+     * ENOMEM over the locked-memory limit); the server then falls back to
+     * the default backend (wk_io_usable).
+     */
+    int (*probe)(void);
 
     /* Create w's wait primitive and wake channel (w->io_state). 0 or -errno. */
     int (*init)(wk_worker *w);
@@ -142,8 +152,14 @@ typedef struct wk_io_ops {
     void (*wake)(wk_worker *w);
 } wk_io_ops;
 
-/* The backend called `name` ("epoll", "poll"), or NULL. */
+/* The backend called `name` ("epoll", "poll", "uring"), or NULL. */
 const wk_io_ops *wk_io_find(const char *name);
+
+/*
+ * io itself when its probe passes (or it has none), else the default
+ * backend, with the probe's -errno in *err (0 when io is usable).
+ */
+const wk_io_ops *wk_io_usable(const wk_io_ops *io, int *err);
 
 /* Report an event for the connection whose key is `key` (see above). */
 void wk_io_event(wk_worker *w, uint64_t key, unsigned events);

@@ -219,8 +219,10 @@ typedef struct weft_config {
     const char *listen[WEFT_MAX_LISTENERS]; /* more listeners, each a spec for
                                      weft_listener_parse ("ADDR[,option...]");
                                      they run the server's handler */
-    const char *io;                         /* the workers' I/O backend: "epoll" or "poll" (the
-                                               portable fallback: O(connections) per wait).
+    const char *io;                         /* the workers' I/O backend: "epoll", "poll" (the
+                                               portable fallback: O(connections) per wait)
+                                               or "uring" (io_uring; epoll, with a log line,
+                                               where the kernel refuses it).
                                                NULL = the WEFT_IO environment variable if
                                                set, else "epoll" */
     const char *metrics_bind;               /* address of the metrics listener; "127.0.0.1" */
@@ -398,7 +400,8 @@ void weft_server_free(weft_server *s);
 uint16_t weft_server_port(const weft_server *s);
 /* The number of workers. */
 int weft_server_workers(const weft_server *s);
-/* The I/O backend the workers use ("epoll", "poll"). */
+/* The I/O backend the workers use ("epoll", "poll", "uring"): the one that runs,
+ * after a fallback. */
 const char *weft_server_io(const weft_server *s);
 /* The user data given to weft_server_new. */
 void *weft_server_userdata(const weft_server *s);
