@@ -7,8 +7,7 @@ if(NOT TARGET weft-echo)
   return()
 endif()
 
-add_library(itlib STATIC itlib.c)
-target_compile_options(itlib PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)
+include(${CMAKE_CURRENT_SOURCE_DIR}/itlib.cmake)
 
 # weft_it_exe(name sources... [LIBS libs...]): an integration test program.
 function(weft_it_exe name)

@@ -1,0 +1,7 @@
+# The one helper library of the tests that run real programs (tests/itlib.h):
+# the integration (it_*), statistics (st_*) and, through ft_lib, fault (ft_*)
+# tests. Each of those parts includes this file; the first one defines it.
+include_guard(GLOBAL)
+add_library(itlib STATIC itlib.c itl_net.c itl_proc.c itl_admin.c itl_echo.c)
+target_include_directories(itlib PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+target_compile_options(itlib PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)
