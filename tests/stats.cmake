@@ -7,14 +7,13 @@ if(NOT TARGET weft-echo OR NOT TARGET weft-stat)
   return()
 endif()
 
-add_library(st_util STATIC st_util.c)
-target_compile_options(st_util PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)
+include(${CMAKE_CURRENT_SOURCE_DIR}/itlib.cmake)
 
 # weft_st_exe(name sources... [LIBS libs...]): a statistics test program.
 function(weft_st_exe name)
   cmake_parse_arguments(ST "" "" "LIBS" ${ARGN})
   add_executable(${name} ${ST_UNPARSED_ARGUMENTS})
-  target_link_libraries(${name} PRIVATE st_util ${ST_LIBS})
+  target_link_libraries(${name} PRIVATE itlib ${ST_LIBS})
   target_compile_options(${name} PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)
 endfunction()
 
@@ -40,6 +39,6 @@ set_tests_properties(${WEFT_ST_TESTS} PROPERTIES LABELS stats TIMEOUT 180)
 # (stats/service.c) and these tests run clean under it without any.
 
 # A program's own admin commands (weft_server_add_command).
-weft_st_exe(st_commands st_commands.c LIBS weft_static weft_internal itlib Threads::Threads)
+weft_st_exe(st_commands st_commands.c LIBS weft_static weft_internal Threads::Threads)
 add_test(NAME st_commands COMMAND st_commands)
 set_tests_properties(st_commands PROPERTIES LABELS stats TIMEOUT 60)
