@@ -103,6 +103,10 @@ set_tests_properties(it_connect PROPERTIES LABELS integration TIMEOUT 60)
 # I/O backends (tests/check_layout.sh).
 add_test(NAME check_layout COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/check_layout.sh ${PROJECT_SOURCE_DIR})
 set_tests_properties(check_layout PROPERTIES LABELS integration TIMEOUT 30)
+# docs/architecture.md's map names every file of the source folders, and
+# every file it names exists (tests/check_map.sh).
+add_test(NAME check_map COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/check_map.sh ${PROJECT_SOURCE_DIR})
+set_tests_properties(check_map PROPERTIES LABELS integration TIMEOUT 30)
 
 # Many listeners: handlers, limits, Unix socket files, SO_REUSEPORT.
 weft_it_exe(it_listeners it_listeners.c LIBS weft_static weft_internal Threads::Threads)
