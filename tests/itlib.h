@@ -132,11 +132,10 @@ typedef struct itl_server_opts {
  * Start `path` (weft-echo) with o->args plus "--port 0", and parse the port
  * from its "listening on ...:PORT" line; with o->ready (o->admin_socket),
  * wait for a line holding that text ("admin socket ") too; all within
- * o->timeout_ms. Its stdout stays open
- * in srv->out_fd (copied to our stderr), so its last lines never meet a
- * closed pipe. The child dies with the test (PR_SET_PDEATHSIG), and a
- * failing check kills it. Returns 0 or -errno; on failure nothing is left
- * running.
+ * o->timeout_ms. Its stdout stays open in srv->out_fd (what it prints is
+ * copied to our stderr), so its last lines never meet a closed pipe. The
+ * child dies with the test (PR_SET_PDEATHSIG), and a failing check kills
+ * it. Returns 0 or -errno; on failure nothing is left running.
  */
 int itl_server_spawn(itl_server *srv, const char *path, const itl_server_opts *o);
 
