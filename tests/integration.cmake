@@ -7,15 +7,8 @@ if(NOT TARGET weft-echo)
   return()
 endif()
 
+# The programs are weft_it_exe's (tests/itlib.cmake).
 include(${CMAKE_CURRENT_SOURCE_DIR}/itlib.cmake)
-
-# weft_it_exe(name sources... [LIBS libs...]): an integration test program.
-function(weft_it_exe name)
-  cmake_parse_arguments(IT "" "" "LIBS" ${ARGN})
-  add_executable(${name} ${IT_UNPARSED_ARGUMENTS})
-  target_link_libraries(${name} PRIVATE itlib ${IT_LIBS})
-  target_compile_options(${name} PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)
-endfunction()
 
 weft_it_exe(it_echo_random it_echo_random.c)
 weft_it_exe(it_10k it_10k.c)
