@@ -7,16 +7,8 @@ if(NOT TARGET weft-echo)
   return()
 endif()
 
-add_library(itlib STATIC itlib.c)
-target_compile_options(itlib PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)
-
-# weft_it_exe(name sources... [LIBS libs...]): an integration test program.
-function(weft_it_exe name)
-  cmake_parse_arguments(IT "" "" "LIBS" ${ARGN})
-  add_executable(${name} ${IT_UNPARSED_ARGUMENTS})
-  target_link_libraries(${name} PRIVATE itlib ${IT_LIBS})
-  target_compile_options(${name} PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)
-endfunction()
+# The programs are weft_it_exe's (tests/itlib.cmake).
+include(${CMAKE_CURRENT_SOURCE_DIR}/itlib.cmake)
 
 weft_it_exe(it_echo_random it_echo_random.c)
 weft_it_exe(it_10k it_10k.c)
@@ -132,6 +124,10 @@ set_tests_properties(it_connect PROPERTIES LABELS integration TIMEOUT 60)
 # I/O backends (tests/check_layout.sh).
 add_test(NAME check_layout COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/check_layout.sh ${PROJECT_SOURCE_DIR})
 set_tests_properties(check_layout PROPERTIES LABELS integration TIMEOUT 30)
+# docs/architecture.md's map names every file of the source folders, and
+# every file it names exists (tests/check_map.sh).
+add_test(NAME check_map COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/check_map.sh ${PROJECT_SOURCE_DIR})
+set_tests_properties(check_map PROPERTIES LABELS integration TIMEOUT 30)
 
 # Many listeners: handlers, limits, Unix socket files, SO_REUSEPORT.
 weft_it_exe(it_listeners it_listeners.c LIBS weft_static weft_internal Threads::Threads)

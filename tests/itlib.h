@@ -1,15 +1,25 @@
 /*
- * tests/itlib.h — shared helpers for the integration tests (tests/it_*.c).
+ * tests/itlib.h — the one helper library of the tests that run real
+ * programs: the integration tests (it_*.c), the statistics tests (st_*.c)
+ * and, through ft_lib, the fault tests (ft_*.c).
  *
- * The integration tests are real programs on loopback: they start the
- * reference server (weft-echo) as a child process, or a server in-process,
- * and talk to it over TCP. These helpers are the client side: connecting
- * with a timeout, reading and writing with bounded waits, looking at a
- * process's fds and memory in /proc, and starting and stopping weft-echo by
- * PID. Every wait here is bounded in time; nothing retries forever.
+ * These tests start the reference server (weft-echo) as a child process,
+ * or a server in-process, and talk to it over loopback. The helpers are
+ * the client side, one idea per file:
+ *   itlib.c      failing a test, clocks, the children it started, its
+ *                private directory;
+ *   itl_net.c    TCP and Unix connections: connect, bounded reads and
+ *                writes, echo round trips, a free port;
+ *   itl_proc.c   processes: weft-echo as a child, running a command,
+ *                fds and memory in /proc;
+ *   itl_admin.c  the control endpoints: the admin socket, HTTP, numbers
+ *                out of a JSON answer;
+ *   itl_echo.c   deterministic data and the random echo conversation.
+ * Every wait here is bounded in time; nothing retries forever.
  *
  * Failures go through IT_CHECK, which prints the place and the condition,
- * kills (by PID) every server process this test started, and exits 1.
+ * kills (by PID) every child process this test started, removes its
+ * private directory, and exits 1.
  */
 #ifndef WEFT_TESTS_ITLIB_H
 #define WEFT_TESTS_ITLIB_H
@@ -18,7 +28,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Fail the test: print where and why, stop our servers, exit(1). */
+/* ---- itlib.c: failing, clocks, children, the private directory ---------- */
+
+/* Fail the test: print where and why, kill our children, remove our directory, exit(1). */
 void itl_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 
@@ -35,6 +47,16 @@ void itl_sleep_ms(int ms);
 
 /* Raise the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit. */
 long itl_raise_nofile(void);
+
+/*
+ * A private directory under /tmp made on the first call (mkdtemp; a
+ * failure fails the test), the same path on every later call.
+ */
+const char *itl_tmpdir(void);
+/* Remove the directory and the files in it (one level); the next itl_tmpdir makes a new one. */
+void itl_tmpdir_cleanup(void);
+
+/* ---- itl_net.c: connections ------------------------------------------------ */
 
 /* Make fd non-blocking; 0 or -errno. */
 int itl_set_nonblock(int fd);
@@ -61,6 +83,23 @@ int itl_read_exact(int fd, void *buf, size_t n, int timeout_ms, size_t *got);
  */
 int itl_expect_eof(int fd, int timeout_ms);
 
+/* A connected non-blocking Unix stream socket to path, within timeout_ms; the fd or -errno. */
+int itl_unix_connect(const char *path, int timeout_ms);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound, then closed). */
+uint16_t itl_free_port(void);
+
+/*
+ * Echo round trip on a connected non-blocking fd: n bytes of the stream
+ * seeded by seed, written in chunks of 16 KiB, each read back and checked
+ * before the next is written (so neither side must buffer the whole
+ * message), within timeout_ms in all. 0, -EBADMSG when an echoed byte
+ * differs, or the error of itl_write_all / itl_read_exact.
+ */
+int itl_echo_roundtrip(int fd, size_t n, uint64_t seed, int timeout_ms);
+
+/* ---- itl_proc.c: processes ------------------------------------------------- */
+
 /* Entries in /proc/PID/fd, or -1. */
 int itl_count_fds(pid_t pid);
 
@@ -80,12 +119,27 @@ typedef struct itl_server {
     int out_fd; /* read end of its stdout */
 } itl_server;
 
+/* How to start a server child (itl_server_spawn). */
+typedef struct itl_server_opts {
+    const char *const *args;  /* extra arguments (NULL-terminated list), or NULL */
+    const char *admin_socket; /* adds --stats-socket PATH, waits for its "admin socket" line */
+    const char *ready;        /* also wait for a line holding this, or NULL */
+    long nofile;              /* > 0: RLIMIT_NOFILE, soft and hard, of the child */
+    int timeout_ms;           /* for the lines it waits for */
+} itl_server_opts;
+
 /*
- * Start `path` (weft-echo) with the given extra arguments (NULL-terminated
- * list) plus "--port 0", and parse the port from its "listening on ...:PORT"
- * line within timeout_ms. The child dies with the test (PR_SET_PDEATHSIG).
- * Returns 0 or -errno; on failure nothing is left running.
+ * Start `path` (weft-echo) with o->args plus "--port 0", and parse the port
+ * from its "listening on ...:PORT" line; with o->ready (o->admin_socket),
+ * wait for a line holding that text ("admin socket ") too; all within
+ * o->timeout_ms. Its stdout stays open in srv->out_fd (what it prints is
+ * copied to our stderr), so its last lines never meet a closed pipe. The
+ * child dies with the test (PR_SET_PDEATHSIG), and a failing check kills
+ * it. Returns 0 or -errno; on failure nothing is left running.
  */
+int itl_server_spawn(itl_server *srv, const char *path, const itl_server_opts *o);
+
+/* itl_server_spawn with args only: the port line, within timeout_ms. */
 int itl_server_start(itl_server *srv, const char *path, const char *const *args, int timeout_ms);
 
 /* Is the child still running (not exited, not a zombie we reaped)? */
@@ -97,6 +151,41 @@ int itl_server_alive(itl_server *srv);
  * exit in time (it is then killed with SIGKILL and reaped).
  */
 int itl_server_stop(itl_server *srv, int timeout_ms);
+
+/*
+ * Run argv (argv[0] a path) to its exit within timeout_ms and capture its
+ * output: returns its stdout (malloc'd, NUL-terminated), *status gets its
+ * wait status, *err_out its stderr (malloc'd) unless err_out is NULL. Not
+ * finishing in time fails the test (the child is killed).
+ */
+char *itl_run(const char *const *argv, int timeout_ms, int *status, char **err_out);
+
+/* ---- itl_admin.c: the control endpoints ------------------------------------ */
+
+/*
+ * Send cmd (cmdlen bytes) on a new connection to the admin socket at path,
+ * half-close, and read to EOF, within timeout_ms. Returns the answer
+ * (malloc'd, NUL-terminated), or NULL with errno set. A reset ends the
+ * answer (*reset is set, when reset is not NULL); so does a server that
+ * stops reading before cmd is all sent (an oversized line).
+ */
+char *itl_admin(const char *path, const char *cmd, size_t cmdlen, int timeout_ms, int *reset);
+
+/*
+ * Send req on a new TCP connection to 127.0.0.1:port and read to EOF (a
+ * reset after the answer ends it too), within timeout_ms. Returns the
+ * answer (malloc'd, NUL-terminated), or NULL with errno set.
+ */
+char *itl_http(uint16_t port, const char *req, int timeout_ms);
+
+/*
+ * The integer after "key": in json, inside the object "obj":{...} when obj
+ * is not NULL (the first match of each, no real parsing: the server's
+ * answers have unique keys per object); -1 if absent.
+ */
+int64_t itl_json_num(const char *json, const char *obj, const char *key);
+
+/* ---- itl_echo.c: deterministic data, the random echo conversation ---------- */
 
 /* A small deterministic PRNG (splitmix64): the same seed, the same stream. */
 typedef struct itl_rng {

@@ -27,7 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "st_util.h"
+#include "itlib.h"
 #include "weft/weft.h"
 
 #define READERS        3
@@ -170,13 +170,13 @@ static void *client(void *arg)
     uint16_t port = weft_server_port(srv);
     unsigned seed = (unsigned)(uintptr_t)arg;
     while (!atomic_load(&stop_clients) && res->conns < MAX_CONNS) {
-        int fd = st_tcp_connect(port);
+        int fd = itl_connect("127.0.0.1", port, 10000, 0);
         if (fd < 0) {
             res->failed = 1;
             break;
         }
         size_t n = 1 + (seed = seed * 1103515245u + 12345u) % 4000;
-        if (st_echo_roundtrip(fd, n, seed) != 0) {
+        if (itl_echo_roundtrip(fd, n, seed, 10000) != 0) {
             res->failed = 2;
             close(fd);
             break;
@@ -197,10 +197,10 @@ static void wait_seq(uint64_t seq, int64_t deadline, reader_result *rr)
 {
     while (atomic_load(&max_seq) < seq) {
         for (int i = 0; i < READERS; i++)
-            ST_CHECK(!rr[i].error[0], "reader %d: %s", i, rr[i].error);
-        ST_CHECK(st_now_ms() < deadline, "only %llu publications in %d s",
+            IT_CHECK(!rr[i].error[0], "reader %d: %s", i, rr[i].error);
+        IT_CHECK(itl_now_ms() < deadline, "only %llu publications in %d s",
                  (unsigned long long)atomic_load(&max_seq), TIME_LIMIT_MS / 1000);
-        st_sleep_ms(5);
+        itl_sleep_ms(5);
     }
 }
 
@@ -214,9 +214,9 @@ int main(void)
     cfg.log_level = WEFT_LOG_WARN;
     cfg.close_linger_ms = 0;
     weft_handler h = {.on_data = on_data};
-    ST_CHECK(weft_server_new(&cfg, &h, NULL, &srv) == 0, "weft_server_new");
-    ST_CHECK(weft_server_start(srv) == 0, "weft_server_start");
-    int64_t start = st_now_ms(), deadline = start + TIME_LIMIT_MS;
+    IT_CHECK(weft_server_new(&cfg, &h, NULL, &srv) == 0, "weft_server_new");
+    IT_CHECK(weft_server_start(srv) == 0, "weft_server_start");
+    int64_t start = itl_now_ms(), deadline = start + TIME_LIMIT_MS;
 
     pthread_t rt[READERS], ct[CLIENTS];
     reader_result rr[READERS];
@@ -224,16 +224,16 @@ int main(void)
     memset(rr, 0, sizeof(rr));
     memset(cr, 0, sizeof(cr));
     for (int i = 0; i < READERS; i++)
-        ST_CHECK(pthread_create(&rt[i], NULL, reader, &rr[i]) == 0, "pthread_create");
+        IT_CHECK(pthread_create(&rt[i], NULL, reader, &rr[i]) == 0, "pthread_create");
     for (int i = 0; i < CLIENTS; i++)
-        ST_CHECK(pthread_create(&ct[i], NULL, client, &cr[i]) == 0, "pthread_create");
+        IT_CHECK(pthread_create(&ct[i], NULL, client, &cr[i]) == 0, "pthread_create");
 
     wait_seq(1000, deadline, rr);
-    long rss1000 = st_rss_bytes();
-    int64_t t1000 = st_now_ms();
+    long rss1000 = itl_vmrss_kb(getpid()) * 1024;
+    int64_t t1000 = itl_now_ms();
     wait_seq(PUBLICATIONS, deadline, rr);
-    long rss10000 = st_rss_bytes();
-    int64_t t10000 = st_now_ms();
+    long rss10000 = itl_vmrss_kb(getpid()) * 1024;
+    int64_t t10000 = itl_now_ms();
 
     atomic_store(&stop_clients, 1);
     for (int i = 0; i < CLIENTS; i++)
@@ -241,7 +241,7 @@ int main(void)
     /* Keep reading while the last connections close on the workers. */
     uint64_t made = atomic_load(&conns_made), sent = 0;
     for (int i = 0; i < CLIENTS; i++) {
-        ST_CHECK(!cr[i].failed, "client %d failed (%d) after %llu connections", i, cr[i].failed,
+        IT_CHECK(!cr[i].failed, "client %d failed (%d) after %llu connections", i, cr[i].failed,
                  (unsigned long long)cr[i].conns);
         sent += cr[i].bytes;
     }
@@ -250,12 +250,12 @@ int main(void)
         int err;
         weft_snapshot_free(fin);
         fin = weft_server_snapshot(srv, &err);
-        ST_CHECK(fin, "final snapshot: %d", err);
+        IT_CHECK(fin, "final snapshot: %d", err);
         if (fin->total.closed == made)
             break;
-        ST_CHECK(st_now_ms() < deadline + 10000, "closed %llu of %llu connections",
+        IT_CHECK(itl_now_ms() < deadline + 10000, "closed %llu of %llu connections",
                  (unsigned long long)fin->total.closed, (unsigned long long)made);
-        st_sleep_ms(5);
+        itl_sleep_ms(5);
     }
     atomic_store(&stop_readers, 1);
     for (int i = 0; i < READERS; i++)
@@ -263,8 +263,8 @@ int main(void)
 
     uint64_t snaps = 0;
     for (int i = 0; i < READERS; i++) {
-        ST_CHECK(!rr[i].error[0], "reader %d: %s", i, rr[i].error);
-        ST_CHECK(rr[i].distinct > 100, "reader %d saw only %llu distinct snapshots", i,
+        IT_CHECK(!rr[i].error[0], "reader %d: %s", i, rr[i].error);
+        IT_CHECK(rr[i].distinct > 100, "reader %d saw only %llu distinct snapshots", i,
                  (unsigned long long)rr[i].distinct);
         snaps += rr[i].snapshots;
     }
@@ -274,10 +274,10 @@ int main(void)
            (unsigned long long)made, (unsigned long long)sent);
     printf("RSS after 1,000 publications %ld KiB, after 10,000 %ld KiB (growth %ld KiB)\n",
            rss1000 >> 10, rss10000 >> 10, (rss10000 - rss1000) >> 10);
-    ST_CHECK(fin->total.accepted == made, "accepted %llu, made %llu",
+    IT_CHECK(fin->total.accepted == made, "accepted %llu, made %llu",
              (unsigned long long)fin->total.accepted, (unsigned long long)made);
-    ST_CHECK(fin->total.open == 0, "open %llu", (unsigned long long)fin->total.open);
-    ST_CHECK(fin->total.bytes_in == sent && fin->total.bytes_out == sent,
+    IT_CHECK(fin->total.open == 0, "open %llu", (unsigned long long)fin->total.open);
+    IT_CHECK(fin->total.bytes_in == sent && fin->total.bytes_out == sent,
              "bytes in %llu out %llu sent %llu", (unsigned long long)fin->total.bytes_in,
              (unsigned long long)fin->total.bytes_out, (unsigned long long)sent);
     /*
@@ -287,10 +287,10 @@ int main(void)
     if (getenv("WEFT_ASAN"))
         printf("RSS bound not checked: ASan build (LeakSanitizer checks leaks)\n");
     else
-        ST_CHECK(rss10000 - rss1000 < RSS_GROWTH_MAX, "RSS grew by %ld KiB",
+        IT_CHECK(rss10000 - rss1000 < RSS_GROWTH_MAX, "RSS grew by %ld KiB",
                  (rss10000 - rss1000) >> 10);
     for (int i = 0; i < READERS; i++)
-        ST_CHECK(rr[i].wraps == 0,
+        IT_CHECK(rr[i].wraps == 0,
                  "reader %d: %llu of %llu snapshots had a gauge below zero "
                  "(wrapped to 2^64 - k); first: %s",
                  i, (unsigned long long)rr[i].wraps, (unsigned long long)rr[i].snapshots,
@@ -298,7 +298,7 @@ int main(void)
     weft_snapshot_free(fin);
 
     weft_server_stop(srv);
-    ST_CHECK(weft_server_wait(srv) == 0, "weft_server_wait");
+    IT_CHECK(weft_server_wait(srv) == 0, "weft_server_wait");
     weft_server_free(srv);
     printf("st_concurrency: ok\n");
     return 0;

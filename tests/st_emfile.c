@@ -22,37 +22,21 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "st_util.h"
+#include "itlib.h"
 
 #define NOFILE   64
 #define NECHO    (NOFILE + 16) /* more than the server can hold */
 #define KNOCK_MS 3000
 #define CPU_MAX  0.05
-
-static int count_fds(pid_t pid)
-{
-    char p[64];
-    snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(p);
-    ST_CHECK(d, "%s: %s", p, strerror(errno));
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
 
 /*
  * Wait (bounded) until the acceptor closed some of the echo connections in
@@ -63,9 +47,9 @@ static int count_fds(pid_t pid)
 static int await_shed(const int *efd)
 {
     int closed[NECHO] = {0}, nclosed = 0;
-    int64_t until = st_now_ms() + 10000;
+    int64_t until = itl_now_ms() + 10000;
     while (nclosed == 0) {
-        ST_CHECK(st_now_ms() < until, "no echo connection was shed: not at the fd limit");
+        IT_CHECK(itl_now_ms() < until, "no echo connection was shed: not at the fd limit");
         struct pollfd pf[NECHO];
         for (int i = 0; i < NECHO; i++)
             pf[i] = (struct pollfd){.fd = closed[i] ? -1 : efd[i], .events = POLLIN};
@@ -85,7 +69,7 @@ static int find_thread(pid_t pid, const char *name)
     char p[384];
     snprintf(p, sizeof(p), "/proc/%d/task", (int)pid);
     DIR *d = opendir(p);
-    ST_CHECK(d, "%s: %s", p, strerror(errno));
+    IT_CHECK(d, "%s: %s", p, strerror(errno));
     int tid = -1;
     struct dirent *e;
     while (tid < 0 && (e = readdir(d))) {
@@ -112,37 +96,30 @@ static long cpu_ticks(const char *path)
     char p[96], buf[1024];
     snprintf(p, sizeof(p), "/proc/%s/stat", path);
     FILE *f = fopen(p, "r");
-    ST_CHECK(f, "%s: %s", p, strerror(errno));
+    IT_CHECK(f, "%s: %s", p, strerror(errno));
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     buf[n] = 0;
     /* Fields after the command name, which is in parentheses and may hold spaces. */
     char *q = strrchr(buf, ')');
-    ST_CHECK(q, "%s: %s", p, buf);
+    IT_CHECK(q, "%s: %s", p, buf);
     unsigned long ut = 0, st = 0;
     int got = sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
-    ST_CHECK(got == 2, "%s: %s", p, buf);
+    IT_CHECK(got == 2, "%s: %s", p, buf);
     return (long)(ut + st);
 }
 
 /* A non-blocking connect to the admin socket (k 0) or the metrics port (k 1); -1 if refused. */
 static int knock_open(int k, const char *sock, uint16_t mport)
 {
-    int fd;
     if (k == 0) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        ST_CHECK(strlen(sock) < sizeof(sa.sun_path), "socket path too long");
-        memcpy(sa.sun_path, sock, strlen(sock) + 1);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-            close(fd); /* the backlog is full (EAGAIN): knock again later */
-            return -1;
-        }
-        return fd;
+        /* One try: a full backlog (or any refusal) means knock again later. */
+        int fd = itl_unix_connect(sock, 0);
+        return fd >= 0 ? fd : -1;
     }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(mport)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno != EINPROGRESS) {
         close(fd);
         return -1;
@@ -165,8 +142,8 @@ static void knock(const char *sock, uint16_t mport, int ms, int ended[2])
     int fd[2] = {-1, -1};
     size_t len[2] = {0, 0};
     char got[2][512];
-    int64_t end = st_now_ms() + ms;
-    while (st_now_ms() < end) {
+    int64_t end = itl_now_ms() + ms;
+    while (itl_now_ms() < end) {
         struct pollfd pf[2];
         for (int k = 0; k < 2; k++) {
             if (fd[k] < 0) {
@@ -175,7 +152,7 @@ static void knock(const char *sock, uint16_t mport, int ms, int ended[2])
             }
             pf[k] = (struct pollfd){.fd = fd[k], .events = POLLIN};
         }
-        int left = (int)(end - st_now_ms());
+        int left = (int)(end - itl_now_ms());
         poll(pf, 2, left < 50 ? (left > 0 ? left : 0) : 50);
         for (int k = 0; k < 2; k++) {
             if (fd[k] < 0 || !pf[k].revents)
@@ -188,7 +165,7 @@ static void knock(const char *sock, uint16_t mport, int ms, int ended[2])
             if (r < 0 && errno == EAGAIN)
                 continue;
             got[k][len[k]] = 0;
-            ST_CHECK(knock_answered(k, got[k]), "knock %d ended with '%.200s'", k, got[k]);
+            IT_CHECK(knock_answered(k, got[k]), "knock %d ended with '%.200s'", k, got[k]);
             ended[k]++;
             close(fd[k]);
             fd[k] = -1;
@@ -202,82 +179,86 @@ static void knock(const char *sock, uint16_t mport, int ms, int ended[2])
 /* name is at least 1 (within 3 s: the next sample) and the same in each format. */
 static void check_counter(const char *sock, const char *name)
 {
-    int64_t v = 0, until = st_now_ms() + 3000;
+    int64_t v = 0, until = itl_now_ms() + 3000;
     for (;;) {
-        char *j = st_admin(sock, "stats json\nquit\n", 16, 5000, NULL);
-        ST_CHECK(j, "stats json: %s", strerror(errno));
-        v = st_json_num(j, "total", name);
-        ST_CHECK(v >= 1 || st_now_ms() < until, "%s is %lld in %.300s", name, (long long)v, j);
+        char *j = itl_admin(sock, "stats json\nquit\n", 16, 5000, NULL);
+        IT_CHECK(j, "stats json: %s", strerror(errno));
+        v = itl_json_num(j, "total", name);
+        IT_CHECK(v >= 1 || itl_now_ms() < until, "%s is %lld in %.300s", name, (long long)v, j);
         free(j);
         if (v >= 1)
             break;
-        st_sleep_ms(50);
+        itl_sleep_ms(50);
     }
-    char *t = st_admin(sock, "stats\nquit\n", 11, 5000, NULL);
+    char *t = itl_admin(sock, "stats\nquit\n", 11, 5000, NULL);
     char line[64];
     snprintf(line, sizeof(line), "\n%s %lld\n", name, (long long)v);
-    ST_CHECK(t && strstr(t, line), "no '%s' in stats: %.300s", line + 1, t ? t : strerror(errno));
+    IT_CHECK(t && strstr(t, line), "no '%s' in stats: %.300s", line + 1, t ? t : strerror(errno));
     free(t);
-    char *m = st_admin(sock, "metrics\nquit\n", 13, 5000, NULL);
+    char *m = itl_admin(sock, "metrics\nquit\n", 13, 5000, NULL);
     snprintf(line, sizeof(line), "\nweft_%s_total %lld\n", name, (long long)v);
-    ST_CHECK(m && strstr(m, line), "no '%s' in metrics", line + 1);
+    IT_CHECK(m && strstr(m, line), "no '%s' in metrics", line + 1);
     free(m);
     printf("%s %lld (text, JSON, Prometheus)\n", name, (long long)v);
 }
 
 int main(int argc, char **argv)
 {
-    ST_CHECK(argc == 3, "usage: st_emfile WEFT-ECHO WEFT-STAT");
+    IT_CHECK(argc == 3, "usage: st_emfile WEFT-ECHO WEFT-STAT");
     char sock[128], mp[16];
-    snprintf(sock, sizeof(sock), "%s/admin.sock", st_tmpdir());
-    uint16_t port, mport = st_free_port();
+    snprintf(sock, sizeof(sock), "%s/admin.sock", itl_tmpdir());
+    uint16_t mport = itl_free_port();
     snprintf(mp, sizeof(mp), "%u", mport);
     const char *extra[] = {"--stats-interval", "100", "--workers", "1", "--max-conns", "1000",
                            "--metrics-port",   mp,    NULL};
-    pid_t echo = st_start_echo_nofile(argv[1], sock, &port, extra, NOFILE);
-    int tid = find_thread(echo, "weft-stats");
-    ST_CHECK(tid > 0, "weft-echo (pid %d) has no thread named weft-stats", (int)echo);
+    itl_server echo;
+    itl_server_opts o = {
+        .args = extra, .admin_socket = sock, .nofile = NOFILE, .timeout_ms = 10000};
+    IT_CHECK(itl_server_spawn(&echo, argv[1], &o) == 0, "weft-echo did not start");
+    uint16_t port = echo.port;
+    int tid = find_thread(echo.pid, "weft-stats");
+    IT_CHECK(tid > 0, "weft-echo (pid %d) has no thread named weft-stats", (int)echo.pid);
 
     /* Fill the server's fds with echo connections (the surplus is shed). */
     int efd[NECHO];
     for (int i = 0; i < NECHO; i++)
-        ST_CHECK((efd[i] = st_tcp_connect(port)) >= 0, "echo connection %d", i);
+        IT_CHECK((efd[i] = itl_connect("127.0.0.1", port, 10000, 0)) >= 0, "echo connection %d", i);
     int shed = await_shed(efd);
     printf("weft-echo at its fd limit: %d fds open, %d of %d echo connections shed\n",
-           count_fds(echo), shed, NECHO);
+           itl_count_fds(echo.pid), shed, NECHO);
 
     char task[64];
-    snprintf(task, sizeof(task), "%d/task/%d", (int)echo, tid);
+    snprintf(task, sizeof(task), "%d/task/%d", (int)echo.pid, tid);
     char proc[16];
-    snprintf(proc, sizeof(proc), "%d", (int)echo);
+    snprintf(proc, sizeof(proc), "%d", (int)echo.pid);
     long hz = sysconf(_SC_CLK_TCK);
     long t0 = cpu_ticks(task), p0 = cpu_ticks(proc);
-    int64_t w0 = st_now_ms();
+    int64_t w0 = itl_now_ms();
     int ended[2] = {0, 0};
     knock(sock, mport, KNOCK_MS, ended);
-    double wall = (double)(st_now_ms() - w0) / 1e3;
+    double wall = (double)(itl_now_ms() - w0) / 1e3;
     double cpu = (double)(cpu_ticks(task) - t0) / (double)hz / wall;
     double pcpu = (double)(cpu_ticks(proc) - p0) / (double)hz / wall;
     printf("over %.2f s at the fd limit: stats thread %.1f%% of a CPU, whole process %.1f%%; "
            "knocks ended: admin %d, metrics %d\n",
            wall, 100 * cpu, 100 * pcpu, ended[0], ended[1]);
-    ST_CHECK(cpu < CPU_MAX, "the stats thread used %.1f%% of a CPU at the fd limit", 100 * cpu);
-    ST_CHECK(ended[0] >= 1 && ended[1] >= 1, "knocks answered: admin %d, metrics %d", ended[0],
+    IT_CHECK(cpu < CPU_MAX, "the stats thread used %.1f%% of a CPU at the fd limit", 100 * cpu);
+    IT_CHECK(ended[0] >= 1 && ended[1] >= 1, "knocks answered: admin %d, metrics %d", ended[0],
              ended[1]);
 
     /* Free the fds; the refusals show in every format. */
     for (int i = 0; i < NECHO; i++)
         close(efd[i]);
-    int64_t until = st_now_ms() + 10000;
+    int64_t until = itl_now_ms() + 10000;
     for (;;) {
-        char *j = st_admin(sock, "stats json\nquit\n", 16, 5000, NULL);
+        char *j = itl_admin(sock, "stats json\nquit\n", 16, 5000, NULL);
         int ok = j && !strncmp(j, "{\"seq\":", 7);
-        ST_CHECK(ok || st_now_ms() < until, "no stats after the fds were freed: %.200s",
+        IT_CHECK(ok || itl_now_ms() < until, "no stats after the fds were freed: %.200s",
                  j ? j : strerror(errno));
         free(j);
         if (ok)
             break;
-        st_sleep_ms(20);
+        itl_sleep_ms(20);
     }
     check_counter(sock, "admin_emfile");
     check_counter(sock, "admin_rejected");
@@ -285,16 +266,16 @@ int main(int argc, char **argv)
     check_counter(sock, "metrics_rejected");
     const char *ws[] = {argv[2], "--once", "--socket", sock, NULL};
     int status;
-    char *out = st_run(ws, 10000, &status, NULL);
-    ST_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, "\nendpoints    admin "),
+    char *out = itl_run(ws, 10000, &status, NULL);
+    IT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, "\nendpoints    admin "),
              "weft-stat --once: %s", out);
-    ST_CHECK(!strstr(out, "admin rejected 0 ") && !strstr(out, "fd-exhaustion 0   metrics"),
+    IT_CHECK(!strstr(out, "admin rejected 0 ") && !strstr(out, "fd-exhaustion 0   metrics"),
              "weft-stat --once shows no admin refusal: %s", out);
     free(out);
 
-    int st = st_stop(echo, 10000);
-    ST_CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "weft-echo status %d", st);
-    st_cleanup_dir();
+    int st = itl_server_stop(&echo, 10000);
+    IT_CHECK(st == 0, "weft-echo exit status %d", st);
+    itl_tmpdir_cleanup();
     printf("st_emfile: ok\n");
     return 0;
 }

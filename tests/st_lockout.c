@@ -20,7 +20,6 @@
  * usage: st_lockout WEFT-ECHO WEFT-STAT
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +29,7 @@
 #include <unistd.h>
 
 #include "core/metrics_http.h"
-#include "st_util.h"
+#include "itlib.h"
 
 #define NHALF 200
 
@@ -61,13 +60,12 @@ static int is_scrape(const char *a)
 static void open_halves(half *h, uint16_t mport)
 {
     for (int i = 0; i < NHALF; i++) {
-        h[i].opened = st_now_ms();
-        h[i].fd = st_tcp_connect(mport);
-        ST_CHECK(h[i].fd >= 0, "metrics connection %d: %s", i, strerror(-h[i].fd));
+        h[i].opened = itl_now_ms();
+        h[i].fd = itl_connect("127.0.0.1", mport, 10000, 0);
+        IT_CHECK(h[i].fd >= 0, "metrics connection %d: %s", i, strerror(-h[i].fd));
         /* The server may have refused it already: then the send may fail. */
         ssize_t n = send(h[i].fd, half_head, sizeof(half_head) - 1, MSG_NOSIGNAL);
         (void)n;
-        fcntl(h[i].fd, F_SETFL, O_NONBLOCK);
     }
 }
 
@@ -77,8 +75,8 @@ static void await_halves(half *h, int64_t deadline)
     int left = NHALF;
     struct pollfd pf[NHALF];
     while (left) {
-        int wait = (int)(deadline - st_now_ms());
-        ST_CHECK(wait > 0, "%d of %d half-sent metrics connections still open", left, NHALF);
+        int wait = (int)(deadline - itl_now_ms());
+        IT_CHECK(wait > 0, "%d of %d half-sent metrics connections still open", left, NHALF);
         for (int i = 0; i < NHALF; i++)
             pf[i] = (struct pollfd){.fd = h[i].ended ? -1 : h[i].fd, .events = POLLIN};
         poll(pf, NHALF, wait);
@@ -93,7 +91,7 @@ static void await_halves(half *h, int64_t deadline)
             if (r < 0 && errno == EAGAIN)
                 continue;
             h[i].buf[h[i].len] = 0;
-            h[i].ended = st_now_ms();
+            h[i].ended = itl_now_ms();
             close(h[i].fd);
             left--;
         }
@@ -102,46 +100,48 @@ static void await_halves(half *h, int64_t deadline)
 
 int main(int argc, char **argv)
 {
-    ST_CHECK(argc == 3, "usage: st_lockout WEFT-ECHO WEFT-STAT");
+    IT_CHECK(argc == 3, "usage: st_lockout WEFT-ECHO WEFT-STAT");
     char sock[128], mp[16];
-    snprintf(sock, sizeof(sock), "%s/admin.sock", st_tmpdir());
-    uint16_t port, mport = st_free_port();
+    snprintf(sock, sizeof(sock), "%s/admin.sock", itl_tmpdir());
+    uint16_t mport = itl_free_port();
     snprintf(mp, sizeof(mp), "%u", mport);
     const char *extra[] = {"--stats-interval", "100", "--workers", "1", "--metrics-port", mp, NULL};
-    pid_t echo = st_start_echo(argv[1], sock, &port, extra);
+    itl_server echo;
+    itl_server_opts o = {.args = extra, .admin_socket = sock, .timeout_ms = 10000};
+    IT_CHECK(itl_server_spawn(&echo, argv[1], &o) == 0, "weft-echo did not start");
 
     /* A plain scrape, once the first sample is out. */
-    int64_t until = st_now_ms() + 5000;
+    int64_t until = itl_now_ms() + 5000;
     char *a;
-    while ((a = st_http(mport, full_get, 5000)) && !is_scrape(a) && st_now_ms() < until) {
-        ST_CHECK(is_503(a), "GET /metrics before the first sample: %.300s", a);
+    while ((a = itl_http(mport, full_get, 5000)) && !is_scrape(a) && itl_now_ms() < until) {
+        IT_CHECK(is_503(a), "GET /metrics before the first sample: %.300s", a);
         free(a);
-        st_sleep_ms(20);
+        itl_sleep_ms(20);
     }
-    ST_CHECK(a && is_scrape(a), "GET /metrics: %.300s", a ? a : strerror(errno));
+    IT_CHECK(a && is_scrape(a), "GET /metrics: %.300s", a ? a : strerror(errno));
     free(a);
 
     static half h[NHALF];
-    int64_t t0 = st_now_ms();
+    int64_t t0 = itl_now_ms();
     open_halves(h, mport);
-    printf("%d half-sent requests open in %lld ms\n", NHALF, (long long)(st_now_ms() - t0));
+    printf("%d half-sent requests open in %lld ms\n", NHALF, (long long)(itl_now_ms() - t0));
 
     /* 1. The operator gets in. */
     const char *ws[] = {argv[2], "--once", "--socket", sock, NULL};
     int status;
-    int64_t t1 = st_now_ms();
-    char *out = st_run(ws, 10000, &status, NULL);
-    int64_t took = st_now_ms() - t1;
-    ST_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, "\nworker "),
+    int64_t t1 = itl_now_ms();
+    char *out = itl_run(ws, 10000, &status, NULL);
+    int64_t took = itl_now_ms() - t1;
+    IT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, "\nworker "),
              "weft-stat --once beside %d half-sent metrics requests: %s", NHALF, out);
-    ST_CHECK(took < 1000, "weft-stat --once took %lld ms", (long long)took);
+    IT_CHECK(took < 1000, "weft-stat --once took %lld ms", (long long)took);
     free(out);
     printf("weft-stat --once answered in %lld ms\n", (long long)took);
 
     /* 2. A whole request: served, or refused in HTTP. */
-    a = st_http(mport, full_get, 5000);
-    ST_CHECK(a, "GET /metrics beside them: %s", strerror(errno));
-    ST_CHECK(is_scrape(a) || is_503(a), "GET /metrics: %.300s", a);
+    a = itl_http(mport, full_get, 5000);
+    IT_CHECK(a, "GET /metrics beside them: %s", strerror(errno));
+    IT_CHECK(is_scrape(a) || is_503(a), "GET /metrics: %.300s", a);
     printf("GET /metrics beside them: %.32s\n", a);
     free(a);
 
@@ -153,12 +153,12 @@ int main(int argc, char **argv)
         int64_t life = h[i].ended - h[i].opened;
         if (h[i].len == 0) {
             timed_out++;
-            ST_CHECK(life >= MET_HEAD_S * 1000 - 50, "connection %d closed after %lld ms", i,
+            IT_CHECK(life >= MET_HEAD_S * 1000 - 50, "connection %d closed after %lld ms", i,
                      (long long)life);
             shortest = shortest < 0 || life < shortest ? life : shortest;
             longest = life > longest ? life : longest;
         } else {
-            ST_CHECK(is_503(h[i].buf), "connection %d got: %.200s", i, h[i].buf);
+            IT_CHECK(is_503(h[i].buf), "connection %d got: %.200s", i, h[i].buf);
             refused++;
         }
     }
@@ -166,30 +166,30 @@ int main(int argc, char **argv)
            "%lld..%lld ms (limit %d s, %d slots)\n",
            refused, timed_out, (long long)shortest, (long long)longest, MET_HEAD_S,
            MET_MAX_CLIENTS);
-    ST_CHECK(refused >= 1 && timed_out >= 1, "refused %d, timed out %d", refused, timed_out);
+    IT_CHECK(refused >= 1 && timed_out >= 1, "refused %d, timed out %d", refused, timed_out);
     /* Counted (the next sample is at most 100 ms away): every refusal and
      * head timeout seen here, and one refusal more at most (step 2). */
     int64_t rej = 0, tmo = 0;
-    for (int64_t t = st_now_ms() + 2000; (rej < refused || tmo < timed_out) && st_now_ms() < t;) {
-        char *j = st_admin(sock, "stats json\nquit\n", 16, 5000, NULL);
-        ST_CHECK(j, "stats json: %s", strerror(errno));
-        rej = st_json_num(j, "total", "metrics_rejected");
-        tmo = st_json_num(j, "total", "metrics_timeouts");
+    for (int64_t t = itl_now_ms() + 2000; (rej < refused || tmo < timed_out) && itl_now_ms() < t;) {
+        char *j = itl_admin(sock, "stats json\nquit\n", 16, 5000, NULL);
+        IT_CHECK(j, "stats json: %s", strerror(errno));
+        rej = itl_json_num(j, "total", "metrics_rejected");
+        tmo = itl_json_num(j, "total", "metrics_timeouts");
         free(j);
-        st_sleep_ms(50);
+        itl_sleep_ms(50);
     }
-    ST_CHECK(rej >= refused && rej <= refused + 1 && tmo == timed_out,
+    IT_CHECK(rej >= refused && rej <= refused + 1 && tmo == timed_out,
              "metrics_rejected %lld, metrics_timeouts %lld; seen %d and %d", (long long)rej,
              (long long)tmo, refused, timed_out);
 
     /* 4. Served again. */
-    a = st_http(mport, full_get, 5000);
-    ST_CHECK(a && is_scrape(a), "GET /metrics after: %.300s", a ? a : strerror(errno));
+    a = itl_http(mport, full_get, 5000);
+    IT_CHECK(a && is_scrape(a), "GET /metrics after: %.300s", a ? a : strerror(errno));
     free(a);
 
-    int st = st_stop(echo, 10000);
-    ST_CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "weft-echo status %d", st);
-    st_cleanup_dir();
+    int st = itl_server_stop(&echo, 10000);
+    IT_CHECK(st == 0, "weft-echo exit status %d", st);
+    itl_tmpdir_cleanup();
     printf("st_lockout: ok\n");
     return 0;
 }

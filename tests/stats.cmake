@@ -7,22 +7,14 @@ if(NOT TARGET weft-echo OR NOT TARGET weft-stat)
   return()
 endif()
 
-add_library(st_util STATIC st_util.c)
-target_compile_options(st_util PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)
+# The programs are weft_it_exe's, on itlib (tests/itlib.cmake).
+include(${CMAKE_CURRENT_SOURCE_DIR}/itlib.cmake)
 
-# weft_st_exe(name sources... [LIBS libs...]): a statistics test program.
-function(weft_st_exe name)
-  cmake_parse_arguments(ST "" "" "LIBS" ${ARGN})
-  add_executable(${name} ${ST_UNPARSED_ARGUMENTS})
-  target_link_libraries(${name} PRIVATE st_util ${ST_LIBS})
-  target_compile_options(${name} PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)
-endfunction()
-
-weft_st_exe(st_exact st_exact.c)
-weft_st_exe(st_admin st_admin.c LIBS Threads::Threads)
-weft_st_exe(st_concurrency st_concurrency.c LIBS weft_static weft_internal Threads::Threads)
-weft_st_exe(st_lockout st_lockout.c LIBS weft_internal)
-weft_st_exe(st_emfile st_emfile.c)
+weft_it_exe(st_exact st_exact.c)
+weft_it_exe(st_admin st_admin.c LIBS Threads::Threads)
+weft_it_exe(st_concurrency st_concurrency.c LIBS weft_static weft_internal Threads::Threads)
+weft_it_exe(st_lockout st_lockout.c LIBS weft_internal)
+weft_it_exe(st_emfile st_emfile.c)
 
 add_test(NAME st_exact COMMAND st_exact $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-stat>)
 add_test(NAME st_admin COMMAND st_admin $<TARGET_FILE:weft-echo> $<TARGET_FILE:weft-stat>)
@@ -55,6 +47,6 @@ set_tests_properties(${WEFT_ST_TESTS} PROPERTIES LABELS stats TIMEOUT 180)
 # (stats/service.c) and these tests run clean under it without any.
 
 # A program's own admin commands (weft_server_add_command).
-weft_st_exe(st_commands st_commands.c LIBS weft_static weft_internal itlib Threads::Threads)
+weft_it_exe(st_commands st_commands.c LIBS weft_static weft_internal Threads::Threads)
 add_test(NAME st_commands COMMAND st_commands)
 set_tests_properties(st_commands PROPERTIES LABELS stats TIMEOUT 60)

@@ -5,7 +5,9 @@ weft_unit_test(test_inbox test_inbox.c) # workers/inbox.c
 weft_unit_test(test_pool test_pool.c)   # buffers/pool.c, buffers/arena.c
 weft_unit_test(test_timer test_timer.c) # workers/timer.c
 weft_unit_test(test_load_hist test_load_hist.c ${PROJECT_SOURCE_DIR}/tools/hist.c) # tools/hist.c
-weft_unit_test(test_config test_config.c)
+weft_unit_test(test_config test_config.c) # core/config.c (the option table, number parsing)
+# The sizes and defaults that docs/architecture.md quotes.
+weft_unit_test(test_doc_figures test_doc_figures.c)
 
 # The data plane without sockets: the scripted backend (io_script.c) stands
 # in for the kernel, and each test drives the loop a turn at a time.
