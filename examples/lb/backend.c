@@ -10,8 +10,8 @@
  *               spread out (1:2:3 goes c b c a b c), never in bursts.
  *   leastconn   the fewest requests in flight per unit of weight,
  *               (active + 1) / weight, ties broken from a rotating start.
- *   random2     two backends drawn at random by weight, the less loaded
- *               of the two (power of two choices).
+ *   random2     two backends drawn at random by weight, the one with
+ *               fewer requests in flight (power of two choices).
  * Backups are considered only when no primary is usable.
  */
 #include <errno.h>
@@ -227,8 +227,10 @@ static int pick_random2(lb_worker *w, const int *cand, int n)
     int64_t total = 0;
     for (int k = 0; k < n; k++)
         total += lb_load(&lb_backends[cand[k]].weight);
+    /* The draws weigh already: compare the loads as they are (per weight,
+     * an idle pair would favour the heavier again, squaring its weight). */
     int a = draw(w, cand, n, total), b = draw(w, cand, n, total);
-    return less_loaded(w, b, a) ? b : a;
+    return w->active[b] < w->active[a] ? b : a;
 }
 
 int lb_pick(lb_worker *w, uint64_t tried)

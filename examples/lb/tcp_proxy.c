@@ -37,8 +37,10 @@ static void tcp_connect(lb_tcp *t)
         lb_add_stat(&t->w->st[be].requests, 1);
         int rc = weft_connect(weft_conn_server(t->client), t->w->index, lb_backends[be].addr, &o,
                               &tcp_backend_h, t, &t->backend);
-        if (rc == 0)
+        if (rc == 0) {
+            weft_conn_set_userdata(t->backend, t);
             return;
+        }
         t->backend = NULL;
         lb_store(&t->w->active[be], t->w->active[be] - 1);
         lb_add_stat(&t->w->st[be].failures, 1);
