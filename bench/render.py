@@ -4,7 +4,7 @@
     bench/render.py [--out FILE] [--no-plots] RESULT.json...
 
 Each result file is one invocation of bench/run.sh (suite "echo"),
-bench/http.sh ("http") or bench/kv.sh ("kv"), with every run of every round
+bench/http.sh ("http"), bench/kv.sh ("kv") or bench/lb.sh ("lb"), with every run of every round
 (see bench/lib.sh). This script computes every figure from them: a figure is
 the median of the rounds that succeeded, and every table says which result
 file it comes from. Without --out the markdown goes to stdout (no plots);
@@ -24,7 +24,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIN_ROUNDS = 3  # a figure is the median of at least this many interleaved rounds
-MARKERS = {"echo": "run.sh", "http": "http.sh", "kv": "kv.sh"}
+MARKERS = {"echo": "run.sh", "http": "http.sh", "kv": "kv.sh", "lb": "lb.sh"}
 
 
 # ---- formatting -------------------------------------------------------------
@@ -408,19 +408,21 @@ def every_run(res, keys, values):
 
 # ---- suite "http" (bench/http.sh) --------------------------------------------
 
-def render_http(res, img_dir):
+def render_http(res, img_dir, title="HTTP: weft-http against nginx", refs=None):
+    """A weft server's req/s and p99 against reference servers (refs, default
+    nginx), per case and connection count, with the goal's verdict for each."""
     s = res.settings
     goal = s.get("goal", 1.1)
-    out = res.header("HTTP: weft-http against nginx")
+    out = res.header(title)
     out += [f"Load: {s.get('wrk')}, {s.get('duration_s')} s per run, after a 2 s warm-up of each server."]
     rps, p99 = (lambda r: r.get("rps")), (lambda r: dig(r, "latency_ms", "p99"))
+    refs = [r for r in (refs or ["nginx" if "nginx" in res.ids else "nginx-pin"]) if r in res.ids]
     for case in s.get("cases", []):
         c = s["case"][case]
         out += ["", f"### {c['title']}", "", f"Load: `{c['load']}`.", ""]
         out += table(["server", "command"], [[res.label(i), f"`{c['commands'].get(i, '')}`"]
                                              for i in res.ids], ["---", "---"]) + [""]
         rows, verdict = [], []
-        ref = "nginx" if "nginx" in res.ids else "nginx-pin"
         for n in s.get("conns", []):
             g = {i: res.group(case=case, server=i, conns=n) for i in res.ids}
             m = {i: (ok_median(g[i], rps), ok_median(g[i], p99)) for i in res.ids}
@@ -428,24 +430,38 @@ def render_http(res, img_dir):
                 rows.append([n, res.label(i), cell(g[i], rps, fmt_rate), cell(g[i], p99, fmt_3),
                              ", ".join(fmt_rate(rps(r)) if r["status"] == "ok" else r["status"]
                                        for r in g[i]),
-                             sum(r.get("errors") or 0 for r in g[i]),
-                             fmt_ratio(m[i][0], m.get(ref, (None,))[0]) if i != ref else ""])
+                             sum(r.get("errors") or 0 for r in g[i])]
+                            + [fmt_ratio(m[i][0], m[ref][0]) if i != ref else "" for ref in refs])
             for i in (i for i in res.ids if i.startswith("weft")):
-                (wr, wp), (nr, np_) = m[i], m.get(ref, (None, None))
-                if None in (wr, wp, nr, np_):
-                    verdict.append(f"- {res.label(i)} at {n} connections: no result")
-                    continue
-                ok = wr >= goal * nr and wp <= np_
-                verdict.append(f"- {'MET' if ok else 'NOT MET'}: {res.label(i)} at {n} connections, "
-                               f"{wr:,.0f} req/s = {wr / nr:.2f}× {res.label(ref)} ({nr:,.0f}), p99 {wp:.3f} ms "
-                               f"against {np_:.3f} ms")
-        out += table(["connections", "server", "requests/s", "p99 ms", "requests/s per round",
-                      "errors", f"/ {res.label(ref)}"], rows, ["--:", "---", "--:", "--:", "---", "--:", "--:"])
-        out += ["", res.source(), "", f"Goal: ≥ {goal}× nginx's requests/s with a p99 no worse:"]
+                for ref in refs:
+                    (wr, wp), (nr, np_) = m[i], m[ref]
+                    if None in (wr, wp, nr, np_):
+                        verdict.append(f"- {res.label(i)} at {n} connections: no result")
+                        continue
+                    ok = wr >= goal * nr and wp <= np_
+                    verdict.append(f"- {'MET' if ok else 'NOT MET'}: {res.label(i)} at {n} connections, "
+                                   f"{wr:,.0f} req/s = {wr / nr:.2f}× {res.label(ref)} ({nr:,.0f}), p99 "
+                                   f"{wp:.3f} ms against {np_:.3f} ms")
+        out += table(["connections", "server", "requests/s", "p99 ms", "requests/s per round", "errors"]
+                     + [f"/ {res.label(ref)}" for ref in refs], rows,
+                     ["--:", "---", "--:", "--:", "---", "--:"] + ["--:"] * len(refs))
+        out += ["", res.source(), "", f"Goal: ≥ {goal}× each reference's requests/s with a p99 no worse:"]
         out += verdict
+    idle = res.group(case="idle")
+    if idle:
+        out += ["", f"### Memory per idle client connection ({s.get('idle')} connections, each after "
+                "one keep-alive request)", ""]
+        out += table(["server", "RSS before KiB", "RSS after KiB", "bytes per connection"],
+                     [[res.label(r["server"]), r.get("rss_before_kib"), r.get("rss_after_kib"),
+                       r.get("bytes_per_conn") if r["status"] == "ok" else "FAILED"] for r in idle])
     return out + [""] + every_run(res, ["case", "server", "conns"],
                                   [("req/s", rps, fmt_rate), ("p99 ms", p99, fmt_3),
                                    ("errors", lambda r: r.get("errors"), str)])
+
+
+def render_lb(res, img_dir):
+    return render_http(res, img_dir, "weft-lb against HAProxy and nginx (reverse proxies)",
+                       res.settings.get("refs"))
 
 
 # ---- suite "kv" (bench/kv.sh) --------------------------------------------------
@@ -478,7 +494,7 @@ def render_kv(res, img_dir):
                                   [("req/s", rps, fmt_rate)])
 
 
-RENDER = {"echo": render_echo, "http": render_http, "kv": render_kv}
+RENDER = {"echo": render_echo, "http": render_http, "kv": render_kv, "lb": render_lb}
 
 
 # ---- output -------------------------------------------------------------------

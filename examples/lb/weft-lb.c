@@ -233,13 +233,33 @@ static char *trim(char *s)
     return s;
 }
 
+/* The values read at start: the options point at them for the process's life. */
+typedef struct kept {
+    struct kept *next;
+    char s[];
+} kept;
+static kept *g_kept;
+
+static const char *keep_copy(const char *v)
+{
+    size_t n = strlen(v) + 1;
+    kept *k = malloc(sizeof(*k) + n);
+    if (!k)
+        return NULL;
+    memcpy(k->s, v, n);
+    k->next = g_kept;
+    g_kept = k;
+    return k->s;
+}
+
 /*
  * Call fn for each "name = value" line of path (value NULL for a flag).
- * The strings are strdup'd and kept: options keep pointers to them.
+ * With keep, the values are copied for good (options keep pointers to
+ * them); else they are valid during the call only.
  */
 typedef int (*config_fn)(const char *name, const char *value, const char **why, void *arg);
 
-static int each_line(const char *path, config_fn fn, void *arg, const char **why)
+static int each_line(const char *path, config_fn fn, void *arg, int keep, const char **why)
 {
     static char msg[320];
     FILE *f = fopen(path, "r");
@@ -261,7 +281,7 @@ static int each_line(const char *path, config_fn fn, void *arg, const char **why
         const char *value = NULL;
         if (eq) {
             *eq = 0;
-            value = strdup(trim(eq + 1));
+            value = keep ? keep_copy(trim(eq + 1)) : trim(eq + 1);
             if (!value) {
                 rc = -ENOMEM;
                 break;
@@ -299,7 +319,7 @@ static int config_option(const char *name, const char *value, const char **why, 
 static int read_config(weft_config *cfg, const char *path, const char **why)
 {
     g_in_config = 1;
-    int rc = each_line(path, config_option, cfg, why);
+    int rc = each_line(path, config_option, cfg, 1, why);
     g_in_config = 0;
     return rc;
 }
@@ -331,7 +351,7 @@ int lb_reload(const char **why)
     reload_set *set = calloc(1, sizeof(*set));
     if (!set)
         return -ENOMEM;
-    int rc = each_line(g_config, reload_line, set, why);
+    int rc = each_line(g_config, reload_line, set, 0, why);
     pthread_mutex_lock(&lb_table_lock);
     int n = rc == 0 ? __atomic_load_n(&lb_nbackends, __ATOMIC_ACQUIRE) : 0;
     for (int i = 0; i < n; i++) { /* gone from the file: removed */
