@@ -42,6 +42,42 @@
 #include "lb.h"
 
 enum { C_IDLE, C_QUEUED, C_ACTIVE, C_CLOSING };
+enum { D_NONE, D_HEADER, D_QUEUE, D_RESPONSE, D_IDLE };
+
+/*
+ * A connection's deadline, checked by a repeating timer of the connection
+ * made on first use and kept until it closes (every lb_cfg.tick_ms, a
+ * quarter of the shortest timeout): setting and clearing one per request
+ * allocates nothing (invariant 4); it fires up to a tick late.
+ */
+typedef struct lb_deadline {
+    weft_timer *tick;
+    uint64_t at; /* CLOCK_MONOTONIC ns; 0: none */
+    int kind;    /* D_* */
+} lb_deadline;
+
+/* Set d `ms` from now; 0, or -ENOMEM (no timer: the caller answers). */
+static int deadline_set(lb_deadline *d, weft_conn *c, int kind, uint32_t ms, weft_timer_fn fn,
+                        void *arg)
+{
+    d->at = weft_now_ns() + (uint64_t)ms * 1000000;
+    d->kind = kind;
+    if (!d->tick)
+        d->tick = weft_conn_timer(c, lb_cfg.tick_ms, lb_cfg.tick_ms, fn, arg);
+    return d->tick ? 0 : -ENOMEM;
+}
+
+static void deadline_clear(lb_deadline *d) { d->at = 0, d->kind = D_NONE; }
+
+/* The kind of d when it has passed (and clears it), else D_NONE. */
+static int deadline_due(lb_deadline *d)
+{
+    int kind = d->kind;
+    if (!d->at || weft_now_ns() < d->at)
+        return D_NONE;
+    deadline_clear(d);
+    return kind;
+}
 enum { B_CONNECTING, B_BUSY, B_IDLE };
 enum { R_HEAD, R_BODY };
 
@@ -54,7 +90,7 @@ typedef struct lb_bconn {
     int be, state, phase;
     int reused;   /* from the pool for this request */
     int got;      /* a byte of the response arrived */
-    int timedout; /* the response timer fired */
+    int timedout; /* the response deadline passed */
     int paused;   /* reading paused: the client's output is full */
     int keep;     /* reusable after this response */
     int in_cb;    /* inside a call that may close the client */
@@ -62,7 +98,7 @@ typedef struct lb_bconn {
     uint64_t left;
     size_t scan;
     http_chunked ck;
-    weft_timer *timer; /* response timeout, or the pool's idle timeout */
+    lb_deadline dl; /* the response timeout, or the pool's idle timeout */
     struct lb_bconn *next;
     uint64_t t0;
 } lb_bconn;
@@ -72,8 +108,8 @@ struct lb_client {
     lb_worker *w;
     int state;
     size_t scan;
-    weft_timer *timer; /* header timeout, or queue timeout */
-    char *head;        /* the rewritten request head */
+    lb_deadline dl; /* the header timeout, or the queue timeout */
+    char *head;     /* the rewritten request head */
     uint32_t head_len, head_cap;
     int body; /* the request's HTTP_BODY_* */
     uint64_t left;
@@ -170,13 +206,7 @@ static void pool_unlink(lb_bconn *b)
     b->next = NULL;
 }
 
-static void idle_expired(weft_timer *t, void *arg)
-{
-    (void)t;
-    lb_bconn *b = arg;
-    b->timer = NULL;
-    weft_close(b->c); /* on_close unlinks it */
-}
+static void backend_tick(weft_timer *t, void *arg);
 
 /* Keep b for the next request to its backend, or close it. */
 static void pool_put(lb_bconn *b)
@@ -196,8 +226,7 @@ static void pool_put(lb_bconn *b)
     b->next = w->pool[b->be];
     w->pool[b->be] = b;
     lb_store(&w->idle[b->be], w->idle[b->be] + 1);
-    b->timer = weft_conn_timer(b->c, lb_cfg.pool_idle, 0, idle_expired, b);
-    if (!b->timer)
+    if (deadline_set(&b->dl, b->c, D_IDLE, lb_cfg.pool_idle, backend_tick, b) != 0)
         weft_close(b->c);
 }
 
@@ -207,10 +236,7 @@ static lb_bconn *pool_take(lb_worker *w, int be)
     if (!b)
         return NULL;
     pool_unlink(b);
-    if (b->timer) {
-        weft_timer_cancel(b->timer);
-        b->timer = NULL;
-    }
+    deadline_clear(&b->dl);
     return b;
 }
 
@@ -311,21 +337,7 @@ static int rewrite_request(lb_client *cl, const char *b, size_t len, const http_
     return 0;
 }
 
-static void header_expired(weft_timer *t, void *arg)
-{
-    (void)t;
-    lb_client *cl = arg;
-    cl->timer = NULL;
-    answer(cl, 408);
-}
-
-static void cancel_timer(weft_timer **t)
-{
-    if (*t) {
-        weft_timer_cancel(*t);
-        *t = NULL;
-    }
-}
+static void client_tick(weft_timer *t, void *arg);
 
 /* A request head at the front of in: parse, rewrite, dispatch. */
 static void take_request(lb_client *cl, weft_ring *in)
@@ -336,19 +348,20 @@ static void take_request(lb_client *cl, weft_ring *in)
         cl->scan = 0;
         return;
     }
-    if (!cl->timer && lb_cfg.header_timeout)
-        cl->timer = weft_conn_timer(cl->c, lb_cfg.header_timeout, 0, header_expired, cl);
     size_t len = head_end(in, &cl->scan);
     if (len == 0) {
         if (have > lb_cfg.max_head)
             answer(cl, 431);
+        else if (cl->dl.kind != D_HEADER && lb_cfg.header_timeout &&
+                 deadline_set(&cl->dl, cl->c, D_HEADER, lb_cfg.header_timeout, client_tick, cl))
+            answer(cl, 503);
         return;
     }
     if (len > lb_cfg.max_head) {
         answer(cl, 431);
         return;
     }
-    cancel_timer(&cl->timer);
+    deadline_clear(&cl->dl);
     char *b = cl->w->scratch;
     weft_ring_copyout(in, 0, b, len);
     static _Thread_local http_head h;
@@ -380,8 +393,6 @@ static void take_request(lb_client *cl, weft_ring *in)
 
 /* ---- sending a request ------------------------------------------------------ */
 
-static void queue_expired(weft_timer *t, void *arg);
-
 static void queue_remove(lb_client *cl)
 {
     lb_worker *w = cl->w;
@@ -399,11 +410,8 @@ static void queue_remove(lb_client *cl)
     cl->qnext = NULL;
 }
 
-static void queue_expired(weft_timer *t, void *arg)
+static void queue_expired(lb_client *cl)
 {
-    (void)t;
-    lb_client *cl = arg;
-    cl->timer = NULL;
     queue_remove(cl);
     lb_add_stat(&cl->w->st[cl->be].queue_timeouts, 1);
     cl->state = C_ACTIVE;
@@ -418,7 +426,7 @@ static void slot_freed(lb_worker *w, int be)
     if (!cl || (share && w->active[be] >= share))
         return;
     queue_remove(cl);
-    cancel_timer(&cl->timer);
+    deadline_clear(&cl->dl);
     cl->state = C_ACTIVE;
     if (!lb_backend_usable(be)) {
         dispatch(cl); /* it went down while they waited */
@@ -455,8 +463,7 @@ static void dispatch(lb_client *cl)
         w->qlen[be]++;
         lb_add_stat(&w->st[be].queued, 1);
         weft_counter_add(cl->c, lb_counter[LB_K_QUEUED], 1);
-        cl->timer = weft_conn_timer(cl->c, lb_cfg.queue_timeout, 0, queue_expired, cl);
-        if (!cl->timer) {
+        if (deadline_set(&cl->dl, cl->c, D_QUEUE, lb_cfg.queue_timeout, client_tick, cl) != 0) {
             queue_remove(cl);
             answer(cl, 503);
         }
@@ -465,19 +472,43 @@ static void dispatch(lb_client *cl)
     start_on(cl, be, 0);
 }
 
-static void response_expired(weft_timer *t, void *arg)
+/* The response timeout starts once the whole request is sent. */
+static void arm_response_timer(lb_bconn *b)
+{
+    if (lb_cfg.response_timeout &&
+        deadline_set(&b->dl, b->c, D_RESPONSE, lb_cfg.response_timeout, backend_tick, b) != 0) {
+        b->timedout = 1; /* no timer: answered as a timeout rather than never */
+        weft_abort(b->c);
+    }
+}
+
+static void client_tick(weft_timer *t, void *arg)
+{
+    (void)t;
+    lb_client *cl = arg;
+    switch (deadline_due(&cl->dl)) {
+    case D_HEADER:
+        answer(cl, 408);
+        break;
+    case D_QUEUE:
+        queue_expired(cl);
+        break;
+    }
+}
+
+static void backend_tick(weft_timer *t, void *arg)
 {
     (void)t;
     lb_bconn *b = arg;
-    b->timer = NULL;
-    b->timedout = 1;
-    weft_abort(b->c); /* on_close answers 504 */
-}
-
-static void arm_response_timer(lb_bconn *b)
-{
-    if (lb_cfg.response_timeout && !b->timer)
-        b->timer = weft_conn_timer(b->c, lb_cfg.response_timeout, 0, response_expired, b);
+    switch (deadline_due(&b->dl)) {
+    case D_RESPONSE:
+        b->timedout = 1;
+        weft_abort(b->c); /* on_close answers 504 */
+        break;
+    case D_IDLE:
+        weft_close(b->c); /* on_close unlinks it from the pool */
+        break;
+    }
 }
 
 /* Send cl's request to backend be: on a pooled connection when the request
@@ -733,7 +764,7 @@ static int take_response(lb_bconn *b, weft_ring *in)
     if (http_head_parse(s, len, 0, lb_cfg.max_headers, &h) != 0 || h.status == 101)
         return T_BAD; /* 101: we never ask to upgrade (Upgrade is hop-by-hop) */
     b->got = 1;
-    cancel_timer(&b->timer);
+    deadline_clear(&b->dl);
     b->scan = 0;
     if (h.status < 200) {
         /* 100 Continue, 103 Early Hints: passed on to HTTP/1.1 clients */

@@ -67,6 +67,7 @@ typedef struct lb_settings {
     int observe_5xx; /* consecutive 5xx that mark a backend down; 0 off */
     int reuseport;
     int nworkers;
+    uint32_t tick_ms; /* how often deadlines are checked: a quarter of the shortest timeout */
 } lb_settings;
 
 extern lb_settings lb_cfg;

@@ -442,6 +442,12 @@ static int lb_configure(weft_config *cfg, const char **why, void *ud)
     }
     if (!g_health_timeout_set)
         lb_cfg.health_timeout = lb_cfg.health_interval < 2000 ? lb_cfg.health_interval : 2000;
+    uint32_t shortest = lb_cfg.pool_idle;
+    uint32_t t[] = {lb_cfg.header_timeout, lb_cfg.queue_timeout, lb_cfg.response_timeout};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (t[i] && t[i] < shortest)
+            shortest = t[i];
+    lb_cfg.tick_ms = shortest / 4 > 10 ? shortest / 4 : 10;
     return lb_cfg.reuseport ? apply_reuseport(cfg, why) : 0;
 }
 
