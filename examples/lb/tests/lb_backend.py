@@ -21,7 +21,7 @@ answers each request by its path (a thread per connection, keep-alive):
   /reset            resets (SO_LINGER 0) without an answer (&only=NAME too)
   /slow-head?ms=N   the status line, then the rest of the head after N ms
   /close-delimited  200 without a length, the body ended by the close
-  /status?code=N    an empty answer with status N
+  /status?code=N    an empty answer with status N (&only=NAME: 200 from others)
   /race             200, then the next request on this connection is closed
                     unanswered (the keep-alive reuse race, on demand)
 Every wait is bounded; the process runs until killed.
@@ -170,7 +170,8 @@ def serve(s):
                 s.close()
                 return
             elif path == "/status":
-                answer(c, int(q.get("code", "200")), reason=b"Status")
+                code = int(q.get("code", "200")) if q.get("only", NAME) == NAME else 200
+                answer(c, code, reason=b"Status")
             elif path == "/race":
                 answer(c, 200, NAME.encode() + b"\n")
                 doomed = True

@@ -17,7 +17,8 @@ SIGTERM, insisting on exit status 0). Every wait is bounded.
   failover  clients keep sending GETs while a backend is killed: none
             sees an error (retried); it is marked down within
             fall x interval (+ a margin), back within rise x interval +
-            one interval after a restart, and takes requests again
+            one interval after a restart, and takes requests again;
+            --observe-5xx N marks a backend down after N 5xx in a row
   retry     a refused connect is retried elsewhere (GET and POST); a GET
             the backend resets is retried, a POST is not (502); a
             response timeout is 504 and not retried; --retries 0 gives 502
@@ -491,6 +492,15 @@ def case_failover():
     check(served["a"] > before, "a took no requests after coming back: %r" % served)
     print("failover: down after %.3f s, up after %.3f s, served %r" % (t_down, t_up, served))
     check("backend a down" in lb.stderr() and "backend a up" in lb.stderr(), "transitions not logged")
+    lb.stop()
+
+    # --observe-5xx 2: two 5xx in a row from a mark it down; b's 200s do not
+    lb = Lb("--workers", 1, "--health-check", "/health", "--health-interval", "10s", "--observe-5xx", 2,
+            "--backend", a.addr + ",name=a", "--backend", b.addr + ",name=b")
+    got = statuses(lb, 4, "/status?code=503&only=a")
+    check(sorted(got) == [200, 200, 503, 503], "5xx from a: %r" % got)
+    check(not lb.backends()["a"]["up"] and lb.backends()["b"]["up"], "observe-5xx: %r" % lb.backends())
+    check(statuses(lb, 3, "/status?code=503&only=a") == [200] * 3, "a still used after its 5xx run")
     lb.stop()
 
 
