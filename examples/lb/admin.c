@@ -127,7 +127,7 @@ static char *cmd_backends(weft_server *s, const char *args, void *ud)
                  "\"weight\":%d,\"maxconn\":%d,\"active\":%d,\"idle\":%d,\"requests\":%llu,"
                  "\"responses\":[%llu,%llu,%llu,%llu,%llu],\"failures\":%llu,\"retries\":%llu,"
                  "\"reused\":%llu,\"queued\":%llu,\"queue_timeouts\":%llu,\"checks\":%llu,"
-                 "\"check_failures\":%llu,\"response_ms_hist\":[",
+                 "\"check_failures\":%llu,\"check_transitions\":%llu,\"response_ms_hist\":[",
                  first ? "" : ",", b->name, b->addr, g_state_name[st],
                  lb_load(&b->up) ? "true" : "false", b->backup ? "true" : "false",
                  lb_load(&b->weight), b->maxconn, active, idle, (unsigned long long)t.requests,
@@ -137,7 +137,8 @@ static char *cmd_backends(weft_server *s, const char *args, void *ud)
                  (unsigned long long)t.retries, (unsigned long long)t.reused,
                  (unsigned long long)t.queued, (unsigned long long)t.queue_timeouts,
                  (unsigned long long)__atomic_load_n(&b->checks, __ATOMIC_RELAXED),
-                 (unsigned long long)__atomic_load_n(&b->check_failures, __ATOMIC_RELAXED));
+                 (unsigned long long)__atomic_load_n(&b->check_failures, __ATOMIC_RELAXED),
+                 (unsigned long long)__atomic_load_n(&b->transitions, __ATOMIC_RELAXED));
             for (int h = 0; h < LB_HIST_BUCKETS; h++)
                 outf(&o, "%s%llu", h ? "," : "", (unsigned long long)t.hist[h]);
             outf(&o, "]}");

@@ -27,22 +27,22 @@ static void record(int i, int ok)
     int up = lb_load(&b->up);
     if (__atomic_exchange_n(&b->passive, 0, __ATOMIC_RELAXED))
         b->ok_run = 0;
-    b->checks++;
+    lb_add_stat(&b->checks, 1); /* read by the admin's `backends` */
     if (ok) {
         b->ok_run++;
         b->fail_run = 0;
     } else {
-        b->check_failures++;
+        lb_add_stat(&b->check_failures, 1);
         b->fail_run++;
         b->ok_run = 0;
     }
     if (!up && ok && b->ok_run >= lb_cfg.rise) {
         lb_store(&b->up, 1);
-        b->transitions++;
+        lb_add_stat(&b->transitions, 1);
         fprintf(stderr, "weft-lb: backend %s up (%d checks passed)\n", b->name, b->ok_run);
     } else if (up && !ok && b->fail_run >= lb_cfg.fall) {
         lb_store(&b->up, 0);
-        b->transitions++;
+        lb_add_stat(&b->transitions, 1);
         fprintf(stderr, "weft-lb: backend %s down (%d checks failed)\n", b->name, b->fail_run);
     }
 }

@@ -85,7 +85,7 @@ typedef struct lb_backend {
     int passive;  /* set (atomic) when a worker marked it down: the checker restarts its count */
     /* the checker's own (worker 0 only) */
     int ok_run, fail_run;
-    uint64_t checks, check_failures, transitions;
+    uint64_t checks, check_failures, transitions; /* single writer: worker 0 */
     weft_conn *check;
 } lb_backend;
 

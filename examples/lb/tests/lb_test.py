@@ -828,6 +828,8 @@ def case_tcp():
             "--backend", a.addr + ",name=a", "--backend", b.addr + ",name=b")
     b.stop()
     wait_for(lambda: not lb.backends()["b"]["up"], 1.5, "tcp check marks b down")
+    bs = lb.backends()["b"]
+    check(bs["check_transitions"] == 1 and bs["check_failures"] >= 2, "tcp checks: %r" % bs)
     got = {get(lb.port, "/")[1]["x-backend"][0] for _ in range(4)}
     check(got == {"a"}, "tcp: down backend used %r" % got)
     lb.stop()
