@@ -32,7 +32,8 @@ SIGTERM, insisting on exit status 0). Every wait is bounded.
             refuses at once; counted per backend
   http      edge cases: chunked with trailers and extensions passed
             intact, 103 then 200, Expect: 100-continue, big bodies both
-            ways (Content-Length and chunked) intact, HEAD, 204, a
+            ways (Content-Length and chunked) intact, 40 MB to a client
+            that does not read (backpressure: no close, RSS bounded), HEAD, 204, a
             close-delimited answer, huge response head 502, early close
             502, reset 502, slow head 504; hop-by-hop headers removed,
             X-Forwarded-For appended, Host kept; pipelined requests
@@ -615,6 +616,11 @@ def case_queue():
     lb.stop()
 
 
+def lb_rss_kib(lb):
+    with open("/proc/%d/status" % lb.p.pid) as f:
+        return int([ln for ln in f if ln.startswith("VmRSS:")][0].split()[1])
+
+
 def case_http():
     a = Backend("a")
     lb = Lb("--workers", 2, "--response-timeout", "300ms", "--backend", a.addr + ",name=a")
@@ -645,6 +651,15 @@ def case_http():
     check(body == b"%d %s" % (len(up), hashlib.sha256(up).hexdigest().encode()), "3 MB chunked upload: %r" % body)
     st, h, body = c.request(method="POST", path="/echo", body=up)
     check(body == b"%d %s" % (len(up), hashlib.sha256(up).hexdigest().encode()), "3 MB upload: %r" % body)
+    # backpressure: 40 MB to a client that reads nothing for a second. Past
+    # output_cap (4 MB) the proxy would close it; paused, it holds a few MB
+    n = 40 * 1000 * 1000
+    c.send(b"GET /big?n=%d HTTP/1.1\r\nHost: t\r\n\r\n" % n)
+    time.sleep(1.0)
+    rss = lb_rss_kib(lb)
+    st, h, body = c.response()
+    check(st == 200 and len(body) == n and body[:256] == bytes(range(256)), "40 MB to a slow reader: %d" % len(body))
+    check(rss < 64 * 1024, "weft-lb held %d KiB while its client did not read" % rss)
     st, h, body = c.request(method="HEAD", path="/")
     check(st == 200 and body == b"" and h["content-length"] == ["2"], "HEAD %r" % h)
     st, h, body = c.request(path="/status?code=204")
