@@ -135,9 +135,13 @@ def serve(s):
             elif path == "/echo":
                 answer(c, 200, b"%d %s" % (len(body), hashlib.sha256(body).hexdigest().encode()))
             elif path == "/big":
+                # the head first, then the body in pieces (a slow head would
+                # meet the proxy's response timeout)
                 n = int(q.get("n", "1000"))
-                pat = bytes(range(256)) * (n // 256 + 1)
-                answer(c, 200, pat[:n])
+                s.sendall(b"HTTP/1.1 200 OK\r\nX-Backend: %s\r\nContent-Length: %d\r\n\r\n" % (NAME.encode(), n))
+                piece = bytes(range(256)) * 4096
+                for off in range(0, n, len(piece)):
+                    s.sendall(piece[: min(len(piece), n - off)])
             elif path == "/chunked":
                 s.sendall(
                     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"

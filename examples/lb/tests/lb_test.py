@@ -520,16 +520,16 @@ def case_retry():
     check(sorted(statuses(lb, 4, "/")) == [200, 200, 502, 502], "--retries 0 with a refused backend")
     lb.stop()
 
-    lb = Lb("--workers", 1, "--response-timeout", "300ms", "--backend", a.addr + ",name=a",
+    lb = Lb("--workers", 1, "--response-timeout", "700ms", "--backend", a.addr + ",name=a",
             "--backend", b.addr + ",name=b")
     check(statuses(lb, 4, "/reset?only=a") == [200] * 4, "GET reset by a: retried on b")
     check(sorted(statuses(lb, 4, "/early-close?only=a")) == [200] * 4, "GET closed by a: retried on b")
     got = statuses(lb, 4, "/reset?only=a", "POST", b"body")
     check(sorted(got) == [200, 200, 502, 502], "POST reset by a must not be retried: %r" % got)
     t0 = time.time()
-    got = statuses(lb, 2, "/slow?ms=1500&only=a")
+    got = statuses(lb, 2, "/slow?ms=4000&only=a")
     check(sorted(got) == [200, 504], "response timeout: %r" % got)
-    check(time.time() - t0 < 1.4, "the 504 came after %.2f s" % (time.time() - t0))
+    check(time.time() - t0 < 3, "the 504 came after %.2f s" % (time.time() - t0))
     st = lb.backends()
     check(st["b"]["responses"][1] == 4 + 4 + 2 + 1, "b answered %r" % st["b"])
     lb.counter_at_least("lb_504", 1)
@@ -577,6 +577,11 @@ def case_pool():
     lb.stop()
 
 
+def in_flight(lb, name):
+    """Until backend `name` has a request in flight (bounded)."""
+    wait_for(lambda: lb.backends()[name]["active"] >= 1, 3, "a request in flight at %s" % name)
+
+
 def case_queue():
     a = Backend("a")
     lb = Lb("--workers", 1, "--queue-timeout", "400ms", "--backend", a.addr + ",name=a,maxconn=1")
@@ -589,27 +594,28 @@ def case_queue():
         res[key] = (st, time.time() - t0)
         c.close()
 
-    t1 = threading.Thread(target=one, args=("slow", "/slow?ms=200"))
+    t1 = threading.Thread(target=one, args=("slow", "/slow?ms=300"))
     t1.start()
-    time.sleep(0.05)
+    in_flight(lb, "a")
     one("queued", "/")
     t1.join(5)
     check(res["slow"][0] == 200 and res["queued"][0] == 200, "queued behind a slow one: %r" % res)
-    check(res["queued"][1] >= 0.1, "the second request did not wait: %r" % res)
-    t1 = threading.Thread(target=one, args=("slow", "/slow?ms=1000"))
+    bs = lb.backends()["a"]
+    check(bs["queued"] == 1 and bs["queue_timeouts"] == 0, "the second request did not wait: %r %r" % (res, bs))
+    t1 = threading.Thread(target=one, args=("slow", "/slow?ms=1500"))
     t1.start()
-    time.sleep(0.05)
+    in_flight(lb, "a")
     one("expired", "/")
     t1.join(5)
-    check(res["expired"][0] == 503 and 0.3 < res["expired"][1] < 0.9, "queue timeout: %r" % res)
+    check(res["expired"][0] == 503 and 0.3 < res["expired"][1] < 1.2, "queue timeout: %r" % res)
     bs = lb.backends()["a"]
     check(bs["queued"] == 2 and bs["queue_timeouts"] == 1, "queue counters %r" % bs)
     lb.stop()
 
     lb = Lb("--workers", 1, "--backend", a.addr + ",name=a,maxconn=1,maxqueue=0")
-    t1 = threading.Thread(target=one, args=("slow", "/slow?ms=500"))
+    t1 = threading.Thread(target=one, args=("slow", "/slow?ms=800"))
     t1.start()
-    time.sleep(0.1)
+    in_flight(lb, "a")
     one("refused", "/")
     t1.join(5)
     check(res["refused"][0] == 503 and res["refused"][1] < 0.3, "maxqueue=0: %r" % res)
@@ -623,12 +629,13 @@ def lb_rss_kib(lb):
 
 def case_http():
     a = Backend("a")
-    lb = Lb("--workers", 2, "--response-timeout", "300ms", "--backend", a.addr + ",name=a")
+    # a response timeout the Python backend meets on a busy machine, /slow-head's does not
+    lb = Lb("--workers", 2, "--response-timeout", "1500ms", "--backend", a.addr + ",name=a")
     c = Client(lb.port)
     st, h, body = c.request(path="/chunked")
     want = b"5\r\nhello\r\n1;ext=1\r\n,\r\n6\r\n world\r\n0\r\nX-Sum: 12\r\n\r\n"
     check(st == 200 and body == b"hello, world" and c.raw_chunked == want,
-          "chunked with trailers: %r %r" % (body, c.raw_chunked))
+          "chunked with trailers: %d %r %r" % (st, body, getattr(c, "raw_chunked", None)))
     st, h, body = c.request(path="/1xx")
     check(st == 200 and body == b"after hints" and [i[0] for i in c.info] == [103], "103 then 200: %r" % c.info)
     # Expect: 100-continue: the body only after the 100
@@ -658,7 +665,7 @@ def case_http():
     time.sleep(1.0)
     rss = lb_rss_kib(lb)
     st, h, body = c.response()
-    check(st == 200 and len(body) == n and body[:256] == bytes(range(256)), "40 MB to a slow reader: %d" % len(body))
+    check(st == 200 and len(body) == n and body[:256] == bytes(range(256)), "40 MB to a slow reader: %d %r %r" % (len(body), h, body[:100]))
     check(rss < 64 * 1024, "weft-lb held %d KiB while its client did not read" % rss)
     st, h, body = c.request(method="HEAD", path="/")
     check(st == 200 and body == b"" and h["content-length"] == ["2"], "HEAD %r" % h)
@@ -681,7 +688,7 @@ def case_http():
     check(st == 200 and body == b"until the close" and h.get("connection") == ["close"], "close-delimited %r %r" % (h, body))
     check(c.closed(), "the client stays open after a close-delimited answer")
     c.close()
-    for path, want in (("/huge-headers", 502), ("/early-close", 502), ("/reset", 502), ("/slow-head?ms=1000", 504)):
+    for path, want in (("/huge-headers", 502), ("/early-close", 502), ("/reset", 502), ("/slow-head?ms=3000", 504)):
         st, h, body = get(lb.port, path)
         check(st == want and h.get("connection") == ["close"] and body, "%s: %d %r" % (path, st, body))
     # Connection: close, and HTTP/1.0
