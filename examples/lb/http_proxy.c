@@ -184,9 +184,12 @@ static void answer(lb_client *cl, int status)
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
                      "Connection: close\r\n\r\n%s\n",
                      status, g_answers[k].reason, bl, g_answers[k].reason);
+    if (cl->state == C_CLOSING)
+        return; /* answered already (a deadline may pass after an answer) */
     weft_counter_add(cl->c, lb_counter[g_answers[k].counter], 1);
     cl->keep = 0;
     cl->state = C_CLOSING; /* what the client sends now is not read */
+    deadline_clear(&cl->dl);
     weft_conn *c = cl->c;
     if (weft_send(c, buf, (size_t)n) >= 0)
         weft_close(c);
@@ -243,7 +246,7 @@ static lb_bconn *pool_take(lb_worker *w, int be)
 /* ---- the client's request head ------------------------------------------- */
 
 /* Drop empty lines before a request (RFC 9112 2.2 allows them). */
-static void skip_empty_lines(weft_ring *in)
+static void skip_empty_lines(weft_ring *in, size_t *scan)
 {
     size_t n = weft_ring_len(in), i = 0;
     while (i < n) {
@@ -255,7 +258,10 @@ static void skip_empty_lines(weft_ring *in)
         else
             break;
     }
-    weft_ring_consume(in, i);
+    if (i) {
+        weft_ring_consume(in, i);
+        *scan = 0;
+    }
 }
 
 /*
@@ -342,7 +348,7 @@ static void client_tick(weft_timer *t, void *arg);
 /* A request head at the front of in: parse, rewrite, dispatch. */
 static void take_request(lb_client *cl, weft_ring *in)
 {
-    skip_empty_lines(in);
+    skip_empty_lines(in, &cl->scan);
     size_t have = weft_ring_len(in);
     if (have == 0) {
         cl->scan = 0;
@@ -715,6 +721,10 @@ static void finish(lb_bconn *b)
     lb_store(&w->active[be], w->active[be] - 1);
     if (!cl->req_done)
         b->keep = 0; /* the body's rest would reach the backend as a request */
+    if (cl->paused) {
+        cl->paused = 0; /* b's on_drain will not come for this client now */
+        weft_read_resume(cl->c);
+    }
     pool_put(b);
     slot_freed(w, be);
     if (!cl->keep || !cl->req_done) {
