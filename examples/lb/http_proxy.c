@@ -133,15 +133,16 @@ static const weft_handler backend_h;
 static void dispatch(lb_client *cl);
 static void start_on(lb_client *cl, int be, int fresh);
 
-/* Detach b from its client, as after a failure (no reuse, slot freed). */
-static lb_client *detach(lb_bconn *b)
+/* Detach b from its client (b is not reused); `failed`: the backend's fault. */
+static lb_client *detach(lb_bconn *b, int failed)
 {
     lb_client *cl = b->cl;
     lb_worker *w = b->w;
     b->cl = NULL;
     cl->b = NULL;
     lb_store(&w->active[b->be], w->active[b->be] - 1);
-    lb_add_stat(&w->st[b->be].failures, 1);
+    if (failed)
+        lb_add_stat(&w->st[b->be].failures, 1);
     return cl;
 }
 
@@ -478,14 +479,12 @@ static void dispatch(lb_client *cl)
     start_on(cl, be, 0);
 }
 
-/* The response timeout starts once the whole request is sent. */
+/* The response timeout starts once the whole request is sent (without
+ * memory for the connection's timer, this request has none). */
 static void arm_response_timer(lb_bconn *b)
 {
-    if (lb_cfg.response_timeout &&
-        deadline_set(&b->dl, b->c, D_RESPONSE, lb_cfg.response_timeout, backend_tick, b) != 0) {
-        b->timedout = 1; /* no timer: answered as a timeout rather than never */
-        weft_abort(b->c);
-    }
+    if (lb_cfg.response_timeout)
+        deadline_set(&b->dl, b->c, D_RESPONSE, lb_cfg.response_timeout, backend_tick, b);
 }
 
 static void client_tick(weft_timer *t, void *arg)
@@ -597,7 +596,7 @@ static void forward_body(lb_client *cl, weft_ring *in)
             take += used;
             if (rc == HTTP_CHUNKED_ERROR) {
                 /* the body is broken: the backend got part of it */
-                detach(b);
+                detach(b, 0); /* the client's fault */
                 slot_freed(cl->w, b->be);
                 weft_abort(b->c);
                 if (!cl->resp_started)
@@ -852,7 +851,7 @@ static void backend_data(weft_conn *bc, weft_ring *in)
         return;
     }
     if (t == T_BAD) {
-        lb_client *cl = detach(b);
+        lb_client *cl = detach(b, 1);
         b->in_cb = 0;
         answer(cl, 502);
         slot_freed(b->w, b->be);
@@ -865,7 +864,7 @@ static void backend_data(weft_conn *bc, weft_ring *in)
     b->in_cb = 0;
     if (n < 0 && b->cl) {
         /* broken chunks: the client has part of a response; end both */
-        lb_client *cl = detach(b);
+        lb_client *cl = detach(b, 1);
         weft_abort(cl->c);
     }
     if (!b->cl) {
@@ -972,7 +971,7 @@ static void backend_close(weft_conn *bc, weft_close_reason r)
         weft_close(cl->c);
     } else if (cl->in_cb) {
         /* forward_body is sending to us: it sees cl->b change and answers */
-        detach(b);
+        detach(b, 1);
         slot_freed(w, b->be);
     } else {
         backend_lost(b, cl, r);
