@@ -686,12 +686,13 @@ static void client_close(weft_conn *c, weft_close_reason r)
     if (b) {
         /* the answer can no longer be delivered: the backend connection
          * is in an unknown state, so it is not reused */
+        int be = b->be; /* the abort frees b */
         cl->b = NULL;
         b->cl = NULL;
-        lb_store(&cl->w->active[b->be], cl->w->active[b->be] - 1);
+        lb_store(&cl->w->active[be], cl->w->active[be] - 1);
         if (!b->in_cb)
             weft_abort(b->c);
-        slot_freed(cl->w, b->be);
+        slot_freed(cl->w, be);
     }
     free(cl->head);
     free(cl);

@@ -46,6 +46,9 @@ SIGTERM, insisting on exit status 0). Every wait is bounded.
   tcp       tcp mode: round robin over weft-http backends, a refused
             backend skipped (retried), health checks by connect
   cli       --help names every option; bad options and tls backends exit 2
+  chaos     8 clients send random valid and invalid requests (pipelined,
+            cut short, reset) to misbehaving backends for 5 s: weft-lb
+            stays up, answers after, leaves nothing in flight, exits 0
 """
 import hashlib
 import json
@@ -890,6 +893,76 @@ def case_cli():
         p.send_signal(signal.SIGTERM)
         check(p.wait(10) == 0, "--reuseport process exit")
         PROCS.remove(p)
+
+
+CHAOS_PATHS = ["/", "/chunked", "/1xx", "/early-close", "/reset", "/slow?ms=50", "/big?n=200000",
+               "/close-delimited", "/status?code=500", "/status?code=204", "/race", "/huge-headers",
+               "/slow-head?ms=100", "/echo", "/headers"]
+
+
+def chaos_client(port, rnd, deadline, errors):
+    """Random requests, valid and not, pipelined, split, abandoned: until deadline."""
+    while time.time() < deadline:
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=3)
+            data = b""
+            for _ in range(rnd.randint(1, 4)):
+                path = rnd.choice(CHAOS_PATHS)
+                kind = rnd.random()
+                if kind < 0.5:
+                    data += b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path.encode()
+                elif kind < 0.65:
+                    body = os.urandom(rnd.randint(0, 3000))
+                    data += b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
+                elif kind < 0.75:
+                    data += b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                elif kind < 0.85:
+                    data += rnd.choice(SMUGGLE)[1]
+                else:
+                    data += os.urandom(rnd.randint(1, 200))
+            cut = rnd.randint(0, len(data)) if rnd.random() < 0.2 else len(data)
+            step = rnd.choice([1, 7, 100, 100000])
+            for i in range(0, cut, step):
+                s.sendall(data[i : min(cut, i + step)])
+            if rnd.random() < 0.3:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            else:
+                s.settimeout(0.5)
+                try:
+                    while s.recv(65536):
+                        pass
+                except (socket.timeout, OSError):
+                    pass
+            s.close()
+        except OSError as e:
+            errors.append(repr(e))
+
+
+def case_chaos():
+    """Random valid and invalid traffic against misbehaving backends for a few
+    seconds: weft-lb keeps answering, counts what it refused, and exits 0."""
+    import random
+
+    a, b = Backend("a"), Backend("b")
+    lb = Lb("--workers", 2, "--response-timeout", "1s", "--header-timeout", "500ms", "--health-check", "/health",
+            "--health-interval", "200ms", "--backend", a.addr + ",name=a,maxconn=8,maxqueue=4",
+            "--backend", b.addr + ",name=b")
+    deadline = time.time() + 5
+    errors = []
+    ts = [threading.Thread(target=chaos_client, args=(lb.port, random.Random(i), deadline, errors)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    check(lb.p.poll() is None, "weft-lb died under random traffic: %s" % lb.stderr()[:6000])
+    time.sleep(0.6)  # a backend marked down passively comes back
+    wait_for(lambda: all(x["up"] for x in lb.backends().values()), 3, "both backends up again")
+    check(statuses(lb, 4, "/") == [200] * 4, "weft-lb answers after the chaos")
+    k = lb.counters()
+    check(k.get("lb_requests", 0) > 100 and k.get("lb_400", 0) > 0, "counters after the chaos: %r" % k)
+    st = lb.backends()
+    check(all(x["active"] == 0 for x in st.values()), "requests left in flight: %r" % st)
+    lb.stop()
 
 
 def main():
