@@ -381,14 +381,14 @@ int lb_reload(const char **why)
 /* The reload thread: waits for SIGHUP (blocked in every other thread). */
 static pthread_t g_hup_thread;
 static int g_hup_started;
-static volatile int g_hup_stop;
+static int g_hup_stop; /* atomic: set by teardown, read by the reload thread */
 
 static void *hup_main(void *arg)
 {
     sigset_t *set = arg;
     for (;;) {
         int sig;
-        if (sigwait(set, &sig) != 0 || g_hup_stop)
+        if (sigwait(set, &sig) != 0 || __atomic_load_n(&g_hup_stop, __ATOMIC_ACQUIRE))
             return NULL;
         const char *why = NULL;
         if (lb_reload(&why) == 0)
@@ -481,7 +481,7 @@ static void lb_teardown(weft_server *s, void *ud)
     (void)s;
     (void)ud;
     if (g_hup_started) {
-        g_hup_stop = 1;
+        __atomic_store_n(&g_hup_stop, 1, __ATOMIC_RELEASE);
         pthread_kill(g_hup_thread, SIGHUP);
         pthread_join(g_hup_thread, NULL);
     }
