@@ -60,7 +60,7 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF >/dev/n
 cmake --build "$BUILD" -j "$(nproc)" --target weft-http weft-lb >/dev/null
 HTTP="$BUILD/examples/http/weft-http"
 LB="$BUILD/examples/lb/weft-lb"
-HAPROXY_VERSION=$(haproxy -v | head -n1 | awk '{print $3}')
+HAPROXY_VERSION=$(haproxy -v | awk 'NR == 1 {print $3}') # awk reads it all: no SIGPIPE
 NGINX_VERSION=$(nginx -v 2>&1 | sed 's|.*/||')
 
 TMPD=$(mktemp -d /tmp/weft-bench-lb.XXXXXX)
