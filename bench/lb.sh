@@ -18,10 +18,10 @@
 # The proxies and the backends start once (each on its own loopback port),
 # are warmed up (wrk, 2 s), then ROUNDS rounds run every proxy at every
 # connection count in CONNS, the order of the proxies reversed every other
-# round. Then IDLE idle client connections, each having made one keep-alive
-# request, are opened to each proxy in turn and its RSS (all its processes)
-# is read before and after: memory per idle client connection. Then every
-# process is stopped by PID.
+# round. Before that, on the fresh processes, IDLE idle client connections,
+# each having made one keep-alive request, are opened to each proxy in turn
+# and its RSS (all its processes) is read before and after: memory per idle
+# client connection. Then every process is stopped by PID.
 #
 # usage: bench/lb.sh            (environment variables below override)
 #   BUILD=build-bench  WORKERS=2  BACKEND_WORKERS=2  CONNS="100 1000"
@@ -250,6 +250,9 @@ EOF
 
 log "starting two weft-http backends and $SERVERS"
 start_all
+# memory first, on fresh processes: after the load runs, memory freed by
+# them would be reused and hide the cost of a connection
+for id in $SERVERS; do idle_memory "$id"; done
 for id in $SERVERS; do
     wrk -t"$THREADS" -c100 -d2s "http://127.0.0.1:${PORT_OF[$id]}/" >/dev/null 2>&1 || true
 done
@@ -262,7 +265,6 @@ for case in $CASES; do
         done
     done
 done
-for id in $SERVERS; do idle_memory "$id"; done
 
 CASES_JSON=""
 for case in $CASES; do

@@ -31,7 +31,7 @@ lb_settings lb_cfg = {
     .response_timeout = 30000,
     .header_timeout = 10000,
     .queue_timeout = 2000,
-    .pool_size = 64,
+    .pool_size = 1024,
     .pool_idle = 4000,
     .max_head = 16384,
     .max_headers = 100,
@@ -199,7 +199,9 @@ static const weft_program_option lb_options[] = {
      "limit from a request head's first byte to its end (default 10s;\n"
      "0: none): then 408"},
     {"queue-timeout", "DUR", "limit in a backend's maxconn queue (default 2s): then 503"},
-    {"pool-size", "N", "idle keep-alive connections kept per backend per worker (default 64)"},
+    {"pool-size", "N",
+     "idle keep-alive connections kept per backend per worker\n"
+     "(default 1024: as many as requests in flight, or they churn)"},
     {"pool-idle-timeout", "DUR",
      "an idle pooled connection is closed after this (default 4s;\n"
      "keep it below the backends' keep-alive timeout)"},
