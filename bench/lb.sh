@@ -272,7 +272,7 @@ for case in $CASES; do
         title="New connections: one request per client connection (Connection: close)"
         load_desc="wrk -t$THREADS -cN -d${DURATION}s --latency -H 'Connection: close' URL"
     else
-        title="Keep-alive clients: proxies with $WORKERS workers, two weft-http backends with $BACKEND_WORKERS"
+        title="Keep-alive clients: proxies with $WORKERS workers, two weft-http backends with $BACKEND_WORKERS workers each"
         load_desc="wrk -t$THREADS -cN -d${DURATION}s --latency URL"
     fi
     CASES_JSON+="${CASES_JSON:+,}\"$case\":{\"title\":$(json_str "$title"),\"load\":$(json_str "$load_desc"),\"commands\":{$COMMANDS}}"
