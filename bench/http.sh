@@ -190,14 +190,6 @@ stop_servers() {
     done
 }
 
-# wrk's latency figure in ms ("812.00us", "2.15ms", "1.02s").
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.3f", n }'
-}
-
 # measure CASE ROUND ID CONNS — one wrk run, recorded with what wrk reported.
 measure() {
     local case=$1 round=$2 id=$3 c=$4 out=$TMPD/wrk.out rc=0 load=() lcpu="" threads=$THREADS path=""
@@ -205,26 +197,9 @@ measure() {
     [ "$case" = static ] && path=$STATIC_NAME
     load+=(wrk -t"$threads" -c"$c" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT_OF[$id]}/$path")
     timeout $((${DURATION%.*} + 60)) "${load[@]}" >"$out" 2>&1 || rc=$?
-    local rps p50 p75 p90 p99 errs reqs status=ok reason=""
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    reqs=$(awk '/requests in/ {print $1}' "$out")
-    for p in 50 75 90 99; do
-        eval "p$p=\$(to_ms \"\$(awk '\$1 == \"$p%\" {print \$2}' \"\$out\")\")"
-    done
-    errs=$(awk '/Socket errors:/ {sub(/.*errors:/, ""); gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i}
-                /Non-2xx/ {s += $NF} END {print s + 0}' "$out")
-    if [ "$rc" != 0 ] || [ -z "$rps" ]; then
-        status=FAILED reason="wrk exit $rc: $(tail -n 2 "$out" | tr '\n' ' ' | cut -c1-160)"
-    fi
-    result_run "$(
-        printf '{"case":"%s","round":%s,"server":%s,"conns":%s,"wrk_threads":%s,"load_cpu":%s,' "$case" \
-            "$round" "$(json_str "$id")" "$c" "$threads" "$([ -n "$lcpu" ] && json_str "$lcpu" || echo null)"
-        printf '"status":"%s","reason":%s,"rps":%s,"requests":%s,"errors":%s,' "$status" \
-            "$(json_str "$reason")" "$(json_num "$rps")" "$(json_num "$reqs")" "$(json_num "$errs")"
-        printf '"latency_ms":{"p50":%s,"p75":%s,"p90":%s,"p99":%s}}' "$(json_num "$p50")" \
-            "$(json_num "$p75")" "$(json_num "$p90")" "$(json_num "$p99")"
-    )"
-    log "  round $round  $case  $id  c=$c  ${rps:-?} req/s  p99 ${p99:-?} ms  errors ${errs:-?} $reason"
+    wrk_record "$out" "$rc" "$(printf '"case":"%s","round":%s,"server":%s,"conns":%s,"wrk_threads":%s,"load_cpu":%s,' \
+        "$case" "$round" "$(json_str "$id")" "$c" "$threads" "$([ -n "$lcpu" ] && json_str "$lcpu" || echo null)")"
+    log "  round $round  $case  $id  c=$c  ${WRK_RPS:-?} req/s  p99 ${WRK_P99:-?} ms  errors ${WRK_ERRS:-?} $WRK_REASON"
 }
 
 CASES_JSON=""

@@ -175,6 +175,52 @@ forget_pid() {
     PIDS_STARTED=("${keep[@]:-}")
 }
 
+# ---- wrk -----------------------------------------------------------------------
+
+# to_ms FIGURE — wrk's latency figure in ms ("812.00us", "2.15ms", "1.02s").
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.3f", n }'
+}
+
+# wrk_record OUT RC MEMBERS — one run from wrk's output in file OUT (its exit
+# status RC): records MEMBERS (the run's own, '"k":v,' each) and what wrk
+# reported (status, reason, rps, requests, errors, latency_ms p50..p99).
+# Sets WRK_RPS, WRK_P99, WRK_ERRS and WRK_REASON for the caller's log line.
+wrk_record() {
+    local out=$1 rc=$2 p50 p75 p90 p99 reqs status=ok p
+    WRK_REASON=""
+    WRK_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    reqs=$(awk '/requests in/ {print $1}' "$out")
+    for p in 50 75 90 99; do
+        eval "p$p=\$(to_ms \"\$(awk '\$1 == \"$p%\" {print \$2}' \"\$out\")\")"
+    done
+    WRK_P99=$p99
+    WRK_ERRS=$(awk '/Socket errors:/ {sub(/.*errors:/, ""); gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i}
+                /Non-2xx/ {s += $NF} END {print s + 0}' "$out")
+    if [ "$rc" != 0 ] || [ -z "$WRK_RPS" ]; then
+        status=FAILED WRK_REASON="wrk exit $rc: $(tail -n 2 "$out" | tr '\n' ' ' | cut -c1-160)"
+    fi
+    result_run "$(
+        printf '{%s"status":"%s","reason":%s,"rps":%s,"requests":%s,"errors":%s,' "$3" "$status" \
+            "$(json_str "$WRK_REASON")" "$(json_num "$WRK_RPS")" "$(json_num "$reqs")" "$(json_num "$WRK_ERRS")"
+        printf '"latency_ms":{"p50":%s,"p75":%s,"p90":%s,"p99":%s}}' "$(json_num "$p50")" \
+            "$(json_num "$p75")" "$(json_num "$p90")" "$(json_num "$p99")"
+    )"
+}
+
+# labels_json — {"ID":{"label":...},...} for each of SERVERS, by the
+# caller's server_label ID.
+labels_json() {
+    local id out=""
+    for id in $SERVERS; do
+        out+="${out:+,}$(json_str "$id"):{\"label\":$(json_str "$(server_label "$id")")}"
+    done
+    printf '{%s}' "$out"
+}
+
 # ---- result files ------------------------------------------------------------
 # Every benchmark script (run.sh, http.sh, kv.sh) writes one JSON result file
 # per invocation: what tree it measured (commit, dirty or not), on what

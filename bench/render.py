@@ -4,7 +4,7 @@
     bench/render.py [--out FILE] [--no-plots] RESULT.json...
 
 Each result file is one invocation of bench/run.sh (suite "echo"),
-bench/http.sh ("http") or bench/kv.sh ("kv"), with every run of every round
+bench/http.sh ("http"), bench/kv.sh ("kv") or bench/lb.sh ("lb"), with every run of every round
 (see bench/lib.sh). This script computes every figure from them: a figure is
 the median of the rounds that succeeded, and every table says which result
 file it comes from. Without --out the markdown goes to stdout (no plots);
@@ -27,7 +27,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIN_ROUNDS = 3  # a figure is the median of at least this many interleaved rounds
-MARKERS = {"echo": "run.sh", "http": "http.sh", "kv": "kv.sh", "proxy": "proxy.sh"}
+MARKERS = {"echo": "run.sh", "http": "http.sh", "kv": "kv.sh", "proxy": "proxy.sh", "lb": "lb.sh"}
 PLOT_PREFIX = ""  # --section NAME: plots are img/NAME-....png, apart from the main section's
 TITLE = None  # --title: the heading of every rendered part instead of the suite's own
 
@@ -428,12 +428,15 @@ def every_run(res, keys, values):
 
 # ---- suite "http" (bench/http.sh) --------------------------------------------
 
-def render_http(res, img_dir):
+def render_http(res, img_dir, title="HTTP: weft-http against nginx", refs=None):
+    """A weft server's req/s and p99 against reference servers (refs, default
+    nginx), per case and connection count, with the goal's verdict for each."""
     s = res.settings
     goal = s.get("goal", 1.1)
-    out = res.header("HTTP: weft-http against nginx")
+    out = res.header(title)
     out += [f"Load: {s.get('wrk')}, {s.get('duration_s')} s per run, after a 2 s warm-up of each server."]
     rps, p99 = (lambda r: r.get("rps")), (lambda r: dig(r, "latency_ms", "p99"))
+    refs = [r for r in (refs or ["nginx" if "nginx" in res.ids else "nginx-pin"]) if r in res.ids]
     for case in s.get("cases", []):
         c = s["case"][case]
         out += ["", f"### {c['title']}", "", f"Load: `{c['load']}`.", ""]
@@ -443,7 +446,6 @@ def render_http(res, img_dir):
             out += ["<details><summary>nginx.conf</summary>", "", "```nginx", c["nginx_conf"], "```", "",
                     "</details>", ""]
         rows, verdict = [], []
-        ref = "nginx" if "nginx" in res.ids else "nginx-pin"
         cgoal, p99_rule, size = c.get("goal", goal), c.get("goal_p99", True), c.get("file_bytes")
         mib_s = dash(lambda v: f"{v * size / 2 ** 20:,.0f}")
         for n in c.get("conns", s.get("conns", [])):
@@ -456,9 +458,9 @@ def render_http(res, img_dir):
                                ", ".join(fmt_rate(rps(r)) if r["status"] == "ok" else r["status"]
                                          for r in g[i]),
                                sum(r.get("errors") or 0 for r in g[i]),
-                               fmt_ratio(m[i][0], m.get(ref, (None,))[0]) if i != ref else ""])
-            for i in (i for i in res.ids if i.startswith("weft")):
-                (wr, wp), (nr, np_) = m[i], m.get(ref, (None, None))
+                               ] + [fmt_ratio(m[i][0], m[ref][0]) if i != ref else "" for ref in refs])
+            for i, ref in ((i, ref) for i in res.ids if i.startswith("weft") for ref in refs):
+                (wr, wp), (nr, np_) = m[i], m[ref]
                 if None in (wr, wp, nr, np_):
                     verdict.append(f"- {res.label(i)} at {n} connections: no result")
                     continue
@@ -467,8 +469,10 @@ def render_http(res, img_dir):
                                f"{wr:,.0f} req/s = {wr / nr:.2f}× {res.label(ref)} ({nr:,.0f}), p99 {wp:.3f} ms "
                                f"against {np_:.3f} ms")
         out += table(["connections", "server", "requests/s"] + (["MiB/s"] if size else [])
-                     + ["p99 ms", "requests/s per round", "errors", f"/ {res.label(ref)}"], rows,
-                     ["--:", "---", "--:"] + (["--:"] if size else []) + ["--:", "---", "--:", "--:"])
+                     + ["p99 ms", "requests/s per round", "errors"]
+                     + [f"/ {res.label(ref)}" for ref in refs], rows,
+                     ["--:", "---", "--:"] + (["--:"] if size else []) + ["--:", "---", "--:"]
+                     + ["--:"] * len(refs))
         out += ["", res.source(), ""]
         if size:
             out += [f"Each response is the {size:,}-byte file (MiB/s = requests/s × its size); every "
@@ -476,9 +480,21 @@ def render_http(res, img_dir):
         out += [f"Goal: ≥ {cgoal}× nginx's requests/s" + (" with a p99 no worse:" if p99_rule else
                                                           " (p99 shown, not part of the goal):")]
         out += verdict
+    idle = res.group(case="idle")
+    if idle:
+        out += ["", f"### Memory per idle client connection ({s.get('idle')} connections, each after "
+                "one keep-alive request)", ""]
+        out += table(["server", "RSS before KiB", "RSS after KiB", "bytes per connection"],
+                     [[res.label(r["server"]), r.get("rss_before_kib"), r.get("rss_after_kib"),
+                       r.get("bytes_per_conn") if r["status"] == "ok" else "FAILED"] for r in idle])
     return out + [""] + every_run(res, ["case", "server", "conns"],
                                   [("req/s", rps, fmt_rate), ("p99 ms", p99, fmt_3),
                                    ("errors", lambda r: r.get("errors"), str)])
+
+
+def render_lb(res, img_dir):
+    return render_http(res, img_dir, "weft-lb against HAProxy and nginx (reverse proxies)",
+                       res.settings.get("refs"))
 
 
 # ---- suite "kv" (bench/kv.sh) --------------------------------------------------
@@ -568,7 +584,8 @@ def render_proxy(res, img_dir):
                                    ("verified", verified, fmt_rate), ("mismatches", mism, str)])
 
 
-RENDER = {"echo": render_echo, "http": render_http, "kv": render_kv, "proxy": render_proxy}
+RENDER = {"echo": render_echo, "http": render_http, "kv": render_kv, "proxy": render_proxy,
+          "lb": render_lb}
 
 
 # ---- output -------------------------------------------------------------------
