@@ -65,35 +65,10 @@ trap 'log "interrupted"; exit 130' INT TERM
 ulimit -n 20000 2>/dev/null || true
 result_begin http "$RESULTS" "${ARGV[@]}"
 
-# nginx_conf DIR WORKERS PORT PIN — an nginx as close to weft-http as it goes:
-# the same workers, no logging, no limit on requests per keep-alive
-# connection (nginx's default of 1000 would make wrk reconnect; weft-http has
-# no such limit), a response from memory; worker_cpu_affinity auto when PIN=1.
+# nginx_conf DIR WORKERS PORT PIN — bench/lib.sh's nginx (plain HTTP), with
+# worker_cpu_affinity auto when PIN=1.
 nginx_conf() {
-    mkdir -p "$1"
-    cat >"$1/nginx.conf" <<EOF
-worker_processes $2;
-$([ "$4" = 1 ] && echo "worker_cpu_affinity auto;")
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 10000; }
-http {
-    access_log off;
-    default_type text/plain;
-    keepalive_requests 100000000;
-    keepalive_timeout 120s;
-    client_body_temp_path $1/body;
-    proxy_temp_path $1/proxy;
-    fastcgi_temp_path $1/fastcgi;
-    uwsgi_temp_path $1/uwsgi;
-    scgi_temp_path $1/scgi;
-    server {
-        listen 127.0.0.1:$3 backlog=4096;
-        location / { return 200 "hello, world\n"; }
-    }
-}
-EOF
+    nginx_conf_write "$1" "$2" "$3" "" "$([ "$4" = 1 ] && echo "worker_cpu_affinity auto;")" ""
 }
 
 # server_cmd ID PORT WORKERS — sets CMD (nginx: writes its config under TMPD).
@@ -154,40 +129,10 @@ stop_servers() {
     done
 }
 
-# wrk's latency figure in ms ("812.00us", "2.15ms", "1.02s").
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.3f", n }'
-}
-
 # measure CASE ROUND ID CONNS — one wrk run, recorded with what wrk reported.
 measure() {
-    local case=$1 round=$2 id=$3 c=$4 out=$TMPD/wrk.out rc=0 load=() lcpu="" threads=$THREADS
-    if [ "$case" = onecore ]; then lcpu=$ONECORE_LOAD_CPU threads=1 load=(taskset -c "$lcpu"); fi
-    load+=(wrk -t"$threads" -c"$c" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT_OF[$id]}/")
-    timeout $((${DURATION%.*} + 60)) "${load[@]}" >"$out" 2>&1 || rc=$?
-    local rps p50 p75 p90 p99 errs reqs status=ok reason=""
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    reqs=$(awk '/requests in/ {print $1}' "$out")
-    for p in 50 75 90 99; do
-        eval "p$p=\$(to_ms \"\$(awk '\$1 == \"$p%\" {print \$2}' \"\$out\")\")"
-    done
-    errs=$(awk '/Socket errors:/ {sub(/.*errors:/, ""); gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i}
-                /Non-2xx/ {s += $NF} END {print s + 0}' "$out")
-    if [ "$rc" != 0 ] || [ -z "$rps" ]; then
-        status=FAILED reason="wrk exit $rc: $(tail -n 2 "$out" | tr '\n' ' ' | cut -c1-160)"
-    fi
-    result_run "$(
-        printf '{"case":"%s","round":%s,"server":%s,"conns":%s,"wrk_threads":%s,"load_cpu":%s,' "$case" \
-            "$round" "$(json_str "$id")" "$c" "$threads" "$([ -n "$lcpu" ] && json_str "$lcpu" || echo null)"
-        printf '"status":"%s","reason":%s,"rps":%s,"requests":%s,"errors":%s,' "$status" \
-            "$(json_str "$reason")" "$(json_num "$rps")" "$(json_num "$reqs")" "$(json_num "$errs")"
-        printf '"latency_ms":{"p50":%s,"p75":%s,"p90":%s,"p99":%s}}' "$(json_num "$p50")" \
-            "$(json_num "$p75")" "$(json_num "$p90")" "$(json_num "$p99")"
-    )"
-    log "  round $round  $case  $id  c=$c  ${rps:-?} req/s  p99 ${p99:-?} ms  errors ${errs:-?} $reason"
+    wrk_measure "$1" "$4" "http://127.0.0.1:${PORT_OF[$3]}/"
+    wrk_record "$@"
 }
 
 CASES_JSON=""
