@@ -520,20 +520,33 @@ def render_tls(res, img_dir):
     body += wrk_table("onecore", f"One load thread: wrk -t1 on CPU {oc.get('load_cpu')}, servers on CPUs "
                       f"{oc.get('server_cpus')} (medians)",
                       f"taskset -c {oc.get('load_cpu')} wrk -t1 -cN -d{s.get('duration_s')}s --latency https://…/")
-    if "handshake" in s.get("cases", []):
-        n = s.get("handshake_conns")
-        body += ["", "### New TLS handshakes per second: a new connection per request (medians)", "",
-                 f"Load: `wrk -t{s.get('wrk_threads')} -c{n} -d{s.get('duration_s')}s --latency -H "
-                 "'Connection: close' https://…/`: both servers close after each answer and wrk "
-                 "reconnects, so requests/s is handshakes/s. *Connections accepted* is the server's own "
-                 "count over the run (weft-http's `/stats`, nginx's stub_status; the one connection of the "
-                 "first counter reading taken off), against wrk's completed requests: about 1 connection "
-                 "per request shows wrk really reconnects (the connections still in their handshake when "
-                 "the window closes add up to "
-                 f"{n}). wrk keeps each connection's SSL session across its reconnects and so offers "
-                 "resumption: *resumed* is weft's count of handshakes that resumed a session (nginx does "
-                 "not count them; the client is the same).", ""]
-        g = {i: res.group(case="handshake", server=i) for i in res.ids}
+    hs_text = {
+        "handshake": (
+            f"wrk -t{s.get('wrk_threads')} -c{s.get('handshake_conns')} -d{s.get('duration_s')}s --latency -H "
+            "'Connection: close' https://…/",
+            "both servers close after each answer and wrk reconnects, so requests/s is handshakes/s. "
+            "wrk keeps each connection's SSL session across its reconnects and so offers resumption: "
+            "these are mostly resumed (abbreviated) handshakes."),
+        "fullhs": (
+            f"openssl s_time -connect 127.0.0.1:PORT -new -time {s.get('duration_s')} -www /` × "
+            f"{s.get('wrk_threads')} side by side, `handshakes/s = connections / wall seconds",
+            "each client opens a new connection with a full handshake (no session offered), sends "
+            "`GET /` and reads the answer to the close, one connection after the other: full "
+            "handshakes only, at as many connections at a time as there are clients."),
+    }
+    for case, title in (("handshake", "New TLS handshakes per second: a new connection per request, wrk"),
+                        ("fullhs", "Full TLS handshakes per second: openssl s_time -new")):
+        if case not in s.get("cases", []):
+            continue
+        load, what = hs_text[case]
+        body += ["", f"### {title} (medians)", "", f"Load: `{load}`: {what} *Connections accepted* is the "
+                 "server's own count over the run (weft-http's `/stats`, nginx's stub_status; the one "
+                 "connection of the first counter reading taken off) against the load's completed "
+                 "requests: about 1 connection per request shows that every request had its own "
+                 "connection (a connection still in its handshake when the window closes counts on the "
+                 "server's side only). *Resumed* is weft's count of handshakes that resumed a session "
+                 "(nginx does not count them; the client is the same).", ""]
+        g = {i: res.group(case=case, server=i) for i in res.ids}
         m = {i: ok_median(g[i], rps) for i in res.ids}
         rows = []
         for i in res.ids:
@@ -549,7 +562,9 @@ def render_tls(res, img_dir):
                          sum(r.get("errors") or 0 for r in g[i]),
                          fmt_ratio(m[i], m.get(ref)) if i != ref else ""])
             if i in weft:
-                goal_row(f"new TLS handshakes/s, {n} connections", i, m[i], m.get(ref), fmt_rate, True)
+                goal_row("new TLS handshakes/s, " + ("wrk -H 'Connection: close' (mostly resumed)"
+                                                     if case == "handshake" else "openssl s_time -new (full)"),
+                         i, m[i], m.get(ref), fmt_rate, True)
         body += table(["server", "handshakes/s", "p99 ms", "per round", "connections accepted / requests",
                        "connections per request", "resumed", "errors", f"/ {res.label(ref)}"], rows,
                       ["---", "--:", "--:", "---", "--:", "--:", "--:", "--:", "--:"])

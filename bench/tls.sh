@@ -22,7 +22,7 @@ the same response, 2 workers each. Writes every run to a JSON result file in
 RESULTS and prints the tables bench/render.py makes from it. Builds weft-http
 (Release) in BUILD first. Bounded: every run stops by itself.
 
-Cases (CASES, default "keepalive onecore handshake idle"):
+Cases (CASES, default "keepalive onecore handshake fullhs idle"):
   keepalive  keep-alive requests/s over https at each count in CONNS
              (wrk -tTHREADS -cN -dDURATION --latency)
   onecore    the same with wrk -t1 pinned to ONECORE_LOAD_CPU and each
@@ -31,6 +31,10 @@ Cases (CASES, default "keepalive onecore handshake idle"):
              connections, so every request is a new connection; the servers'
              own counters (weft-http /stats, nginx stub_status) give the
              connections accepted, and weft's how many handshakes resumed
+             (wrk offers each connection's last session: mostly resumptions)
+  fullhs     full TLS handshakes/s: THREADS `openssl s_time -new` clients
+             side by side (a new connection, no session offered, GET / and
+             the answer, one after the other), DURATION seconds
   idle       memory per idle TLS connection: a fresh server, its RSS (the sum
              over all its processes), then bench/tls_idle.py opens IDLE_CONNS
              connections (a full handshake, one request and its answer each)
@@ -38,13 +42,14 @@ Cases (CASES, default "keepalive onecore handshake idle"):
 Rounds are interleaved: each round runs every server once per case and
 count, the order of the servers reversed every other round.
 
-  --quick      smoke run: ROUNDS=1 DURATION=2 IDLE_CONNS=500, results in
-               BUILD/quick/results (one round is not a figure: it says so)
+  --quick      smoke run (about 75 s): ROUNDS=1 DURATION=2 IDLE_CONNS=500
+               CONNS=100, results in BUILD/quick/results (one round is not a
+               figure: the report says so)
   -h, --help   this text
 
 Environment (defaults): BUILD=build-bench WORKERS=2 CONNS="100 1000"
   DURATION=10 ROUNDS=3 THREADS=2 HS_CONNS=100 IDLE_CONNS=5000
-  SERVERS="weft nginx" (also: weft-nopin) CASES="keepalive onecore handshake idle"
+  SERVERS="weft nginx" (also: weft-nopin) CASES="keepalive onecore handshake fullhs idle"
   ONECORE_SERVER_CPUS=0,1 ONECORE_LOAD_CPU=1 PORT_BASE=18440
   RESULTS=bench/results OUT= (also render into this markdown file, between
   <!-- tls.sh:begin --> and <!-- tls.sh:end -->)
@@ -69,7 +74,9 @@ while [ $# -gt 0 ]; do
 done
 BUILD=${BUILD:-build-bench}
 if [ "$QUICK" = 1 ]; then
-    ROUNDS=${ROUNDS:-1} DURATION=${DURATION:-2} IDLE_CONNS=${IDLE_CONNS:-500}
+    # 100 connections only: 1,000 TLS handshakes can take longer than 2 s on
+    # a busy small machine, and a run that completes no request fails.
+    ROUNDS=${ROUNDS:-1} DURATION=${DURATION:-2} IDLE_CONNS=${IDLE_CONNS:-500} CONNS=${CONNS:-100}
     RESULTS=${RESULTS:-$BUILD/quick/results}
 fi
 WORKERS=${WORKERS:-2}
@@ -81,7 +88,7 @@ HS_CONNS=${HS_CONNS:-100}
 IDLE_CONNS=${IDLE_CONNS:-5000}
 IDLE_OPEN_LIMIT=${IDLE_OPEN_LIMIT:-180} # seconds to open them all before the run fails
 SERVERS=${SERVERS:-"weft nginx"}
-CASES=${CASES:-"keepalive onecore handshake idle"}
+CASES=${CASES:-"keepalive onecore handshake fullhs idle"}
 ONECORE_SERVER_CPUS=${ONECORE_SERVER_CPUS:-0,1}
 ONECORE_LOAD_CPU=${ONECORE_LOAD_CPU:-1}
 PORT_NEXT=${PORT_BASE:-18440}
@@ -89,13 +96,13 @@ RESULTS=${RESULTS:-bench/results}
 OUT=${OUT:-}
 GOAL=1.0 # the issue's: >= 1.0x nginx for requests/s and handshakes/s, <= nginx for memory
 
-for t in nginx wrk curl openssl taskset ps ss python3 cmake; do
+for t in nginx wrk curl openssl taskset ps ss awk python3 cmake; do
     command -v "$t" >/dev/null || die "$t is required"
 done
 for s in $SERVERS; do [[ " weft weft-nopin nginx " == *" $s "* ]] || die "unknown server $s"; done
 [[ " $SERVERS " == *" nginx "* ]] || die "SERVERS must include nginx (the reference)"
 for c in $CASES; do
-    [[ " keepalive onecore handshake idle " == *" $c "* ]] || die "unknown case $c"
+    [[ " keepalive onecore handshake fullhs idle " == *" $c "* ]] || die "unknown case $c"
 done
 for n in $ROUNDS $THREADS $HS_CONNS $IDLE_CONNS $WORKERS $CONNS; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || die "not a positive integer: $n"
@@ -157,7 +164,7 @@ server_cmd() {
     case $1 in
     weft | weft-nopin)
         CMD=("$HTTP" --port "$2" --workers "$WORKERS" --tls-cert "$CERT" --tls-key "$KEY" --stats-socket '' -q)
-        [ "$1" = weft-nopin ] && CMD+=(--no-pin)
+        if [ "$1" = weft-nopin ]; then CMD+=(--no-pin); fi
         ;;
     nginx)
         nginx_conf "$d" "$WORKERS" "$2"
@@ -234,29 +241,72 @@ delta() {
     if [[ $1 =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ ]]; then echo $(($2 - $1 - $3)); fi
 }
 
-# handshake_run ROUND ID — wrk with "Connection: close": a new connection,
-# so a new TLS handshake, per request. The server's counters before and
-# after (read 1.1 s after the load, so that weft's 1 s snapshot is taken
-# after it) say how many connections it accepted and, for weft, how many
-# handshakes resumed a session (wrk keeps an SSL's session across its
-# reconnects, so it offers resumption).
+# stime_measure ID — full TLS handshakes: THREADS `openssl s_time -new`
+# clients side by side for DURATION seconds, each a new connection, a full
+# handshake (no session offered), GET / and the answer read to the close,
+# one after the other. Sets STIME_CONNS (connections, summed), STIME_S (wall
+# seconds, from the start to the last client's end), STIME_RATE, STATUS and
+# REASON.
+stime_measure() {
+    local id=$1 i pids=() t0 rc=0 bad=0
+    t0=$EPOCHREALTIME
+    for ((i = 0; i < THREADS; i++)); do
+        timeout $((DURATION + 60)) openssl s_time -connect "127.0.0.1:${PORT_OF[$id]}" -new \
+            -time "$DURATION" -www / >"$TMPD/stime.$i" 2>&1 &
+        pids+=("$!")
+    done
+    for i in "${pids[@]}"; do wait "$i" || rc=$? bad=$((bad + 1)); done
+    STIME_S=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+    STIME_CONNS=$(cat "$TMPD"/stime.* | awk '/connections in [0-9]+ real seconds/ { s += $1; n++ }
+                                          END { if (n) print s }')
+    STATUS=ok REASON="" STIME_RATE=""
+    if ((bad > 0)) || [ -z "$STIME_CONNS" ] || [ "$STIME_CONNS" = 0 ]; then
+        STATUS=FAILED REASON="$bad of $THREADS s_time exited non-zero (last $rc): $(
+            tail -qn 1 "$TMPD"/stime.* | tr '\n' ' ' | cut -c1-120)"
+    else
+        STIME_RATE=$(awk -v n="$STIME_CONNS" -v t="$STIME_S" 'BEGIN { printf "%.1f", n / t }')
+    fi
+    rm -f "$TMPD"/stime.*
+}
+
+# handshake_run CASE ROUND ID — new TLS handshakes per second.
+#   handshake  wrk with "Connection: close": a new connection, so a new TLS
+#              handshake, per request. wrk keeps an SSL's session across its
+#              reconnects, so it offers resumption.
+#   fullhs     stime_measure: full handshakes only.
+# The server's counters before and after (read 1.1 s after the load, so
+# that weft's 1 s snapshot is taken after it) say how many connections it
+# accepted and, for weft, how many handshakes resumed a session.
 handshake_run() {
-    local round=$1 id=$2 c0 c1 a0 h0 r0 a1 h1 r1
+    local case=$1 round=$2 id=$3 c0 c1 a0 h0 r0 a1 h1 r1 acc hs res counts
     sleep 1.1
     c0=$(server_counters "$id")
-    wrk_measure handshake "$HS_CONNS" "https://127.0.0.1:${PORT_OF[$id]}/" -H "Connection: close"
+    if [ "$case" = handshake ]; then
+        wrk_measure handshake "$HS_CONNS" "https://127.0.0.1:${PORT_OF[$id]}/" -H "Connection: close"
+    else
+        stime_measure "$id"
+    fi
     sleep 1.1
     c1=$(server_counters "$id")
     read -r a0 h0 r0 <<<"$c0"
     read -r a1 h1 r1 <<<"$c1"
     # One accepted connection between the two readings is the first
-    # reading's own (curl), not wrk's: hence the - 1 (within +-1 for weft,
-    # whose snapshot may be taken just before or after that connection).
-    local acc hs res
+    # reading's own (curl), not the load's: hence the - 1 (within +-1 for
+    # weft, whose snapshot may be taken just before or after it).
     acc=$(delta "$a0" "$a1" 1) hs=$(delta "$h0" "$h1" 1) res=$(delta "$r0" "$r1" 0)
-    wrk_record handshake "$round" "$id" "$HS_CONNS" \
-        "\"accepted\":$(json_num "$acc"),\"tls_handshakes\":$(json_num "$hs"),\"tls_resumed\":$(json_num "$res")"
-    log "    accepted ${acc:-?} connections for ${WRK_REQS:-?} requests; handshakes ${hs:--} resumed ${res:--}"
+    counts="\"accepted\":$(json_num "$acc"),\"tls_handshakes\":$(json_num "$hs"),\"tls_resumed\":$(json_num "$res")"
+    if [ "$case" = handshake ]; then
+        wrk_record handshake "$round" "$id" "$HS_CONNS" "$counts"
+    else
+        result_run "$(
+            printf '{"case":"fullhs","round":%s,"server":%s,"conns":%s,"status":"%s","reason":%s,' \
+                "$round" "$(json_str "$id")" "$THREADS" "$STATUS" "$(json_str "$REASON")"
+            printf '"rps":%s,"requests":%s,"elapsed_s":%s,%s}' "$(json_num "$STIME_RATE")" \
+                "$(json_num "$STIME_CONNS")" "$(json_num "$STIME_S")" "$counts"
+        )"
+        log "  round $round  fullhs  $id  ${THREADS} clients  ${STIME_RATE:-?} handshakes/s $REASON"
+    fi
+    log "    accepted ${acc:-?} connections; handshakes ${hs:--}, resumed ${res:--}"
 }
 
 # idle_run ROUND ID — a fresh server; RSS before; IDLE_CONNS idle TLS
@@ -324,16 +374,17 @@ loaded_phase() {
                 done
             done
         fi
-        if [ "$phase" = loaded ] && has_case handshake; then
-            for id in $(in_order "$round"); do handshake_run "$round" "$id"; done
-        fi
+        for c in handshake fullhs; do
+            if [ "$phase" != loaded ] || ! has_case $c; then continue; fi
+            for id in $(in_order "$round"); do handshake_run $c "$round" "$id"; done
+        done
     done
     for id in $SERVERS; do stop_server "$id"; done
 }
 
 COMMANDS_JSON=""
 log "servers: $SERVERS; cases: $CASES; rounds $ROUNDS; ${DURATION}s per wrk run; load average $RESULT_LOAD_BEFORE"
-if has_case keepalive || has_case handshake; then loaded_phase loaded ""; fi
+if has_case keepalive || has_case handshake || has_case fullhs; then loaded_phase loaded ""; fi
 if has_case onecore; then loaded_phase onecore "$ONECORE_SERVER_CPUS"; fi
 if has_case idle; then
     for round in $(seq "$ROUNDS"); do
