@@ -583,22 +583,21 @@ def render_tls(res, img_dir):
         rows = []
         for i in res.ids:
             ok = [r for r in g[i] if r["status"] == "ok"]
-            vers = {}
-            for r in ok:
-                for v, k in (dig(r, "client", "versions") or {}).items():
-                    vers[v] = vers.get(v, 0) + k
+            seen = {json.dumps(dig(r, "client", "versions") or {}, sort_keys=True) for r in ok}
+            vers = json.loads(seen.pop()) if len(seen) == 1 else {}
             rows.append([res.label(i), cell(g[i], idle_bytes, fmt_b), per_round(g[i], idle_bytes, fmt_b),
                          cell(g[i], lambda r: r.get("rss_before_kib"), fmt_mib),
                          cell(g[i], lambda r: r.get("rss_after_kib"), fmt_mib),
                          ok[0].get("processes") if ok else "–",
                          cell(g[i], lambda r: dig(r, "client", "open_s"), fmt_2),
-                         ", ".join(f"{v} {k:,}" for v, k in sorted(vers.items())) or "–",
+                         ", ".join(f"{v} {k:,}" for v, k in sorted(vers.items())) + " each run"
+                         if vers else "varied (see the result file)" if ok else "–",
                          fmt_ratio(m[i], m.get(ref)) if i != ref else ""])
             if i in weft:
                 goal_row(f"bytes per idle TLS connection, {n:,} connections", i, m[i], m.get(ref), fmt_b,
                          False)
         body += table(["server", "bytes per connection", "per round", "RSS before MiB", "RSS open MiB",
-                       "processes", "open s", "TLS versions (client)", f"/ {res.label(ref)}"], rows,
+                       "processes", "open s", "TLS versions (client's count)", f"/ {res.label(ref)}"], rows,
                       ["---", "--:", "---", "--:", "--:", "--:", "--:", "---", "--:"])
         body += ["", res.source()]
 
