@@ -110,8 +110,10 @@ done
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION: whole seconds, at least 1: $DURATION"
 has_case() { [[ " $CASES " == *" $1 "* ]]; }
 
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF >/dev/null
-cmake --build "$BUILD" -j "$(nproc)" --target weft-http >/dev/null
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF >/dev/null ||
+    die "cmake configure of $BUILD failed"
+cmake --build "$BUILD" -j "$(nproc)" --target weft-http >/dev/null ||
+    die "building weft-http in $BUILD failed (cmake --build $BUILD --target weft-http says why)"
 HTTP="$BUILD/examples/http/weft-http"
 NGINX_VERSION=$(nginx -v 2>&1 | sed 's|.*/||')
 
