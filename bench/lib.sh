@@ -177,48 +177,99 @@ forget_pid() {
 
 # ---- wrk -----------------------------------------------------------------------
 
-# to_ms FIGURE — wrk's latency figure in ms ("812.00us", "2.15ms", "1.02s").
+# to_ms V — wrk's latency figure ("812.00us", "2.15ms", "1.02s") in ms.
 to_ms() {
+    [ -n "$1" ] || return 0
     awk -v v="$1" 'BEGIN {
         n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
         if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
         printf "%.3f", n }'
 }
 
-# wrk_record OUT RC MEMBERS — one run from wrk's output in file OUT (its exit
-# status RC): records MEMBERS (the run's own, '"k":v,' each) and what wrk
-# reported (status, reason, rps, requests, errors, latency_ms p50..p99).
-# Sets WRK_RPS, WRK_P99, WRK_ERRS and WRK_REASON for the caller's log line.
-wrk_record() {
-    local out=$1 rc=$2 p50 p75 p90 p99 reqs status=ok p
-    WRK_REASON=""
-    WRK_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    reqs=$(awk '/requests in/ {print $1}' "$out")
+# wrk_parse FILE — what `wrk --latency` printed to FILE: sets WRK_RPS
+# (Requests/sec), WRK_REQS (requests completed), WRK_ERRS (socket errors
+# plus non-2xx answers) and WRK_P50, WRK_P75, WRK_P90, WRK_P99 (ms); each
+# empty when wrk did not print it.
+wrk_parse() {
+    local f=$1 p
+    WRK_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$f")
+    WRK_REQS=$(awk '/requests in/ {print $1}' "$f")
     for p in 50 75 90 99; do
-        eval "p$p=\$(to_ms \"\$(awk '\$1 == \"$p%\" {print \$2}' \"\$out\")\")"
+        printf -v "WRK_P$p" '%s' "$(to_ms "$(awk -v p="$p%" '$1 == p {print $2}' "$f")")"
     done
-    WRK_P99=$p99
     WRK_ERRS=$(awk '/Socket errors:/ {sub(/.*errors:/, ""); gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i}
-                /Non-2xx/ {s += $NF} END {print s + 0}' "$out")
-    if [ "$rc" != 0 ] || [ -z "$WRK_RPS" ]; then
-        status=FAILED WRK_REASON="wrk exit $rc: $(tail -n 2 "$out" | tr '\n' ' ' | cut -c1-160)"
-    fi
-    result_run "$(
-        printf '{%s"status":"%s","reason":%s,"rps":%s,"requests":%s,"errors":%s,' "$3" "$status" \
-            "$(json_str "$WRK_REASON")" "$(json_num "$WRK_RPS")" "$(json_num "$reqs")" "$(json_num "$WRK_ERRS")"
-        printf '"latency_ms":{"p50":%s,"p75":%s,"p90":%s,"p99":%s}}' "$(json_num "$p50")" \
-            "$(json_num "$p75")" "$(json_num "$p90")" "$(json_num "$p99")"
-    )"
+                    /Non-2xx/ {s += $NF} END {print s + 0}' "$f")
 }
 
-# labels_json — {"ID":{"label":...},...} for each of SERVERS, by the
-# caller's server_label ID.
-labels_json() {
-    local id out=""
-    for id in $SERVERS; do
-        out+="${out:+,}$(json_str "$id"):{\"label\":$(json_str "$(server_label "$id")")}"
-    done
-    printf '{%s}' "$out"
+# wrk_measure CASE CONNS URL [WRK_ARGS...] — one `wrk --latency` run of
+# DURATION seconds at CONNS connections, THREADS threads; for CASE onecore
+# one thread pinned to ONECORE_LOAD_CPU (taskset). Sets WRK_* (wrk_parse),
+# WRK_THREADS, WRK_CPU (empty when not pinned), STATUS (FAILED when wrk
+# failed or completed no request, else ok) and REASON. Needs TMPD.
+wrk_measure() {
+    local case=$1 c=$2 url=$3 out=$TMPD/wrk.out rc=0 load=()
+    shift 3
+    WRK_THREADS=$THREADS WRK_CPU=""
+    if [ "$case" = onecore ]; then WRK_CPU=$ONECORE_LOAD_CPU WRK_THREADS=1 load=(taskset -c "$WRK_CPU"); fi
+    load+=(wrk -t"$WRK_THREADS" -c"$c" -d"${DURATION}s" --latency "$@" "$url")
+    timeout $((${DURATION%.*} + 60)) "${load[@]}" >"$out" 2>&1 || rc=$?
+    wrk_parse "$out"
+    STATUS=ok REASON=""
+    if [ "$rc" != 0 ] || [ -z "$WRK_RPS" ]; then
+        STATUS=FAILED REASON="wrk exit $rc: $(tail -n 2 "$out" | tr '\n' ' ' | cut -c1-160)"
+    elif [ "${WRK_REQS:-0}" = 0 ]; then
+        STATUS=FAILED REASON="no request completed in ${DURATION}s"
+    fi
+}
+
+# wrk_record CASE ROUND ID CONNS [EXTRA] — the last wrk_measure as one run of
+# the result file (EXTRA: more JSON members, "name":value,...), and a log line.
+wrk_record() {
+    local case=$1 round=$2 id=$3 c=$4 extra=${5:-}
+    result_run "$(
+        printf '{"case":"%s","round":%s,"server":%s,"conns":%s,"wrk_threads":%s,"load_cpu":%s,' "$case" \
+            "$round" "$(json_str "$id")" "$c" "$WRK_THREADS" "$([ -n "$WRK_CPU" ] && json_str "$WRK_CPU" || echo null)"
+        printf '"status":"%s","reason":%s,"rps":%s,"requests":%s,"errors":%s,' "$STATUS" \
+            "$(json_str "$REASON")" "$(json_num "$WRK_RPS")" "$(json_num "$WRK_REQS")" "$(json_num "$WRK_ERRS")"
+        printf '"latency_ms":{"p50":%s,"p75":%s,"p90":%s,"p99":%s}%s}' "$(json_num "$WRK_P50")" \
+            "$(json_num "$WRK_P75")" "$(json_num "$WRK_P90")" "$(json_num "$WRK_P99")" "${extra:+,$extra}"
+    )"
+    log "  round $round  $case  $id  c=$c  ${WRK_RPS:-?} req/s  p99 ${WRK_P99:-?} ms  errors ${WRK_ERRS:-?} $REASON"
+}
+
+# nginx_conf_write DIR WORKERS PORT LISTEN MAIN SERVER — DIR/nginx.conf: an
+# nginx as close to weft-http as it goes: WORKERS workers, no logging, no
+# limit on requests per keep-alive connection (nginx's default of 1000 would
+# make wrk reconnect; weft-http has no such limit), GET / answered with
+# "hello, world\n" from memory on 127.0.0.1:PORT. LISTEN: more parameters of
+# the listen directive ("ssl"); MAIN: more lines of the main context; SERVER:
+# more lines of the server block (each may be empty).
+nginx_conf_write() {
+    mkdir -p "$1"
+    cat >"$1/nginx.conf" <<EOF
+worker_processes $2;
+$5
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 10000; }
+http {
+    access_log off;
+    default_type text/plain;
+    keepalive_requests 100000000;
+    keepalive_timeout 120s;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    server {
+        listen 127.0.0.1:$3${4:+ $4} backlog=4096;
+$6
+        location / { return 200 "hello, world\n"; }
+    }
+}
+EOF
 }
 
 # ---- result files ------------------------------------------------------------

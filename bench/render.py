@@ -4,12 +4,13 @@
     bench/render.py [--out FILE] [--no-plots] RESULT.json...
 
 Each result file is one invocation of bench/run.sh (suite "echo"),
-bench/http.sh ("http"), bench/kv.sh ("kv") or bench/lb.sh ("lb"), with every run of every round
+bench/http.sh ("http"), bench/tls.sh ("tls"), bench/kv.sh ("kv"), bench/proxy.sh
+("proxy") or bench/lb.sh ("lb"), with every run of every round
 (see bench/lib.sh). This script computes every figure from them: a figure is
 the median of the rounds that succeeded, and every table says which result
 file it comes from. Without --out the markdown goes to stdout (no plots);
 with --out FILE each suite's part of FILE, between its markers
-(<!-- run.sh:begin --> ... <!-- run.sh:end -->, http.sh, kv.sh), is replaced
+(<!-- run.sh:begin --> ... <!-- run.sh:end -->, http.sh, tls.sh, kv.sh, ...), is replaced
 and the rest of FILE kept; with --section NAME every result given goes into
 the part between <!-- NAME:begin --> and <!-- NAME:end --> instead (a section
 of its own, under --title if given). Plots (gnuplot, bench/plot.gp) go to
@@ -27,7 +28,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIN_ROUNDS = 3  # a figure is the median of at least this many interleaved rounds
-MARKERS = {"echo": "run.sh", "http": "http.sh", "kv": "kv.sh", "proxy": "proxy.sh", "lb": "lb.sh"}
+MARKERS = {"echo": "run.sh", "http": "http.sh", "kv": "kv.sh", "proxy": "proxy.sh", "lb": "lb.sh", "tls": "tls.sh"}
 PLOT_PREFIX = ""  # --section NAME: plots are img/NAME-....png, apart from the main section's
 TITLE = None  # --title: the heading of every rendered part instead of the suite's own
 
@@ -497,6 +498,169 @@ def render_lb(res, img_dir):
                        res.settings.get("refs"))
 
 
+# ---- suite "tls" (bench/tls.sh) -------------------------------------------------
+
+def idle_bytes(r):
+    """Bytes of RSS per idle TLS connection: (RSS with them open - RSS before) / N."""
+    a, b, n = r.get("rss_before_kib"), r.get("rss_after_kib"), r.get("conns")
+    return (b - a) * 1024 / n if None not in (a, b) and n else None
+
+
+def per_round(runs, value, fmt):
+    return ", ".join(fmt(value(r)) if r["status"] == "ok" else r["status"] for r in runs) or "–"
+
+
+def render_tls(res, img_dir):
+    s = res.settings
+    goal = s.get("goal", 1.0)
+    ref = "nginx"
+    weft = [i for i in res.ids if i.startswith("weft")]
+    rps, p99 = (lambda r: r.get("rps")), (lambda r: dig(r, "latency_ms", "p99"))
+    fmt_b = dash(lambda v: f"{v:,.0f}")
+    out = res.header("TLS: weft-http against nginx")
+    out += [f"Both servers: the same ECDSA P-256 certificate ({s.get('certificate', '')}, self-signed, made "
+            "by the script), `GET /` answered with `hello, world\\n` from memory, "
+            f"{s.get('workers')} workers each, no access log, TLS 1.2 and 1.3 with the same TLS 1.2 "
+            "ciphers (server preference), a session cache and session tickets. What "
+            "`openssl s_client -alpn http/1.1` negotiated with each:", ""]
+    out += table(["server", "negotiated"], [[res.label(i), res.servers[i].get("tls") or "–"]
+                                            for i in res.ids], ["---", "---"])
+    out += ["", f"Load: {s.get('wrk')} ({s.get('openssl')}), {s.get('duration_s')} s per run over "
+            "https, after a 2 s warm-up of each server. A keep-alive run's window includes its "
+            "connections' handshakes (wrk has no separate warm-up).", ""]
+    cmds = s.get("commands", {})
+    out += table(["phase", "server", "command"],
+                 [[ph, res.label(i), f"`{c.get(i, '')}`"] for ph, c in cmds.items() for i in res.ids],
+                 ["---", "---", "---"]) + [""]
+
+    summary, verdict = [], []
+
+    def goal_row(what, wid, wv, rv, fmt, higher):
+        ratio = fmt_ratio(wv, rv)
+        if wv is None or not rv:
+            met = "no result"
+        else:
+            met = "MET" if (wv >= goal * rv if higher else wv <= rv) else "NOT MET"
+        summary.append([what, res.label(wid), fmt(wv), fmt(rv), ratio,
+                        f"{'≥' if higher else '≤'} {goal if higher else 1.0}×", met])
+
+    def wrk_table(case, title, load):
+        if case not in s.get("cases", []):
+            return []
+        rows = []
+        lines = ["", f"### {title}", "", f"Load: `{load}`.", ""]
+        for n in s.get("conns", []):
+            g = {i: res.group(case=case, server=i, conns=n) for i in res.ids}
+            m = {i: ok_median(g[i], rps) for i in res.ids}
+            for i in res.ids:
+                rows.append([n, res.label(i), cell(g[i], rps, fmt_rate), cell(g[i], p99, fmt_3),
+                             per_round(g[i], rps, fmt_rate), sum(r.get("errors") or 0 for r in g[i]),
+                             fmt_ratio(m[i], m.get(ref)) if i != ref else ""])
+                if case == "keepalive" and i in weft:
+                    goal_row(f"keep-alive requests/s, {n} connections", i, m[i], m.get(ref), fmt_rate, True)
+        lines += table(["connections", "server", "requests/s", "p99 ms", "requests/s per round", "errors",
+                        f"/ {res.label(ref)}"], rows, ["--:", "---", "--:", "--:", "---", "--:", "--:"])
+        return lines + ["", res.source(), "(errors: wrk's socket errors plus non-2xx answers, summed over the "
+                        "rounds.)"]
+
+    body = wrk_table("keepalive", "Keep-alive requests/s over TLS (medians)",
+                     f"wrk -t{s.get('wrk_threads')} -cN -d{s.get('duration_s')}s --latency https://…/")
+    oc = s.get("onecore", {})
+    body += wrk_table("onecore", f"One load thread: wrk -t1 on CPU {oc.get('load_cpu')}, servers on CPUs "
+                      f"{oc.get('server_cpus')} (medians)",
+                      f"taskset -c {oc.get('load_cpu')} wrk -t1 -cN -d{s.get('duration_s')}s --latency https://…/")
+    hs_text = {
+        "handshake": (
+            f"wrk -t{s.get('wrk_threads')} -c{s.get('handshake_conns')} -d{s.get('duration_s')}s --latency -H "
+            "'Connection: close' https://…/",
+            "both servers close after each answer and wrk reconnects, so requests/s is handshakes/s. "
+            "wrk keeps each connection's SSL session across its reconnects and so offers resumption: "
+            "these are mostly resumed (abbreviated) handshakes."),
+        "fullhs": (
+            f"openssl s_time -connect 127.0.0.1:PORT -new -time {s.get('duration_s')} -www /` × "
+            f"{s.get('wrk_threads')} side by side, `handshakes/s = connections / wall seconds",
+            "each client opens a new connection with a full handshake (no session offered), sends "
+            "`GET /` and reads the answer to the close, one connection after the other: full "
+            "handshakes only, at as many connections at a time as there are clients."),
+    }
+    for case, title in (("handshake", "New TLS handshakes per second: a new connection per request, wrk"),
+                        ("fullhs", "Full TLS handshakes per second: openssl s_time -new")):
+        if case not in s.get("cases", []):
+            continue
+        load, what = hs_text[case]
+        body += ["", f"### {title} (medians)", "", f"Load: `{load}`: {what} *Connections accepted* is the "
+                 "server's own count over the run (weft-http's `/stats`, nginx's stub_status; the one "
+                 "connection of the first counter reading taken off) against the load's completed "
+                 "requests: about 1 connection per request shows that every request had its own "
+                 "connection (a connection still in its handshake when the window closes counts on the "
+                 "server's side only). *Resumed* is weft's count of handshakes that resumed a session "
+                 "(nginx does not count them; the client is the same).", ""]
+        g = {i: res.group(case=case, server=i) for i in res.ids}
+        m = {i: ok_median(g[i], rps) for i in res.ids}
+        rows = []
+        for i in res.ids:
+            ok = [r for r in g[i] if r["status"] == "ok"]
+            acc = sum(r.get("accepted") or 0 for r in ok)
+            req = sum(r.get("requests") or 0 for r in ok)
+            hs = [r.get("tls_handshakes") for r in ok if r.get("tls_handshakes") is not None]
+            rs = [r.get("tls_resumed") for r in ok if r.get("tls_resumed") is not None]
+            rows.append([res.label(i), cell(g[i], rps, fmt_rate), cell(g[i], p99, fmt_3),
+                         per_round(g[i], rps, fmt_rate), f"{acc:,} / {req:,}" if ok else "–",
+                         f"{acc / req:.3f}" if req else "–",
+                         f"{sum(rs):,} of {sum(hs):,} ({sum(rs) / sum(hs):.0%})" if hs and sum(hs) else "–",
+                         sum(r.get("errors") or 0 for r in g[i]),
+                         fmt_ratio(m[i], m.get(ref)) if i != ref else ""])
+            if i in weft:
+                goal_row("new TLS handshakes/s, " + ("wrk -H 'Connection: close' (mostly resumed)"
+                                                     if case == "handshake" else "openssl s_time -new (full)"),
+                         i, m[i], m.get(ref), fmt_rate, True)
+        body += table(["server", "handshakes/s", "p99 ms", "per round", "connections accepted / requests",
+                       "connections per request", "resumed", "errors", f"/ {res.label(ref)}"], rows,
+                      ["---", "--:", "--:", "---", "--:", "--:", "--:", "--:", "--:"])
+        body += ["", res.source()]
+    if "idle" in s.get("cases", []):
+        n = s.get("idle_conns")
+        body += ["", f"### Memory per idle TLS connection, {n:,} connections (medians)", "",
+                 f"A fresh server for each run; its RSS (VmRSS, summed over all its processes: nginx's "
+                 "master and workers, weft-http's one process) with no connection, then `bench/tls_idle.py` "
+                 f"opens {n:,} connections one after the other (a full handshake each, no session reused, "
+                 "the certificate verified, one `GET /` and its whole answer) and holds them idle; 1 s "
+                 f"after the last answer the RSS again. Bytes per connection: (RSS with them open - RSS "
+                 f"before) / {n:,}, user space only (kernel socket memory is not in RSS).", ""]
+        g = {i: res.group(case="idle", server=i) for i in res.ids}
+        m = {i: ok_median(g[i], idle_bytes) for i in res.ids}
+        rows = []
+        for i in res.ids:
+            ok = [r for r in g[i] if r["status"] == "ok"]
+            seen = {json.dumps(dig(r, "client", "versions") or {}, sort_keys=True) for r in ok}
+            vers = json.loads(seen.pop()) if len(seen) == 1 else {}
+            rows.append([res.label(i), cell(g[i], idle_bytes, fmt_b), per_round(g[i], idle_bytes, fmt_b),
+                         cell(g[i], lambda r: r.get("rss_before_kib"), fmt_mib),
+                         cell(g[i], lambda r: r.get("rss_after_kib"), fmt_mib),
+                         ok[0].get("processes") if ok else "–",
+                         cell(g[i], lambda r: dig(r, "client", "open_s"), fmt_2),
+                         ", ".join(f"{v} {k:,}" for v, k in sorted(vers.items())) + " each run"
+                         if vers else "varied (see the result file)" if ok else "–",
+                         fmt_ratio(m[i], m.get(ref)) if i != ref else ""])
+            if i in weft:
+                goal_row(f"bytes per idle TLS connection, {n:,} connections", i, m[i], m.get(ref), fmt_b,
+                         False)
+        body += table(["server", "bytes per connection", "per round", "RSS before MiB", "RSS open MiB",
+                       "processes", "open s", "TLS versions (client's count)", f"/ {res.label(ref)}"], rows,
+                      ["---", "--:", "---", "--:", "--:", "--:", "--:", "---", "--:"])
+        body += ["", res.source()]
+
+    out += ["### The goals (issue 16), medians", ""]
+    out += table(["what", "server", "weft", res.label(ref), "weft / nginx", "goal", ""], summary,
+                 ["---", "---", "--:", "--:", "--:", "--:", "---"])
+    out += ["", res.source()] + body
+    return out + [""] + every_run(res, ["case", "server", "conns"],
+                                  [("req/s", rps, fmt_rate), ("p99 ms", p99, fmt_3),
+                                   ("accepted", lambda r: r.get("accepted"), dash(str)),
+                                   ("resumed", lambda r: r.get("tls_resumed"), dash(str)),
+                                   ("bytes/conn", idle_bytes, fmt_b)])
+
+
 # ---- suite "kv" (bench/kv.sh) --------------------------------------------------
 
 def render_kv(res, img_dir):
@@ -585,7 +749,7 @@ def render_proxy(res, img_dir):
 
 
 RENDER = {"echo": render_echo, "http": render_http, "kv": render_kv, "proxy": render_proxy,
-          "lb": render_lb}
+          "lb": render_lb, "tls": render_tls}
 
 
 # ---- output -------------------------------------------------------------------

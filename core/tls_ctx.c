@@ -9,9 +9,10 @@
  *     of TLS CPU attacks and nothing here needs it.
  *   - SSL_MODE_RELEASE_BUFFERS: an idle connection keeps no record buffer.
  *   - Resumption: stateless tickets, encrypted with keys that rotate every
- *     TICKET_ROTATE_S (a ticket stays valid for two periods), and for TLS
- *     1.2 clients without tickets, OpenSSL's session cache (it takes a lock
- *     per handshake, not per record).
+ *     TICKET_ROTATE_S (a ticket stays valid for two periods; a resumed TLS
+ *     1.3 connection gets a new one, as 1.3 tickets are used once), and for
+ *     TLS 1.2 clients without tickets, OpenSSL's session cache (it takes a
+ *     lock per handshake, not per record).
  */
 #include "core/tls_ctx.h"
 
@@ -84,12 +85,18 @@ void tlsctx_tick(void)
 static int ticket_cb(SSL *s, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *ectx,
                      EVP_MAC_CTX *hctx, int enc)
 {
-    (void)s;
     int cur = __atomic_load_n(&g_cur, __ATOMIC_ACQUIRE);
     if (cur < 0)
         return enc ? -1 : 0;
     const tkey *k = &g_keys[cur];
-    int renew = 0;
+    /*
+     * TLS 1.3: always a fresh ticket on resumption. OpenSSL sends one after
+     * a resumed 1.3 handshake only when this says "renew", and clients use
+     * a 1.3 ticket once (RFC 8446, C.4; OpenSSL's client cache, browsers):
+     * without a new one, every other connection of a client that reconnects
+     * would be a full handshake. A 1.2 ticket stays reusable as it is.
+     */
+    int renew = SSL_version(s) >= TLS1_3_VERSION;
     if (enc) {
         if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
             return -1;

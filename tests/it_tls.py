@@ -14,6 +14,7 @@ picks and is stopped by its PID. The checks:
 
   echo     TLS 1.3 and 1.2 (Python's ssl, i.e. OpenSSL) echo 1 MiB byte-exact
   s_client TLS 1.3 and 1.2 handshakes and resumption (-sess_out/-sess_in),
+           a resumed 1.3 connection given a new ticket (one-use tickets),
            TLS 1.1 refused with the protocol_version alert
   attacks  garbage, a truncated ClientHello, an empty and a half-sent
            stalled handshake: each closed, counted as tls_handshake, the
@@ -285,9 +286,13 @@ def check_echo_and_attacks():
         out = s_client(port, ver, "-sess_out", path("sess" + ver))
         check("New, " + name in out and "Verify return code: 0 (ok)" in out and "ping" in out,
               "s_client %s: %s" % (ver, out[-600:]))
-        out = s_client(port, ver, "-sess_in", path("sess" + ver), line=b"again\n")
+        out = s_client(port, ver, "-sess_in", path("sess" + ver), "-msg", line=b"again\n")
         check("Reused, " + name in out and "again" in out,
               "s_client %s resumption: %s" % (ver, out[-600:]))
+        # A 1.3 ticket is used once (RFC 8446, C.4): a resumed 1.3
+        # connection gets a new one, or the client's next is a full handshake.
+        check(ver != "-tls1_3" or "NewSessionTicket" in out,
+              "s_client -tls1_3: no new ticket after a resumption: %s" % out[-600:])
     # The snapshot is published every stats interval: wait for the counts.
     want = (2, 0) if VG else (6, 2)
     wait_for("the handshakes counted", lambda: (lambda t: (t["tls_handshakes"], t["tls_resumed"])
