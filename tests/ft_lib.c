@@ -40,9 +40,9 @@ struct ft_healthy {
     pthread_t thread;
     int nconns, interval_ms;
     hconn *c;
-    int stop;      /* atomic */
-    uint64_t msgs; /* atomic, written by the thread */
-    uint64_t bytes, mismatches, errors;
+    int stop;             /* atomic */
+    uint64_t msgs, bytes; /* atomic, written by the thread */
+    uint64_t mismatches, errors;
     int64_t start_ms, end_ms;
     lhist lat; /* microseconds */
 };
@@ -117,7 +117,7 @@ static void h_read(ft_healthy *h, hconn *c)
         c->got += (size_t)r;
         if (c->got == c->len) {
             lh_record(&h->lat, (uint64_t)(now_ns() - c->t_send) / 1000);
-            h->bytes += c->len;
+            __atomic_store_n(&h->bytes, h->bytes + c->len, __ATOMIC_RELAXED);
             __atomic_store_n(&h->msgs, h->msgs + 1, __ATOMIC_RELAXED);
             c->len = 0;
         }
@@ -192,6 +192,8 @@ ft_healthy *ft_healthy_start(uint16_t port, int nconns, int interval_ms, uint64_
 }
 
 uint64_t ft_healthy_msgs(ft_healthy *h) { return __atomic_load_n(&h->msgs, __ATOMIC_RELAXED); }
+
+uint64_t ft_healthy_bytes(ft_healthy *h) { return __atomic_load_n(&h->bytes, __ATOMIC_RELAXED); }
 
 void ft_healthy_expect_progress(ft_healthy *h, int timeout_ms, const char *when)
 {

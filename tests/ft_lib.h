@@ -61,8 +61,9 @@ typedef struct ft_healthy_result {
  */
 ft_healthy *ft_healthy_start(uint16_t port, int nconns, int interval_ms, uint64_t seed);
 
-/* Messages verified so far (safe while the thread runs). */
+/* Messages and bytes verified so far (safe while the thread runs). */
 uint64_t ft_healthy_msgs(ft_healthy *h);
+uint64_t ft_healthy_bytes(ft_healthy *h);
 
 /* Stop the thread, close the connections, fill *r, free h. */
 void ft_healthy_stop(ft_healthy *h, ft_healthy_result *r);

@@ -8,7 +8,8 @@
  * pile up in each slow connection's output until the output high watermark
  * stops reading it. Then the slow clients close (with their echoes unread,
  * so the kernel resets) and the server must give everything back.
- * Asserts: each slow connection was paused (bp_pauses >= N); the ring
+ * Asserts: each slow connection was paused (bp_pauses >= N); what the
+ * server wrote to them stays within SENT_PER_CONN_MAX each (below); the ring
  * memory (pool_bytes, sampled on the admin socket) never passes what the
  * documented per-connection bounds allow (PER_CONN_MAX each, below); RSS
  * grows by no more than that plus slack (not under sanitizers, whose
@@ -42,8 +43,18 @@
  * doubling (so up to twice that), plus its input ring (16 KiB).
  */
 #define PER_CONN_MAX (2L * (256 + 64) * 1024 + 16 * 1024)
-#define SLACK_KB     (32L << 10) /* allocator and thread overhead over the rings */
-#define CACHE_MAX    (4L << 20)  /* --pool-cache default: kept per worker */
+/*
+ * What the server may have written to one connection whose peer reads
+ * nothing: what the peer's small receive buffer and the window took, plus
+ * what waits unsent in the server's socket, which the server keeps under
+ * the output high watermark (TCP_NOTSENT_LOWAT, workers/io_sock.c), plus
+ * the write that crossed it. Without that bound the kernel's autotuned
+ * send buffer took up to tcp_wmem's maximum (4 MiB) per connection, all of
+ * it read and echoed by the server first.
+ */
+#define SENT_PER_CONN_MAX (2L * 256 * 1024 + 64 * 1024 + 64 * 1024)
+#define SLACK_KB          (32L << 10) /* allocator and thread overhead over the rings */
+#define CACHE_MAX         (4L << 20)  /* --pool-cache default: kept per worker */
 
 static const char *const defaults[] = {NULL};
 static const char *const stall_args[] = {"--output-stall", STALL_MS, NULL};
@@ -108,6 +119,8 @@ static int defaults_part(const ft_opts *o)
     int n = (int)o->n;
     static slow s;
     slow_connect(&s, srv.port, n);
+    int64_t out0 = ft_stat(sock, "bytes_out");
+    uint64_t healthy0 = ft_healthy_bytes(h);
     int64_t t0 = itl_now_ms();
     long rss_max = rss0;
     int64_t pool_seen = 0;
@@ -124,6 +137,11 @@ static int defaults_part(const ft_opts *o)
         itl_sleep_ms(20);
     }
     int64_t pauses = ft_stat(sock, "bp_pauses");
+    /* The server's bytes out less the healthy echoes: what the slow
+     * connections were sent (the healthy side's figure lags by at most
+     * its messages in flight, 16 x 200 B). */
+    int64_t sent_slow =
+        ft_stat(sock, "bytes_out") - out0 - (int64_t)(ft_healthy_bytes(h) - healthy0);
     ft_healthy_expect_progress(h, 5000, "while the slow consumers hold their output");
     int closed_early = n - s.open;
     slow_close(&s);
@@ -132,11 +150,13 @@ static int defaults_part(const ft_opts *o)
     int64_t pool_after = ft_wait_stat_eq(sock, "pool_bytes", 0, 2000);
     fprintf(stderr,
             "slow_consumer (defaults, %lld workers): %llu bytes written in %d ms, rss %ld -> max "
-            "%ld KiB, pool_bytes max %lld (%lld per slow conn), bp_pauses %lld, %d closed by the "
-            "server early; after the close: open %lld, pool_bytes %lld\n",
+            "%ld KiB, pool_bytes max %lld (%lld per slow conn), sent to them %lld (%lld per slow "
+            "conn), bp_pauses %lld, %d closed by the server early; after the close: open %lld, "
+            "pool_bytes %lld\n",
             (long long)workers, (unsigned long long)s.written, HOLD_MS, rss0, rss_max,
-            (long long)pool_seen, (long long)(pool_seen / n), (long long)pauses, closed_early,
-            (long long)open, (long long)pool_after);
+            (long long)pool_seen, (long long)(pool_seen / n), (long long)sent_slow,
+            (long long)(sent_slow / n), (long long)pauses, closed_early, (long long)open,
+            (long long)pool_after);
     /* The healthy side first, so its figures are reported even when the
      * fault assertions below fail. */
     ft_healthy_result r;
@@ -148,6 +168,10 @@ static int defaults_part(const ft_opts *o)
              (long long)pauses, n);
     IT_CHECK(closed_early == 0, "%d slow connections closed within %d ms at the defaults",
              closed_early, HOLD_MS);
+    IT_CHECK(sent_slow <= (int64_t)n * SENT_PER_CONN_MAX,
+             "the server wrote %lld bytes to %d connections that read nothing (%lld each), the "
+             "bound is %ld each",
+             (long long)sent_slow, n, (long long)(sent_slow / n), SENT_PER_CONN_MAX);
     long cap = (long)n * PER_CONN_MAX + (long)workers * CACHE_MAX;
     IT_CHECK(pool_seen > 0 && pool_seen <= cap, "ring memory %lld bytes, the bounds allow %ld",
              (long long)pool_seen, cap);
