@@ -86,6 +86,7 @@ all_faults=(
     "limits|ft_limits|2000|connects (max_conns 1000; 500 at ulimit 128)"
     "sigterm|ft_sigterm|200|connections pumping at SIGTERM"
     "churn|ft_churn|100000|connect/request/close cycles"
+    "attack|ft_attack|3000|bad clients of six kinds at once"
 )
 faults=()
 for f in "${all_faults[@]}"; do
