@@ -2,9 +2,10 @@
  * tests/ft_attack.c — many bad clients of several kinds at once, beside
  * healthy ones.
  *
- * weft-echo --lines with a 1 s input stall and a 1 s output stall (so the
+ * weft-echo --lines with a 3 s input stall and a 1 s output stall (so the
  * timeouts fire within the test; every other setting, the 1 MiB input cap
- * included, at its default). N bad clients (600 in CI), in six kinds, each
+ * included, at its default; the input stall leaves the oversize senders
+ * time to reach the cap on a busy machine). N bad clients (600 in CI), in six kinds, each
  * kind a thread of its own at SCHED_IDLE, all at once:
  *   slowloris  N/6   a byte every 200 ms, never a newline
  *   reset      N/3   half a line, then a reset (SO_LINGER 0)
@@ -40,7 +41,7 @@
 #define GIVE_UP_MS 20000
 #define BIG_LINE   (2L << 20)
 
-static const char *const args[] = {"--lines",        "--input-stall", "1000",
+static const char *const args[] = {"--lines",        "--input-stall", "3000",
                                    "--output-stall", "1000",          NULL};
 
 enum { SLOWLORIS, RESET, OVERSIZE, SLOW, HALFCLOSE, KNOCK, KINDS };
@@ -161,7 +162,7 @@ static void *attack_main(void *arg)
 {
     attacker *a = arg;
     /* The oversize senders keep the normal priority: at SCHED_IDLE on a busy
-     * machine their line can arrive slower than the 1 s input stall, which
+     * machine their line can arrive slower than the input stall, which
      * would then close them before the cap does (a different test). */
     if (a->kind != OVERSIZE)
         ft_fault_nice(1);
