@@ -9,7 +9,7 @@ set terminal pngcairo size 1000,1000 font ',10'
 set output out
 set datafile separator "\t"
 set datafile commentschars "#"
-set key top left opaque
+set key outside top right horizontal samplen 2
 set grid
 set xlabel 'minutes'
 set multiplot layout 4,1 title title
