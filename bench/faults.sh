@@ -105,10 +105,10 @@ field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 record() {
     local round=$1 name=$2 mode=$3 rc=$4 file=$5 err=$6 line why status k json
     why=$(grep -m1 '^FAIL' "$err" | sed 's/^FAIL [^ ]*: //')
-    [ $rc -eq 124 ] && why="timed out${why:+; $why}"
-    [ $rc -ne 0 ] && [ -z "$why" ] && why="exit status $rc"
+    [ "$rc" -eq 124 ] && why="timed out${why:+; $why}"
+    [ "$rc" -ne 0 ] && [ -z "$why" ] && why="exit status $rc"
     status=ok
-    [ $rc -eq 0 ] || status=FAILED
+    [ "$rc" -eq 0 ] || status=FAILED
     if ! grep -q '^FT_RESULT' "$file"; then
         result_run "{\"round\":$round,\"fault\":$(json_str "$name"),\"sub\":$(json_str "$name"),\"mode\":\"$mode\",\"rc\":$rc,\"status\":\"FAILED\",\"reason\":$(json_str "${why:-no FT_RESULT line}")}"
         return
@@ -250,5 +250,5 @@ if [ $write_doc -eq 1 ] && [ -f "$doc" ] && grep -q '<!-- faults.sh:begin -->' "
         !skip { print }' "$doc" >"$TMPD/doc" && cat "$TMPD/doc" >"$doc"
     log "table written to docs/reliability.md"
 fi
-[ $verdict -eq 0 ] && log "every verdict: pass" || log "some verdicts FAILED (exit 1)"
+if [ $verdict -eq 0 ]; then log "every verdict: pass"; else log "some verdicts FAILED (exit 1)"; fi
 exit $verdict
