@@ -256,7 +256,9 @@ static const weft_option g_opt_names[] = {
     {"max-conns-per-worker", 1, "N", "connections one worker holds (0: no cap)"},
     {"ring-size", 1, "BYTES", "initial ring capacity, a power of two"},
     {"read-budget", 1, "BYTES", "bytes read from one connection per turn"},
-    {"output-high-wm", 1, "BYTES", "pause reading above this much pending output"},
+    {"output-high-wm", 1, "BYTES",
+     "pause reading above this much pending output; also\n"
+     "the most the kernel holds unsent (TCP_NOTSENT_LOWAT)"},
     {"output-low-wm", 1, "BYTES", "resume reading below this much"},
     {"input-cap", 1, "BYTES", "close when unconsumed input reaches this"},
     {"output-cap", 1, "BYTES", "close when pending output would pass this"},

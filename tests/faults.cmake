@@ -18,7 +18,7 @@ if(NOT WEFT_SANITIZE STREQUAL "")
 endif()
 
 set(WEFT_FT_TESTS)
-foreach(ft slowloris reset vanish slow_consumer oversize limits sigterm churn)
+foreach(ft slowloris reset vanish slow_consumer oversize limits sigterm churn attack)
   add_executable(ft_${ft} ft_${ft}.c)
   target_link_libraries(ft_${ft} PRIVATE ft_lib)
   target_compile_options(ft_${ft} PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,9 +40,9 @@ struct ft_healthy {
     pthread_t thread;
     int nconns, interval_ms;
     hconn *c;
-    int stop;      /* atomic */
-    uint64_t msgs; /* atomic, written by the thread */
-    uint64_t bytes, mismatches, errors;
+    int stop;             /* atomic */
+    uint64_t msgs, bytes; /* atomic, written by the thread */
+    uint64_t mismatches, errors;
     int64_t start_ms, end_ms;
     lhist lat; /* microseconds */
 };
@@ -116,7 +117,7 @@ static void h_read(ft_healthy *h, hconn *c)
         c->got += (size_t)r;
         if (c->got == c->len) {
             lh_record(&h->lat, (uint64_t)(now_ns() - c->t_send) / 1000);
-            h->bytes += c->len;
+            __atomic_store_n(&h->bytes, h->bytes + c->len, __ATOMIC_RELAXED);
             __atomic_store_n(&h->msgs, h->msgs + 1, __ATOMIC_RELAXED);
             c->len = 0;
         }
@@ -192,6 +193,8 @@ ft_healthy *ft_healthy_start(uint16_t port, int nconns, int interval_ms, uint64_
 
 uint64_t ft_healthy_msgs(ft_healthy *h) { return __atomic_load_n(&h->msgs, __ATOMIC_RELAXED); }
 
+uint64_t ft_healthy_bytes(ft_healthy *h) { return __atomic_load_n(&h->bytes, __ATOMIC_RELAXED); }
+
 void ft_healthy_expect_progress(ft_healthy *h, int timeout_ms, const char *when)
 {
     uint64_t m0 = ft_healthy_msgs(h);
@@ -234,6 +237,7 @@ void ft_healthy_stop(ft_healthy *h, ft_healthy_result *r)
     r->p99_us = lh_percentile(&h->lat, 99);
     r->max_us = lh_percentile(&h->lat, 100);
     r->ms = h->end_ms - h->start_ms;
+    r->conns = h->nconns;
     free(h->c);
     free(h);
 }
@@ -241,9 +245,9 @@ void ft_healthy_stop(ft_healthy *h, ft_healthy_result *r)
 void ft_healthy_check(const char *fault, const char *mode, long n, const ft_healthy_result *r,
                       uint64_t min_msgs)
 {
-    printf("FT_RESULT fault=%s mode=%s n=%ld ms=%lld msgs=%llu mismatches=%llu errors=%llu "
-           "p50_us=%llu p99_us=%llu max_us=%llu\n",
-           fault, mode, n, (long long)r->ms, (unsigned long long)r->msgs,
+    printf("FT_RESULT fault=%s mode=%s n=%ld ms=%lld conns=%d msgs=%llu mismatches=%llu "
+           "errors=%llu p50_us=%llu p99_us=%llu max_us=%llu\n",
+           fault, mode, n, (long long)r->ms, r->conns, (unsigned long long)r->msgs,
            (unsigned long long)r->mismatches, (unsigned long long)r->errors,
            (unsigned long long)r->p50_us, (unsigned long long)r->p99_us,
            (unsigned long long)r->max_us);
@@ -256,8 +260,13 @@ void ft_healthy_check(const char *fault, const char *mode, long n, const ft_heal
 
 void ft_fault_nice(int on)
 {
-    /* Linux keeps the nice value per thread: PRIO_PROCESS with a thread id. */
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), on ? 10 : 0);
+    /* Linux keeps the policy and the nice value per thread: pid 0 and
+     * PRIO_PROCESS with a thread id are this thread. SCHED_IDLE runs only
+     * on CPU time nothing else wants; where it cannot be set (an
+     * unprivileged user leaving it needs RLIMIT_NICE), nice 19 instead. */
+    struct sched_param sp = {.sched_priority = 0};
+    if (sched_setscheduler(0, on ? SCHED_IDLE : SCHED_OTHER, &sp) != 0 || !on)
+        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), on ? 19 : 0);
 }
 
 /* ---- the server --------------------------------------------------------- */

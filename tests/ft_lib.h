@@ -21,9 +21,9 @@
  *   -n N           scale of the fault (connections, cycles); CI default when absent
  *   --baseline MS  run the same server and healthy traffic for MS ms with no
  *                  fault, to compare latency (bench/faults.sh)
- * It prints "FT_RESULT fault=NAME mode=fault|baseline n=N ms=MS msgs=M
- * mismatches=K errors=E p50_us=A p99_us=B max_us=C" and exits 0 when every
- * check passed, 1 otherwise.
+ * It prints "FT_RESULT fault=NAME mode=fault|baseline n=N ms=MS conns=H msgs=M
+ * mismatches=K errors=E p50_us=A p99_us=B max_us=C" (H healthy connections
+ * sent M messages in MS ms) and exits 0 when every check passed, 1 otherwise.
  */
 #ifndef WEFT_TESTS_FT_LIB_H
 #define WEFT_TESTS_FT_LIB_H
@@ -50,6 +50,7 @@ typedef struct ft_healthy_result {
     uint64_t errors;     /* resets, early EOFs, replies slower than 10 s */
     uint64_t p50_us, p99_us, max_us;
     int64_t ms; /* how long it ran */
+    int conns;  /* healthy connections */
 } ft_healthy_result;
 
 /*
@@ -60,8 +61,9 @@ typedef struct ft_healthy_result {
  */
 ft_healthy *ft_healthy_start(uint16_t port, int nconns, int interval_ms, uint64_t seed);
 
-/* Messages verified so far (safe while the thread runs). */
+/* Messages and bytes verified so far (safe while the thread runs). */
 uint64_t ft_healthy_msgs(ft_healthy *h);
+uint64_t ft_healthy_bytes(ft_healthy *h);
 
 /* Stop the thread, close the connections, fill *r, free h. */
 void ft_healthy_stop(ft_healthy *h, ft_healthy_result *r);
@@ -80,13 +82,14 @@ void ft_healthy_check(const char *fault, const char *mode, long n, const ft_heal
 void ft_healthy_expect_progress(ft_healthy *h, int timeout_ms, const char *when);
 
 /*
- * The fault side's CPU priority. ft_fault_nice(1) sets the calling thread
- * (and what it forks afterwards) to nice 10; ft_fault_nice(0) sets it back
- * to 0 where that is permitted. Each test calls it around its fault, after
- * the server and the healthy thread are started (they keep nice 0): on two
- * shared CPUs the attack generator would otherwise take the CPU time the
- * server and the healthy clients need, which a remote attacker's CPU does
- * not. The server still does all the work the fault causes.
+ * The fault side's CPU priority. ft_fault_nice(1) puts the calling thread
+ * (and what it forks afterwards) in SCHED_IDLE (nice 19 where that cannot be
+ * set); ft_fault_nice(0) puts it back in SCHED_OTHER at nice 0. Each test
+ * calls it around its fault, after the server and the healthy thread are
+ * started (they keep SCHED_OTHER, nice 0): on two shared CPUs the attack
+ * generator would otherwise take the CPU time the server and the healthy
+ * clients need, which a remote attacker's CPU does not. The server still
+ * does all the work the fault causes.
  */
 void ft_fault_nice(int on);
 

@@ -80,6 +80,19 @@ void io_sock_setup(int fd, const weft_config *cfg)
         int sz = (int)cfg->sndbuf;
         (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
     }
+    /*
+     * Unsent bytes in the kernel stay under the output high watermark: a
+     * write finds the socket full (EAGAIN) past it, so output waits in the
+     * ring, where the watermarks and the caps see it. Without this the
+     * autotuned send buffer of a peer that reads nothing grows to
+     * tcp_wmem's maximum (4 MiB), all of it read and echoed first, and in
+     * no count. Bytes in flight do not count: a fast reader is not slowed.
+     * Not a TCP socket (Unix): the call fails, nothing changes.
+     */
+    if (cfg->output_high_wm > 0) {
+        int lowat = (int)cfg->output_high_wm;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+    }
 }
 
 int io_sock_connect(const struct sockaddr *sa, socklen_t len, unsigned sockopts, int *fd)

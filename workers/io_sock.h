@@ -45,7 +45,8 @@ int io_sock_shutdown_wr(int fd);
 /* close(fd), first setting SO_LINGER {1, 0} when reset (close sends RST). */
 void io_sock_close(int fd, bool reset);
 
-/* Per-connection socket options from the config (SO_SNDBUF); best effort. */
+/* Per-connection socket options from the config (SO_SNDBUF; TCP_NOTSENT_LOWAT at the
+ * output high watermark); best effort. */
 void io_sock_setup(int fd, const weft_config *cfg);
 
 /*

@@ -170,7 +170,9 @@ typedef struct weft_config {
                                                16384. Rings double up to the caps below */
     uint32_t read_budget;                   /* bytes read from one connection per turn before
                                                others get a turn; 65536 */
-    uint32_t output_high_wm;                /* pending output above this pauses reading; 262144 */
+    uint32_t output_high_wm;                /* pending output above this pauses reading, and
+                                               the kernel holds at most this much unsent
+                                               (TCP_NOTSENT_LOWAT); 262144 */
     uint32_t output_low_wm;                 /* reading resumes (and on_drain runs) below; 65536 */
     uint32_t input_cap;                     /* pending input the handler may leave unconsumed
                                                before the connection closes; 1048576 */
