@@ -153,7 +153,8 @@ endif()
 # ssl, curl and wrk (tests/it_tls.py makes its certificates).
 add_test(NAME it_tls
          COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/it_tls.py $<TARGET_FILE:weft-echo>
-                 $<TARGET_FILE:weft-http> $<TARGET_FILE:weft-proxy> $<TARGET_FILE:weft-stat>)
+                 $<TARGET_FILE:weft-http> $<TARGET_FILE:weft-proxy> $<TARGET_FILE:weft-stat>
+                 $<TARGET_FILE:weft-lb>)
 set_tests_properties(it_tls PROPERTIES LABELS integration TIMEOUT 180)
 # The same servers under valgrind memcheck (not in sanitizer builds).
 if(WEFT_SANITIZE STREQUAL "")

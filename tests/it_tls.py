@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tests/it_tls.py — TLS in the data plane, with real clients and servers.
 
-usage: it_tls.py [--valgrind] WEFT_ECHO WEFT_HTTP WEFT_PROXY WEFT_STAT
+usage: it_tls.py [--valgrind] WEFT_ECHO WEFT_HTTP WEFT_PROXY WEFT_STAT [WEFT_LB]
 
 With --valgrind every weft server runs under valgrind memcheck (leaks:
 definite and indirect are errors) and must stop with "ERROR SUMMARY: 0
@@ -31,6 +31,8 @@ picks and is stopped by its PID. The checks:
   outbound weft-proxy --backend-tls to `openssl s_server -rev`: verified
            (by name and by IP address), and refused with the wrong CA
            (closed as tls_verify)
+  lb       weft-lb terminating TLS in front of a plain weft-http, and weft-lb
+           speaking TLS to a TLS weft-http (verified; the wrong CA: 502/503)
 """
 import json
 import os
@@ -47,7 +49,9 @@ import threading
 import time
 
 VG = len(sys.argv) > 1 and sys.argv[1] == "--valgrind"
-ECHO, HTTP, PROXY, STAT = sys.argv[2:6] if VG else sys.argv[1:5]
+ARGS = sys.argv[2:] if VG else sys.argv[1:]
+ECHO, HTTP, PROXY, STAT = ARGS[:4]
+LB = ARGS[4] if len(ARGS) > 4 else None
 SLOW = 12.0 if VG else 1.0  # how much longer things may take under valgrind
 DIR = tempfile.mkdtemp(prefix="weft-it-tls.")
 PROCS = []
@@ -529,6 +533,64 @@ def check_outbound():
     srv.kill()
 
 
+def https_get(port, name="localhost", path="/"):
+    """GET path over TLS (verified against the test CA): (status, body)."""
+    s = tls_connect(port, name=name)
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path.encode(),
+                                                                                name.encode()))
+    return read_answer(s)
+
+
+def http_get(port, path="/"):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+    return read_answer(s)
+
+
+def read_answer(s):
+    got = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except (ConnectionResetError, ssl.SSLError):
+            break
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    m = re.match(rb"HTTP/1\.1 (\d+)", got)
+    return (int(m.group(1)) if m else 0), got.split(b"\r\n\r\n", 1)[-1]
+
+
+def check_lb():
+    plain, pport, _, _ = start(HTTP, "--port", "0")
+    tls_be, tport, _, _ = start(HTTP, "--port", "0", "--tls-cert", path("srv.pem"), "--tls-key",
+                                path("srv.key"))
+    # Terminating TLS in front of a plain backend.
+    spec = "127.0.0.1:0,tls-cert=%s,tls-key=%s,alpn=http/1.1" % (path("srv.pem"), path("srv.key"))
+    lb, lport, _, _ = start(LB, "--listen", spec, "--backend", "127.0.0.1:%d" % pport)
+    st, body = https_get(lport)
+    check(st == 200 and body == b"hello, world\n", "weft-lb terminating TLS: %d %r" % (st, body))
+    stop(lb)
+    # TLS to the backend: verified by IP address (the certificate carries
+    # 127.0.0.1), by name with sni=, and refused with the wrong CA.
+    for opts, ok in ((",tls,verify=%s" % path("ca.pem"), True),
+                     (",tls,sni=localhost,verify=%s" % path("ca.pem"), True),
+                     (",tls,verify=%s" % path("wrongca.pem"), False)):
+        lb, lport, _, sock = start(LB, "--port", "0", "--retries", "0", "--backend",
+                                   "127.0.0.1:%d%s" % (tport, opts))
+        st, body = http_get(lport)
+        if ok:
+            check(st == 200 and body == b"hello, world\n", "weft-lb to a TLS backend (%s): %d %r"
+                  % (opts, st, body))
+        else:
+            check(st in (502, 503), "weft-lb to a backend that does not verify: %d" % st)
+            wait_for("tls_verify counted", lambda: closed_by(sock, "tls_verify") >= 1)
+        stop(lb)
+    stop(plain)
+    stop(tls_be)
+
+
 def main():
     make_ca("ca")
     make_ca("wrongca")
@@ -541,6 +603,8 @@ def main():
         check_sni()
     check_reload()
     check_outbound()
+    if LB and not VG:
+        check_lb()
     print("it_tls: ok")
 
 

@@ -74,8 +74,28 @@ static int backend_option(lb_backend *b, const char *o, size_t len, const char *
         return 0;
     }
     if (len == 3 && strncmp(o, "tls", 3) == 0) {
-        *why = "tls backends not built yet";
-        return -EINVAL;
+        b->tls = b->tls ? b->tls : 1;
+        return 0;
+    }
+    if ((v = opt_value(o, len, "sni", &n))) {
+        *why = "sni: a host name of 1 to 255 bytes";
+        if (n == 0 || n >= sizeof(b->sni))
+            return -EINVAL;
+        memcpy(b->sni, v, n);
+        b->sni[n] = 0;
+        return 0;
+    }
+    if ((v = opt_value(o, len, "verify", &n))) {
+        *why = "verify: a PEM CA file (a path under 256 bytes), or none";
+        if (n == 4 && strncmp(v, "none", 4) == 0) {
+            b->tls = 2;
+            return 0;
+        }
+        if (n == 0 || n >= sizeof(b->ca))
+            return -EINVAL;
+        memcpy(b->ca, v, n);
+        b->ca[n] = 0;
+        return 0;
     }
     if ((v = opt_value(o, len, "weight", &n))) {
         *why = "weight: expected a number from 0 to 256";
@@ -99,8 +119,19 @@ static int backend_option(lb_backend *b, const char *o, size_t len, const char *
         b->name[n] = 0;
         return 0;
     }
-    *why = "unknown backend option (weight=N, backup, maxconn=N, maxqueue=N, name=S)";
+    *why = "unknown backend option (weight=N, backup, maxconn=N, maxqueue=N, name=S, tls, "
+           "sni=NAME, verify=CAFILE|none)";
     return -EINVAL;
+}
+
+weft_connect_opts lb_backend_connect_opts(const lb_backend *b, uint32_t timeout_ms)
+{
+    return (weft_connect_opts){.timeout_ms = timeout_ms,
+                               .nodelay = true,
+                               .tls = b->tls != 0,
+                               .insecure = b->tls == 2,
+                               .sni = b->sni[0] ? b->sni : NULL,
+                               .ca_file = b->ca[0] ? b->ca : NULL};
 }
 
 int lb_backend_parse(const char *spec, lb_backend *out, const char **why)
@@ -119,6 +150,10 @@ int lb_backend_parse(const char *spec, lb_backend *out, const char **why)
         if (backend_option(&b, o, len, why) != 0)
             return -EINVAL;
         o += len;
+    }
+    if (!b.tls && (b.sni[0] || b.ca[0])) {
+        *why = "sni= and verify= are options of a tls backend (add ,tls)";
+        return -EINVAL;
     }
     if (!b.name[0])
         snprintf(b.name, sizeof(b.name), "%.*s", LB_NAME_MAX - 1, b.addr);

@@ -123,7 +123,7 @@ static void check_round(weft_timer *t, void *arg)
         if (!k)
             return;
         k->be = i;
-        weft_connect_opts o = {.timeout_ms = lb_cfg.health_timeout, .nodelay = true};
+        weft_connect_opts o = lb_backend_connect_opts(b, lb_cfg.health_timeout);
         weft_conn *c;
         if (weft_connect(s, 0, b->addr, &o, &check_h, k, &c) != 0) {
             free(k);

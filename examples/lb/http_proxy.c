@@ -534,7 +534,7 @@ static void start_on(lb_client *cl, int be, int fresh)
         b->reused = 1;
     } else {
         b = calloc(1, sizeof(*b));
-        weft_connect_opts o = {.timeout_ms = lb_cfg.connect_timeout, .nodelay = true};
+        weft_connect_opts o = lb_backend_connect_opts(&lb_backends[be], lb_cfg.connect_timeout);
         weft_conn *bc = NULL;
         int rc = b ? weft_connect(weft_conn_server(cl->c), w->index, lb_backends[be].addr, &o,
                                   &backend_h, b, &bc)

@@ -77,12 +77,15 @@ typedef struct lb_backend {
     char addr[LB_ADDR_MAX]; /* what weft_connect takes */
     char name[LB_NAME_MAX];
     int backup;
-    int maxconn;  /* requests in flight at once (all workers); 0: no cap */
-    int maxqueue; /* requests waiting for a slot, per worker */
-    int state;    /* LB_BE_*: atomic */
-    int weight;   /* 0..256: atomic */
-    int up;       /* health: atomic, 1 up */
-    int passive;  /* set (atomic) when a worker marked it down: the checker restarts its count */
+    int tls;       /* speak TLS to it (",tls"); 2: without verifying (verify=none) */
+    char sni[256]; /* TLS: the name sent and verified; "": its host */
+    char ca[256];  /* TLS: PEM CAs to verify it with; "": the system's */
+    int maxconn;   /* requests in flight at once (all workers); 0: no cap */
+    int maxqueue;  /* requests waiting for a slot, per worker */
+    int state;     /* LB_BE_*: atomic */
+    int weight;    /* 0..256: atomic */
+    int up;        /* health: atomic, 1 up */
+    int passive;   /* set (atomic) when a worker marked it down: the checker restarts its count */
     /* the checker's own (worker 0 only) */
     int ok_run, fail_run;
     uint64_t checks, check_failures, transitions; /* single writer: worker 0 */
@@ -142,6 +145,9 @@ extern int lb_counter[LB_K_COUNT];
 
 /* Parse a backend spec (as lb_backend_add) into *b without adding it. */
 int lb_backend_parse(const char *spec, lb_backend *b, const char **why);
+
+/* The connect options for backend b: timeout, TCP_NODELAY, its TLS. */
+weft_connect_opts lb_backend_connect_opts(const lb_backend *b, uint32_t timeout_ms);
 /*
  * Parse "HOST:PORT[,weight=N][,backup][,maxconn=N][,maxqueue=N][,name=S]"
  * into a new slot and publish it. 0 or -EINVAL (*why), -ENOSPC.

@@ -32,7 +32,7 @@ static void tcp_connect(lb_tcp *t)
         }
         t->be = be;
         t->tried |= 1ULL << be;
-        weft_connect_opts o = {.timeout_ms = lb_cfg.connect_timeout, .nodelay = true};
+        weft_connect_opts o = lb_backend_connect_opts(&lb_backends[be], lb_cfg.connect_timeout);
         lb_store(&t->w->active[be], t->w->active[be] + 1);
         lb_add_stat(&t->w->st[be].requests, 1);
         int rc = weft_connect(weft_conn_server(t->client), t->w->index, lb_backends[be].addr, &o,

@@ -175,7 +175,11 @@ static const weft_program_option lb_options[] = {
      "backup (used only when no primary is up), maxconn=N (requests\n"
      "in flight at once, split between the workers; 0: no cap),\n"
      "maxqueue=N (requests waiting for a slot, default 128),\n"
-     "name=S (in stats and admin commands; default HOST:PORT)"},
+     "name=S (in stats and admin commands; default HOST:PORT),\n"
+     "tls (speak TLS to it, its certificate verified), sni=NAME (the\n"
+     "name sent and verified; default HOST, or the IP address the\n"
+     "certificate must then carry), verify=CAFILE (PEM CAs; default the\n"
+     "system's) or verify=none (no verification: tests only)"},
     {"mode", "http|tcp", "http: a reverse proxy per request (default); tcp: per connection"},
     {"balance", "ALGO",
      "roundrobin (smooth weighted, default), leastconn (fewest in\n"
