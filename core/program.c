@@ -196,8 +196,12 @@ static int parse(int argc, char **argv, const weft_program *p, weft_config *cfg)
     const weft_option *lib = weft_config_options(&nlib);
     while (p->options && p->options[nprog].name)
         nprog++;
-    const char *cpath;
-    if (find_config(argc, argv, &cpath) != 0) {
+    /* A program with a --config of its own (weft-lb) reads its file itself. */
+    bool own_config = false;
+    for (size_t i = 0; i < nprog; i++)
+        own_config |= strcmp(p->options[i].name, "config") == 0;
+    const char *cpath = NULL;
+    if (!own_config && find_config(argc, argv, &cpath) != 0) {
         fprintf(stderr, "%s: --config takes one FILE, once (see --help)\n", p->name);
         return 2;
     }

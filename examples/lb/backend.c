@@ -74,7 +74,7 @@ static int backend_option(lb_backend *b, const char *o, size_t len, const char *
         return 0;
     }
     if (len == 3 && strncmp(o, "tls", 3) == 0) {
-        b->tls = b->tls ? b->tls : 1;
+        b->tls = 1;
         return 0;
     }
     if ((v = opt_value(o, len, "sni", &n))) {
@@ -88,7 +88,7 @@ static int backend_option(lb_backend *b, const char *o, size_t len, const char *
     if ((v = opt_value(o, len, "verify", &n))) {
         *why = "verify: a PEM CA file (a path under 256 bytes), or none";
         if (n == 4 && strncmp(v, "none", 4) == 0) {
-            b->tls = 2;
+            b->insecure = 1;
             return 0;
         }
         if (n == 0 || n >= sizeof(b->ca))
@@ -129,7 +129,7 @@ weft_connect_opts lb_backend_connect_opts(const lb_backend *b, uint32_t timeout_
     return (weft_connect_opts){.timeout_ms = timeout_ms,
                                .nodelay = true,
                                .tls = b->tls != 0,
-                               .insecure = b->tls == 2,
+                               .insecure = b->insecure != 0,
                                .sni = b->sni[0] ? b->sni : NULL,
                                .ca_file = b->ca[0] ? b->ca : NULL};
 }
@@ -151,7 +151,7 @@ int lb_backend_parse(const char *spec, lb_backend *out, const char **why)
             return -EINVAL;
         o += len;
     }
-    if (!b.tls && (b.sni[0] || b.ca[0])) {
+    if (!b.tls && (b.sni[0] || b.ca[0] || b.insecure)) {
         *why = "sni= and verify= are options of a tls backend (add ,tls)";
         return -EINVAL;
     }

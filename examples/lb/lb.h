@@ -77,7 +77,8 @@ typedef struct lb_backend {
     char addr[LB_ADDR_MAX]; /* what weft_connect takes */
     char name[LB_NAME_MAX];
     int backup;
-    int tls;       /* speak TLS to it (",tls"); 2: without verifying (verify=none) */
+    int tls;       /* speak TLS to it (",tls") */
+    int insecure;  /* TLS without verifying it (verify=none: tests only) */
     char sni[256]; /* TLS: the name sent and verified; "": its host */
     char ca[256];  /* TLS: PEM CAs to verify it with; "": the system's */
     int maxconn;   /* requests in flight at once (all workers); 0: no cap */

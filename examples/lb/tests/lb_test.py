@@ -45,7 +45,7 @@ SIGTERM, insisting on exit status 0). Every wait is bounded.
             commands; --config FILE and SIGHUP re-reading its backends
   tcp       tcp mode: round robin over weft-http backends, a refused
             backend skipped (retried), health checks by connect
-  cli       --help names every option; bad options and tls backends exit 2
+  cli       --help names every option; bad options (sni= without tls ...) exit 2
   chaos     8 clients send random valid and invalid requests (pipelined,
             cut short, reset) to misbehaving backends for 5 s: weft-lb
             stays up, answers after, leaves nothing in flight, exits 0
@@ -806,7 +806,7 @@ def case_admin():
     check("c" not in lb.backends() and "c" not in picks(lb, 8), "removed c still there")
     for cmd, err in (("drain nope", "no backend"), ("weight a x", "usage"), ("weight a 999", "usage"),
                      ("add bogus", "expected HOST:PORT"), ("add %s,name=a" % c3.addr, "exists"),
-                     ("add 1.2.3.4:5,tls", "tls backends not built yet")):
+                     ("add 1.2.3.4:5,verify=none", "options of a tls backend")):
         out = lb.admin(cmd)
         check(out.startswith("error:") and err in out, "%r answered %r" % (cmd, out))
     check("drain NAME" in lb.admin("help"), "help lists the commands")
@@ -867,7 +867,7 @@ def case_cli():
                 "--fall", "--retries", "--workers", "--reuseport", "--config", "--listen", "--pool-size",
                 "--queue-timeout", "--response-timeout", "--header-timeout", "--connect-timeout"):
         check(opt in out.stdout, "--help does not name %s" % opt)
-    for args, err in ((["--backend", "127.0.0.1:1,tls"], "tls backends not built yet"),
+    for args, err in ((["--backend", "127.0.0.1:1,sni=x"], "options of a tls backend"),
                       (["--backend", "nocolon"], "HOST:PORT"),
                       (["--backend", "127.0.0.1:1,weight=300"], "weight"),
                       (["--backend", "127.0.0.1:1,bogus"], "unknown backend option"),
