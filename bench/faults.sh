@@ -175,7 +175,11 @@ def rate(r):
 rows, failures, all_ok = [], [], True
 for fault, sub in subs:
     fr = [r for r in runs if r["fault"] == fault and r["sub"] == sub and r["mode"] == "fault"]
-    br = {r["round"]: r for r in runs if r["fault"] == fault and r["mode"] == "baseline"}
+    # A part's own baseline (same sub) when the program runs one per part
+    # (limits), else the fault's.
+    bl = [r for r in runs if r["fault"] == fault and r["mode"] == "baseline"]
+    br = {r["round"]: r for r in bl if r["sub"] in (fault, sub) and
+          (r["sub"] == sub or not any(x["sub"] == sub for x in bl))}
     label = fault if sub == fault else f"{fault}: {sub}"
     why = []
     for r in fr:

@@ -442,10 +442,16 @@ void ft_parse(int argc, char **argv, int nload, long default_n, ft_opts *o)
 
 int ft_run_baseline(const char *fault, const ft_opts *o, const char *const *args)
 {
+    return ft_run_baseline_as(fault, o, args, NULL, o->healthy_conns);
+}
+
+int ft_run_baseline_as(const char *fault, const ft_opts *o, const char *const *args,
+                       const char *prefix, int conns)
+{
     itl_server srv;
     char sock[108];
-    ft_server_start(&srv, o->echo, args, sock, NULL);
-    ft_healthy *h = ft_healthy_start(srv.port, o->healthy_conns, 10, 1);
+    ft_server_start(&srv, o->echo, args, sock, prefix);
+    ft_healthy *h = ft_healthy_start(srv.port, conns, 10, 1);
     itl_sleep_ms((int)o->baseline_ms);
     ft_healthy_result r;
     ft_healthy_stop(h, &r);

@@ -145,6 +145,14 @@ void ft_parse(int argc, char **argv, int nload, long default_n, ft_opts *o);
 int ft_run_baseline(const char *fault, const ft_opts *o, const char *const *args);
 
 /*
+ * The same with the server started under prefix (as ft_server_start) and
+ * conns healthy connections: the baseline of a part of a test whose server
+ * or healthy side differs from the rest (ft_limits' emfile part).
+ */
+int ft_run_baseline_as(const char *fault, const ft_opts *o, const char *const *args,
+                       const char *prefix, int conns);
+
+/*
  * Raise our fd limit and check it can hold `need` descriptors (fails the
  * test with a clear message otherwise).
  */

@@ -195,8 +195,13 @@ int main(int argc, char **argv)
     ft_parse(argc, argv, 0, 1000, &o);
     ft_need_fds(o.n + 64);
     if (o.baseline_ms > 0) {
+        /* One baseline per part, each like its part without the fault:
+         * the emfile part's server runs under ulimit -n 128 with 8 healthy
+         * connections. */
         const char *const args[] = {"--workers", "2", NULL};
-        return ft_run_baseline("limits", &o, args);
+        const char *const emfile_args[] = {"--workers", "2", "--max-conns", "1000", NULL};
+        ft_run_baseline("max_conns", &o, args);
+        return ft_run_baseline_as("emfile", &o, emfile_args, "ulimit -n 128;", 8);
     }
     max_conns_part(&o);
     emfile_part(&o);
