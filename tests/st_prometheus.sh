@@ -34,7 +34,7 @@ check_text() {
         grep -q "^$m [0-9]" "$1" || fail "$2: no $m"
         grep -q "^# TYPE $m " "$1" || fail "$2: no TYPE for $m"
     done
-    grep -Eq "^weft_build_info\{version=\"$VERSION\",io=\"(epoll|poll)\"\} 1$" "$1" ||
+    grep -Eq "^weft_build_info\{version=\"$VERSION\",io=\"(epoll|poll|uring)\"\} 1$" "$1" ||
         fail "$2: weft_build_info: $(grep build_info "$1")"
     grep -q '^# TYPE weft_turn_latency_seconds histogram$' "$1" || fail "$2: turn latency is no histogram"
     grep -q '^# TYPE weft_handler_latency_seconds histogram$' "$1" || fail "$2: handler latency is no histogram"
