@@ -40,7 +40,10 @@ fail() {
 }
 # Running, not a zombie (kill -0 succeeds on a child that exited unwaited).
 alive() {
-    [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat"
+    # One read: the process may exit (and be reaped) between two looks.
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    case $st in *") Z "*) return 1 ;; esac
+    return 0
 }
 need() {
     command -v "$1" >/dev/null 2>&1 || fail "$1 not found: install the Debian package '$2'"
