@@ -13,7 +13,8 @@ endif()
 
 function(weft_fuzz_target name)
   add_executable(${name} ${ARGN})
-  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/include)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/include
+                             ${WEFT_GENERATED_INCLUDE})
   target_compile_options(${name} PRIVATE ${WEFT_WARNINGS} -Wno-missing-prototypes
                          -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -g)
   target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
