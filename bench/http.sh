@@ -91,31 +91,7 @@ chmod a+x "$TMPD" && chmod 755 "$WWW" && chmod 644 "$WWW/$STATIC_NAME"
 # With ROOT: the files under ROOT instead, with sendfile on (nginx's other
 # defaults kept: no open_file_cache, no tcp_nopush).
 nginx_conf() {
-    mkdir -p "$1"
-    cat >"$1/nginx.conf" <<EOF
-worker_processes $2;
-$([ "$4" = 1 ] && echo "worker_cpu_affinity auto;")
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 10000; }
-http {
-    access_log off;
-    default_type text/plain;
-    keepalive_requests 100000000;
-    keepalive_timeout 120s;
-$([ -n "${5:-}" ] && echo "sendfile on;")
-    client_body_temp_path $1/body;
-    proxy_temp_path $1/proxy;
-    fastcgi_temp_path $1/fastcgi;
-    uwsgi_temp_path $1/uwsgi;
-    scgi_temp_path $1/scgi;
-    server {
-        listen 127.0.0.1:$3 backlog=4096;
-        location / { $(if [ -n "${5:-}" ]; then printf 'root %s;' "$5"; else printf '%s' 'return 200 "hello, world\n";'; fi) }
-    }
-}
-EOF
+    nginx_conf_write "$1" "$2" "$3" "" "$([ "$4" = 1 ] && echo "worker_cpu_affinity auto;")" "" "${5:-}"
 }
 
 # server_cmd ID PORT WORKERS [ROOT] — sets CMD (nginx: writes its config

@@ -283,7 +283,7 @@ result_end "$(
         "$ROUNDS" "$DURATION" "$(tr ' ' '\n' <<<"$CONNS" | grep . | paste -sd,)" "$WORKERS" "$THREADS"
     printf '"goal":%s,"refs":["haproxy","nginx"],"idle":%s,"cases":%s,"case":{%s},"wrk":%s},' "$GOAL" "$IDLE" \
         "$(json_list $CASES)" "$CASES_JSON" "$(json_str "$(wrk -v 2>&1 | head -n1 | cut -c1-60)")"
-    printf '"servers":%s,"server_ids":%s' "$(labels_json)" "$(json_list $SERVERS)"
+    printf '"servers":%s,"server_ids":%s' "$(server_labels_json)" "$(json_list $SERVERS)"
 )"
 log "wrote $RESULT_FILE"
 python3 bench/render.py "$RESULT_FILE"

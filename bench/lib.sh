@@ -222,9 +222,35 @@ wrk_measure() {
     fi
 }
 
-# wrk_record CASE ROUND ID CONNS [EXTRA] — the last wrk_measure as one run of
-# the result file (EXTRA: more JSON members, "name":value,...), and a log line.
+# wrk_record OUT RC MEMBERS — one run from wrk's output in file OUT (its exit
+# status RC): records MEMBERS (the run's own, '"k":v,' each) and what wrk
+# reported (status, reason, rps, requests, errors, latency_ms p50..p99).
+# Sets WRK_RPS, WRK_P99, WRK_ERRS and WRK_REASON for the caller's log line.
 wrk_record() {
+    local out=$1 rc=$2 p50 p75 p90 p99 reqs status=ok p
+    WRK_REASON=""
+    WRK_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    reqs=$(awk '/requests in/ {print $1}' "$out")
+    for p in 50 75 90 99; do
+        eval "p$p=\$(to_ms \"\$(awk '\$1 == \"$p%\" {print \$2}' \"\$out\")\")"
+    done
+    WRK_P99=$p99
+    WRK_ERRS=$(awk '/Socket errors:/ {sub(/.*errors:/, ""); gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i}
+                /Non-2xx/ {s += $NF} END {print s + 0}' "$out")
+    if [ "$rc" != 0 ] || [ -z "$WRK_RPS" ]; then
+        status=FAILED WRK_REASON="wrk exit $rc: $(tail -n 2 "$out" | tr '\n' ' ' | cut -c1-160)"
+    fi
+    result_run "$(
+        printf '{%s"status":"%s","reason":%s,"rps":%s,"requests":%s,"errors":%s,' "$3" "$status" \
+            "$(json_str "$WRK_REASON")" "$(json_num "$WRK_RPS")" "$(json_num "$reqs")" "$(json_num "$WRK_ERRS")"
+        printf '"latency_ms":{"p50":%s,"p75":%s,"p90":%s,"p99":%s}}' "$(json_num "$p50")" \
+            "$(json_num "$p75")" "$(json_num "$p90")" "$(json_num "$p99")"
+    )"
+}
+
+# wrk_record_run CASE ROUND ID CONNS [EXTRA] — the last wrk_measure as one run
+# of the result file (EXTRA: more JSON members, "name":value,...), and a log line.
+wrk_record_run() {
     local case=$1 round=$2 id=$3 c=$4 extra=${5:-}
     result_run "$(
         printf '{"case":"%s","round":%s,"server":%s,"conns":%s,"wrk_threads":%s,"load_cpu":%s,' "$case" \
@@ -243,8 +269,12 @@ wrk_record() {
 # make wrk reconnect; weft-http has no such limit), GET / answered with
 # "hello, world\n" from memory on 127.0.0.1:PORT. LISTEN: more parameters of
 # the listen directive ("ssl"); MAIN: more lines of the main context; SERVER:
-# more lines of the server block (each may be empty).
+# more lines of the server block (each may be empty). With ROOT: the files
+# under ROOT instead of the answer from memory, with sendfile on (nginx's
+# other defaults kept: no open_file_cache, no tcp_nopush).
 nginx_conf_write() {
+    local loc='return 200 "hello, world\n";' sf=""
+    [ -n "${7:-}" ] && loc="root $7;" sf="sendfile on;"
     mkdir -p "$1"
     cat >"$1/nginx.conf" <<EOF
 worker_processes $2;
@@ -258,6 +288,7 @@ http {
     default_type text/plain;
     keepalive_requests 100000000;
     keepalive_timeout 120s;
+    $sf
     client_body_temp_path $1/body;
     proxy_temp_path $1/proxy;
     fastcgi_temp_path $1/fastcgi;
@@ -266,7 +297,7 @@ http {
     server {
         listen 127.0.0.1:$3${4:+ $4} backlog=4096;
 $6
-        location / { return 200 "hello, world\n"; }
+        location / { $loc }
     }
 }
 EOF
