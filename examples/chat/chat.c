@@ -1139,7 +1139,8 @@ static void cmd_nick(chat_client *cl, const char *name, size_t n)
 
 typedef struct pm_msg {
     chat_id from, to;
-    bool busy; /* failed: the offline store's queue was full */
+    bool busy;       /* failed: the offline store's queue was full */
+    bool to_account; /* the target is a registered name: store it if they just left */
     uint32_t from_len, to_len, len;
     char from_nick[CHAT_NAME_MAX + 1];
     char to_nick[CHAT_NAME_MAX + 1];
@@ -1164,6 +1165,8 @@ static void pm_fail(weft_server *s, pm_msg *m)
         free(m);
 }
 
+static void pm_offline(weft_server *s, pm_msg *m, const char *account);
+
 /* On the target's worker: write it if the target is still the same client. */
 static void pm_deliver(weft_server *s, int worker, void *arg)
 {
@@ -1171,6 +1174,11 @@ static void pm_deliver(weft_server *s, int worker, void *arg)
     chat_server *cs = server_of(s);
     chat_worker *w = cs->w[worker];
     chat_client *cl = client_lookup(w, m->to);
+    if (!cl && m->to_account && cs->store) {
+        /* They logged out after the shard looked: keep it for their next login. */
+        pm_offline(s, m, m->to_nick);
+        return;
+    }
     if (!cl) {
         pm_fail(s, m);
         return;
@@ -1220,6 +1228,8 @@ static void pm_route(weft_server *s, int worker, void *arg)
         return;
     }
     m->to = e->id;
+    m->to_account = e->account;
+    snprintf(m->to_nick, sizeof(m->to_nick), "%s", e->n.key);
     if (weft_post(s, (int)e->id.worker, pm_deliver, m) != 0)
         free(m);
 }
@@ -1234,6 +1244,7 @@ static void cmd_msg(chat_client *cl, const chat_cmd *cmd)
     }
     m->from = cl->id;
     m->busy = false;
+    m->to_account = false;
     m->from_len = cl->nick_len;
     memcpy(m->from_nick, cl->nick, (size_t)cl->nick_len + 1);
     m->to_len = (uint32_t)cmd->name_len;
