@@ -374,7 +374,9 @@ result_begin() {
     RESULT_STARTED=$(date -u '+%Y-%m-%dT%H:%M:%SZ')
     RESULT_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
     RESULT_COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-    RESULT_DIRTY_PATHS=$(git status --porcelain 2>/dev/null | cut -c4- | head -n 20 | tr '\n' ' ')
+    # The result files of earlier invocations are outputs, not the measured tree.
+    RESULT_DIRTY_PATHS=$(git status --porcelain -- . ':!bench/results' 2>/dev/null | cut -c4- |
+        head -n 20 | tr '\n' ' ')
     local tag=${RESULT_COMMIT:0:12}
     [ -n "$RESULT_DIRTY_PATHS" ] && tag+=-dirty
     mkdir -p "$dir"
