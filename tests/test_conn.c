@@ -190,6 +190,53 @@ static void test_budget_defers_bulk(void **state)
     sc_world_free(&x);
 }
 
+/*
+ * A turn's fresh input reads 4 full budgets (WK_FRESH_BUDGETS); the bulk
+ * senders after them read a trickle (4 KiB) each and are deferred, and the
+ * light connection queued last is still served in that same turn. The
+ * deferred ones then go on at full budgets, 4 budgets' worth per turn.
+ */
+static void test_turn_budget_trickles(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    cfg.read_budget = 16384;
+    sc_world_init(&x, &cfg, &echo_h);
+    enum { NBULK = 8 };
+    int bulk[NBULK];
+    enum { EACH = 40000 };
+    memset(big, 'b', EACH);
+    for (int i = 0; i < NBULK; i++) {
+        bulk[i] = sc_peer_new(SIZE_MAX);
+        sc_adopt(&x, bulk[i]); /* runs a turn: adopt all before any event */
+    }
+    int light = sc_peer_new(SIZE_MAX);
+    sc_adopt(&x, light);
+    for (int i = 0; i < NBULK; i++) {
+        sc_give(bulk[i], big, EACH);
+        sc_event(bulk[i], WK_IO_IN);
+    }
+    sc_give(light, "ping", 4);
+    sc_event(light, WK_IO_IN);
+    sc_turn(&x);
+    for (int i = 0; i < NBULK; i++)
+        assert_int_equal(sc_peer_of(bulk[i])->out_len, i < 4 ? 16384 : 4096);
+    assert_string_equal(sc_output(light), "ping");
+    assert_int_equal(x.w->st.deferrals, NBULK);
+    /* Next turn: the first 4 deferred read a full budget each, then the
+     * turn's share is used up and the other 4 wait (round robin). */
+    sc_turn(&x);
+    for (int i = 0; i < NBULK; i++)
+        assert_int_equal(sc_peer_of(bulk[i])->out_len, i < 4 ? 2 * 16384 : 4096);
+    /* They all finish. */
+    for (int t = 0; t < 16; t++)
+        sc_turn(&x);
+    for (int i = 0; i < NBULK; i++)
+        assert_int_equal(sc_peer_of(bulk[i])->out_len, EACH);
+    sc_world_free(&x);
+}
+
 /* Backpressure: over the high watermark reading stops; below the low one
  * it resumes, on_drain runs, and input that waited is delivered. */
 static void test_backpressure_pause_resume(void **state)
@@ -901,6 +948,7 @@ int main(void)
         cmocka_unit_test_setup(test_echo_one_read_one_write, setup),
         cmocka_unit_test_setup(test_eof_flushes_then_closes, setup),
         cmocka_unit_test_setup(test_budget_defers_bulk, setup),
+        cmocka_unit_test_setup(test_turn_budget_trickles, setup),
         cmocka_unit_test_setup(test_backpressure_pause_resume, setup),
         cmocka_unit_test_setup(test_input_cap, setup),
         cmocka_unit_test_setup(test_output_cap, setup),

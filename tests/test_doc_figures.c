@@ -15,6 +15,7 @@
 #include "weft/weft.h"
 #include "workers/conn-t.h"
 #include "workers/inbox.h"
+#include "workers/loop.h"
 #include "workers/timeouts.h"
 #include "workers/worker-t.h"
 
@@ -31,11 +32,15 @@ static void st_struct_sizes(void **state)
 #endif
 }
 
-/* "The path of a byte", 3 (chunks of 256); invariant 3 (8 timeout closes per turn). */
+/* "The path of a byte", 3 (chunks of 256); invariant 3 (16 deferred, 4 fresh
+ * budgets then 4 KiB, 8 timeout closes per turn). */
 static void st_constants(void **state)
 {
     (void)state;
     assert_int_equal(WK_SLAB_CHUNK, 256);
+    assert_int_equal(WK_BULK_PER_TURN, 16);
+    assert_int_equal(WK_FRESH_BUDGETS, 4);
+    assert_int_equal(WK_READ_TRICKLE, 4096);
     assert_int_equal(TO_VERDICTS_PER_TURN, 8);
 }
 

@@ -630,14 +630,14 @@ static void got_eof(wk_worker *w, weft_conn *c)
         conn_close(w, c, WEFT_CLOSE_PEER); /* both directions are done */
 }
 
-void conn_read(wk_worker *w, weft_conn *c)
+size_t conn_read(wk_worker *w, weft_conn *c, size_t budget)
 {
     const weft_config *cfg = cfg_of(w);
-    size_t budget = cfg->read_budget;
+    size_t given = budget;
     if (c->flags & C_REDELIVER) {
         redeliver(w, c);
         if (!(c->flags & C_READABLE) || (c->flags & C_CLOSED))
-            return;
+            return 0;
     }
     while (!(c->flags & (C_PAUSED | C_HPAUSED | C_CLOSING | C_CLOSED | C_CONNECTING | C_EOF))) {
         if (budget == 0) {
@@ -645,10 +645,10 @@ void conn_read(wk_worker *w, weft_conn *c)
              * with the other bulk readers (the deferred list). */
             ST_ADD(&w->st, deferrals, 1);
             wk_defer_push(w, c);
-            return;
+            return given - budget;
         }
         if (input_room(w, c) <= 0)
-            return;
+            return given - budget;
         /*
          * Never let unconsumed input pass input_cap, so on_data can trust
          * that bound (input_room closed us if it is already reached).
@@ -667,33 +667,34 @@ void conn_read(wk_worker *w, weft_conn *c)
             budget -= (size_t)n;
             deliver(w, c);
             if (after_data(w, c) != 0)
-                return;
+                return given - budget;
             /*
              * The handler asked for its ring again (weft_conn_resume, or a
              * new handler after weft_conn_set_handler): that comes first,
              * before anything more is read, a FIN included.
              */
             if (c->flags & C_REDELIVER)
-                return;
+                return given - budget;
             if ((size_t)n < want && !(c->flags & C_HUP)) {
                 c->flags &= ~C_READABLE; /* drained: the next byte raises an event */
-                return;
+                return given - budget;
             }
             continue;
         }
         if (n == 0) {
             got_eof(w, c);
-            return;
+            return given - budget;
         }
         if (n == -EAGAIN) {
             ST_ADD(&w->st, eagain, 1);
             c->flags &= ~(C_READABLE | C_HUP);
             conn_ring_release(w, &c->in);
-            return;
+            return given - budget;
         }
         close_on_error(w, c, (int)-n);
-        return;
+        return given - budget;
     }
+    return given - budget;
 }
 
 /* ---- output --------------------------------------------------------------- */

@@ -71,10 +71,12 @@ int conn_link(wk_worker *w, weft_conn *a, weft_conn *b);
 void conn_event(wk_worker *w, weft_conn *c, unsigned events);
 
 /*
- * Read from c, at most read_budget bytes this turn, and feed on_data; a
+ * Read from c, at most budget bytes (the ready phase gives read_budget, or
+ * less once a turn's fresh input has read its share), and feed on_data; a
  * connection that uses the whole budget is deferred (wk_defer_push).
+ * Returns the bytes read.
  */
-void conn_read(wk_worker *w, weft_conn *c);
+size_t conn_read(wk_worker *w, weft_conn *c, size_t budget);
 
 /* Hand c's pending output to the backend once; finish a pending close. */
 void conn_flush(wk_worker *w, weft_conn *c);

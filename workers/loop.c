@@ -9,7 +9,8 @@
  *             flags and queues the connection (conn_event)
  *   inbox     adopt the connections handed to us, run posted calls
  *   drain     once the server stops: stop reading, close what has no output
- *   ready     read each connection with fresh input within its budget and
+ *   ready     read each connection with fresh input within its budget (a
+ *             trickle once the turn read its share: WK_FRESH_BUDGETS) and
  *             flush it at once; then a few bulk readers (invariant 3)
  *   timers    close the connections whose timeouts expired (verdicts from
  *             workers/timeouts.c), fire the handler's timers
@@ -32,11 +33,6 @@
 #include "workers/user_timers.h"
 #include "workers/wlog.h"
 
-/*
- * Connections that used a whole read budget (deferred: bulk senders) run
- * after the fresh input of each turn, at most this many per turn.
- */
-#define WK_BULK_PER_TURN 16
 /* While draining at shutdown, wake at least this often (ms). */
 #define WK_DRAIN_TICK_MS 50
 
@@ -145,13 +141,15 @@ static void phase_drain(wk_worker *w)
 
 /* ---- ready ------------------------------------------------------------------ */
 
-static void run_one(wk_worker *w, weft_conn *c)
+/* Run c's input, reading at most budget bytes; returns the bytes read. */
+static size_t run_one(wk_worker *w, weft_conn *c, size_t budget)
 {
+    size_t n = 0;
     c->flags &= ~C_READY;
     if (c->flags & C_LINGER) {
         conn_linger_read(w, c);
     } else if (!(c->flags & C_CLOSED) && (c->flags & (C_READABLE | C_REDELIVER))) {
-        conn_read(w, c);
+        n = conn_read(w, c, budget);
         /*
          * Write what this connection's input produced now, not after
          * every other ready connection: its ring goes back to the pool
@@ -162,6 +160,16 @@ static void run_one(wk_worker *w, weft_conn *c)
         if ((c->flags & (C_FLUSH | C_CLOSED)) == C_FLUSH)
             conn_flush(w, c);
     }
+    return n;
+}
+
+/* The budget of the next fresh connection when the turn has left bytes. */
+static size_t fresh_budget(size_t full, size_t left)
+{
+    size_t trickle = full < WK_READ_TRICKLE ? full : WK_READ_TRICKLE;
+    if (left >= full)
+        return full;
+    return left > trickle ? left : trickle;
 }
 
 static void phase_ready(wk_worker *w)
@@ -171,21 +179,26 @@ static void phase_ready(wk_worker *w)
     weft_conn *bulk = w->deferred.head, *last = w->deferred.tail;
     w->ready.head = w->ready.tail = NULL;
     w->deferred.head = w->deferred.tail = NULL;
-    /* Fresh input first. */
+    size_t full = w->g->cfg->read_budget;
+    size_t left = WK_FRESH_BUDGETS * full;
+    /* Fresh input first: full budgets while the turn's share lasts. */
     while (c) {
         weft_conn *next = c->next_ready;
-        run_one(w, c);
+        size_t n = run_one(w, c, fresh_budget(full, left));
+        left -= n < left ? n : left;
         c = next;
     }
     /*
-     * Then the oldest WK_BULK_PER_TURN deferred connections: fresh input
-     * waits for at most that many read budgets of bulk senders, however many
-     * there are. The rest go back in front of what was deferred meanwhile
-     * (round robin).
+     * Then the oldest deferred connections, at most WK_BULK_PER_TURN of them
+     * and until they read WK_FRESH_BUDGETS read budgets: fresh input waits
+     * for at most that much of bulk senders, however many there are. The
+     * rest go back in front of what was deferred meanwhile (round robin).
      */
-    for (int i = 0; bulk && i < WK_BULK_PER_TURN; i++) {
+    left = WK_FRESH_BUDGETS * full;
+    for (int i = 0; bulk && i < WK_BULK_PER_TURN && left > 0; i++) {
         weft_conn *next = bulk->next_ready;
-        run_one(w, bulk);
+        size_t n = run_one(w, bulk, full);
+        left -= n < left ? n : left;
         bulk = next;
     }
     if (bulk) {

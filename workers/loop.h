@@ -11,6 +11,25 @@
 #include "workers/worker-t.h"
 
 /*
+ * Connections that used a whole read budget (deferred: bulk senders) run
+ * after the fresh input of each turn, at most this many per turn and at
+ * most WK_FRESH_BUDGETS read budgets of bytes in all.
+ */
+#define WK_BULK_PER_TURN 16
+/*
+ * Fresh input of one turn reads at most this many read budgets at full
+ * budget; every connection after that reads at most WK_READ_TRICKLE bytes
+ * (a request, a line) and, if it has more, is deferred with the bulk
+ * readers. A burst of hundreds of connections that all have a full budget
+ * to read (slow consumers filling their output, a flood of uploads) then
+ * costs a turn about WK_FRESH_BUDGETS read budgets plus a trickle each,
+ * not a read budget each, and the light connections behind them in the
+ * ready list are served in that same turn.
+ */
+#define WK_FRESH_BUDGETS 4
+#define WK_READ_TRICKLE  4096
+
+/*
  * Prepare the state a turn needs (arena, ring pool, wheels) on the calling
  * thread, which becomes the worker's thread: the arena's pages are first
  * touched here. 0 or a negative errno.
