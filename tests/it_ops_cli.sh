@@ -33,6 +33,33 @@ serve_once() {
     PIDS=
 }
 
+# A connection closed by the idle timeout: the log line names its peer
+# (address and port, as the client saw its own end).
+peer_in_close_log() {
+    rm -f "$DIR/p.out" "$DIR/p.err"
+    "$1" --port 0 --workers 1 --stats-socket '' --idle-timeout 200 >"$DIR/p.out" 2>"$DIR/p.err" &
+    a=$!
+    PIDS=$a
+    i=0
+    while [ $i -lt 100 ] && ! grep -q "listening on" "$DIR/p.out"; do sleep 0.1; i=$((i + 1)); done
+    port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\)[, ].*/\1/p' "$DIR/p.out" | head -n 1)
+    [ -n "$port" ] || fail "no port in the banner: $(cat "$DIR/p.out")"
+    lport=$(timeout 10 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print(s.getsockname()[1])
+s.settimeout(5)
+s.recv(1)  # the idle close
+' "$port") || fail "no idle close from $(basename "$1")"
+    i=0
+    while [ $i -lt 50 ] && ! grep -q "closing a connection from" "$DIR/p.err"; do sleep 0.1; i=$((i + 1)); done
+    kill -TERM "$a"
+    wait "$a"
+    PIDS=
+    grep -q "warn: worker 0: closing a connection from 127\.0\.0\.1:$lport: timeout$" "$DIR/p.err" ||
+        fail "the idle close does not name the peer 127.0.0.1:$lport: $(cat "$DIR/p.err")"
+}
+
 VERSION=$1
 shift
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do
@@ -101,6 +128,7 @@ CONF
     serve_once "$prog" --log-level debug --log-format logfmt
     grep -Eq "^ts=20[0-9-]{8}T[0-9:.]{12}Z level=debug prog=$name pid=$a msg=\"" "$DIR/l.err" ||
         fail "$name: no logfmt line: $(head -3 "$DIR/l.err")"
+    [ "$name" = weft-echo ] && peer_in_close_log "$prog"
     run "$prog" --port 0 --workers 1 --stats-socket '' --log-level error --print-config
     grep -qx "log-level = error" "$DIR/out" || fail "$name --log-level error"
     echo "it_ops_cli: $name: version, config file, print-config, 9 bad inputs, log lines: ok"

@@ -26,6 +26,9 @@ typedef struct wk_addr {
  */
 int wk_addr_parse(const char *s, wk_addr *a, const char **why);
 
+/* Room for any address wk_addr_format writes ("unix:" and 108 bytes of path). */
+#define WK_ADDR_TEXT 120
+
 /* Write a's address as text ("127.0.0.1:80", "[::1]:80", "unix:/p"). */
 void wk_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t n);
 

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "buffers/ring.h"
+#include "workers/addr.h"
 #include "workers/io.h"
 #include "workers/queues.h"
 #include "workers/slab.h"
@@ -134,7 +135,9 @@ static inline bool out_beyond_ring(const weft_conn *c)
 
 /* ---- open and close ------------------------------------------------------ */
 
-static void count_close(wk_worker *w, weft_close_reason why, const wk_origin *o)
+/* Count a close by reason (and listener); log the abnormal ones with c's peer
+ * (c is NULL for a connection never adopted). */
+static void count_close(wk_worker *w, weft_close_reason why, const wk_origin *o, const weft_conn *c)
 {
     ST_ADD(&w->st, closed, 1);
     ST_ADD(&w->st, closed_by[why], 1);
@@ -159,9 +162,17 @@ static void count_close(wk_worker *w, weft_close_reason why, const wk_origin *o)
         [WEFT_CLOSE_TLS_PROTOCOL] = LIM_TLS,
         [WEFT_CLOSE_TLS_VERIFY] = LIM_TLS,
     };
-    if (kinds[why] != LIM_KINDS)
-        wk_log_limit(w->g, kinds[why], "worker %d: closing a connection: %s", w->index,
-                     weft_close_reason_name(why));
+    if (kinds[why] == LIM_KINDS)
+        return;
+    char peer[WK_ADDR_TEXT] = "?";
+    if (c) {
+        struct sockaddr_storage ss;
+        socklen_t len = weft_conn_peer(c, &ss);
+        if (len > 0)
+            wk_addr_format((const struct sockaddr *)&ss, len, peer, sizeof(peer));
+    }
+    wk_log_limit(w->g, kinds[why], "worker %d: closing a connection from %s: %s", w->index, peer,
+                 weft_close_reason_name(why));
 }
 
 void conn_set_peer(weft_conn *c, const struct sockaddr *sa, socklen_t len)
@@ -189,7 +200,7 @@ static void to_reap(wk_worker *w, weft_conn *c)
 static void conn_gone(wk_worker *w, weft_conn *c, weft_close_reason why)
 {
     w->nconns--;
-    count_close(w, why, c->o);
+    count_close(w, why, c->o, c);
     if (c->o->on_gone) /* with the listener's own origin (a handoff copies ours) */
         c->o->on_gone(c->x && c->x->lsn ? c->x->lsn : c->o, c);
     if (!(c->flags & C_LINGERQ))
@@ -220,7 +231,7 @@ weft_conn *conn_open(wk_worker *w, int fd, const struct sockaddr *peer, socklen_
         w->io->discard(w, fd);
         if (c)
             wk_slot_put(w, c);
-        count_close(w, WEFT_CLOSE_ERROR, o); /* the acceptor counted it in */
+        count_close(w, WEFT_CLOSE_ERROR, o, NULL); /* the acceptor counted it in */
         if (o->on_gone) {
             weft_conn tmp = {.family = 0};
             conn_set_peer(&tmp, peer, peerlen);
