@@ -294,7 +294,8 @@ static const weft_option g_opt_names[] = {
     {"listen", 1, "SPEC",
      "another listener, repeatable: ADDR[,option...] where ADDR is\n"
      "HOST:PORT, [IPv6]:PORT or unix:/PATH and the options are\n"
-     "name=N, backlog=N, reuseport, nodelay, keepalive=S, mode=OCTAL,\n"
+     "name=N, backlog=N, reuseport, nagle (TCP_NODELAY is on otherwise),\n"
+     "keepalive=S, mode=OCTAL,\n"
      "max-conns=N, rate=N (accepts/s), burst=N, per-source=N,\n"
      "tls-cert=FILE, tls-key=FILE (up to 4 pairs: SNI), alpn=P1:P2.\n"
      "With --listen and neither --bind nor --port, only these listen"},

@@ -81,7 +81,9 @@ int weft_listener_parse(const char *spec, weft_listener_opts *o, const char **wh
         if (n == 9 && strncmp(p, "reuseport", 9) == 0)
             o->reuseport = true;
         else if (n == 7 && strncmp(p, "nodelay", 7) == 0)
-            o->nodelay = true;
+            o->nagle = false; /* the default, said explicitly */
+        else if (n == 5 && strncmp(p, "nagle", 5) == 0)
+            o->nagle = true;
         else if ((v = value_of(p, n, "name")) && v < end && (size_t)(end - v) < 64)
             o->name = v; /* read up to the next ',' */
         else if ((v = value_of(p, n, "backlog")) && num(v, end, 1, 1 << 20, 10, &x) == 0)
@@ -106,7 +108,7 @@ int weft_listener_parse(const char *spec, weft_listener_opts *o, const char **wh
         else if ((v = value_of(p, n, "alpn")) && v < end)
             o->alpn = v;
         else
-            w = "unknown or bad listener option (name, backlog=N, reuseport, nodelay, "
+            w = "unknown or bad listener option (name, backlog=N, reuseport, nagle, nodelay, "
                 "keepalive=S, mode=OCTAL, max-conns=N, rate=N, burst=N, per-source=N, "
                 "tls-cert=FILE then tls-key=FILE (up to 4 pairs), alpn=P1:P2)";
         p = end;
@@ -294,8 +296,14 @@ void lsn_setup_conn(const lsn *l, int fd)
     if (l->family == AF_UNIX)
         return;
     int one = 1;
-    /* Failures only leave the kernel's defaults: not worth a close. */
-    if (l->o.nodelay)
+    /*
+     * TCP_NODELAY unless the listener keeps Nagle: a turn writes each
+     * connection once, so there are no small writes to coalesce, and Nagle
+     * would hold the second part of a reply that two turns write (a read
+     * cut by the turn's budget) until the peer's delayed ACK, 40 ms.
+     * Failures only leave the kernel's defaults: not worth a close.
+     */
+    if (!l->o.nagle)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (l->o.keepalive_s) {
         int idle = (int)l->o.keepalive_s, intvl = idle < 75 ? idle : 75, cnt = 4;

@@ -4,11 +4,14 @@
  * data; the accept rate limit, the per-source limit and a listener's
  * max-conns refusing the excess and counting it; Unix socket files (stale
  * ones replaced, live ones and other files refused, the mode kept);
- * SO_REUSEPORT; and the spec parser.
+ * SO_REUSEPORT; TCP_NODELAY on accepted sockets unless the listener keeps
+ * Nagle; and the spec parser.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +76,35 @@ static int connect_from(const char *src, uint16_t port)
     return fd;
 }
 
+/*
+ * TCP_NODELAY of the server's end of client (the server runs in this
+ * process: the fd whose peer is client's own address); -1 if none found.
+ */
+static int server_nodelay(int client)
+{
+    struct sockaddr_storage me, peer;
+    socklen_t ml = sizeof(me);
+    IT_CHECK(getsockname(client, (struct sockaddr *)&me, &ml) == 0, "getsockname");
+    DIR *d = opendir("/proc/self/fd");
+    IT_CHECK(d, "/proc/self/fd: %s", strerror(errno));
+    int v = -1;
+    struct dirent *e;
+    while (v < 0 && (e = readdir(d))) {
+        int fd = atoi(e->d_name);
+        socklen_t pl = sizeof(peer);
+        if (e->d_name[0] == '.' || fd == client || getpeername(fd, (struct sockaddr *)&peer, &pl))
+            continue;
+        if (pl != ml || memcmp(&peer, &me, ml) != 0)
+            continue;
+        int on = 0;
+        socklen_t ol = sizeof(on);
+        IT_CHECK(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &ol) == 0, "TCP_NODELAY");
+        v = on != 0;
+    }
+    closedir(d);
+    return v;
+}
+
 /* Is fd served (an answer comes) or refused (EOF or reset first)? */
 static int served(int fd)
 {
@@ -99,11 +131,11 @@ static void test_parse(void)
     weft_listener_opts o;
     const char *why;
     IT_CHECK(weft_listener_parse("127.0.0.1:80,rate=100,burst=5,per-source=3,max-conns=9,"
-                                 "backlog=7,reuseport,nodelay,keepalive=30,name=api",
+                                 "backlog=7,reuseport,nagle,keepalive=30,name=api",
                                  &o, &why) == 0,
              "a full spec: %s", why);
     IT_CHECK(o.rate == 100 && o.burst == 5 && o.per_source == 3 && o.max_conns == 9 &&
-                 o.backlog == 7 && o.reuseport && o.nodelay && o.keepalive_s == 30 &&
+                 o.backlog == 7 && o.reuseport && o.nagle && o.keepalive_s == 30 &&
                  strncmp(o.name, "api", 3) == 0,
              "fields");
     IT_CHECK(weft_listener_parse("unix:/tmp/x.sock,mode=0600", &o, &why) == 0 && o.mode == 0600,
@@ -129,8 +161,9 @@ int main(void)
     weft_server *s;
     IT_CHECK(weft_server_new(&cfg, &h, (void *)&t0, &s) == 0, "server");
 
-    /* Listener 1: a second TCP port, its own user data. */
-    weft_listener_opts o1 = {.addr = "127.0.0.1:0", .name = "second", .ud = (void *)&t1};
+    /* Listener 1: a second TCP port, its own user data, Nagle kept. */
+    weft_listener_opts o1 = {
+        .addr = "127.0.0.1:0", .name = "second", .ud = (void *)&t1, .nagle = true};
     IT_CHECK(weft_server_listen(s, &o1) == 1, "listener 1");
     /* Listener 2: Unix, over a stale socket file left by a "crash". */
     char path[108];
@@ -186,6 +219,10 @@ int main(void)
     ask(a, "zero 0 hi\n");
     ask(b, "one 1 hi\n");
     ask(u, "unix 2 hi\n");
+    /* TCP_NODELAY by default; not where the listener keeps Nagle. */
+    IT_CHECK(server_nodelay(a) == 1, "listener 0: TCP_NODELAY %d, want 1", server_nodelay(a));
+    IT_CHECK(server_nodelay(b) == 0, "listener 1 (nagle): TCP_NODELAY %d, want 0",
+             server_nodelay(b));
     close(a), close(b), close(u);
 
     /* Rate: 20 at once, about the burst served, the rest refused and counted. */
@@ -251,7 +288,7 @@ int main(void)
     weft_server_free(s);
     IT_CHECK(access(path, F_OK) != 0, "the Unix socket file is removed at the end");
     printf("it_listeners: 3 handlers, rate (%d of 20 served), per-source, max-conns, unix files, "
-           "reuseport, parser: ok\n",
+           "reuseport, nodelay/nagle, parser: ok\n",
            ok);
     return 0;
 }

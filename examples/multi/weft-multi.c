@@ -200,7 +200,7 @@ static const weft_program_option options[] = {
      "one port's listener options, in --listen's syntax: PROTO is\n"
      "http, echo, chat, admin or sniff; OPTS rate=N (accepts per\n"
      "second), burst=N, per-source=N, max-conns=N, backlog=N,\n"
-     "nodelay, keepalive=S, reuseport; e.g. --limit http,rate=100,burst=20.\n"
+     "nagle, keepalive=S, reuseport; e.g. --limit http,rate=100,burst=20.\n"
      "Repeat for more ports (the last one for a port wins)"},
     {NULL, NULL, NULL},
 };

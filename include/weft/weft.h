@@ -308,7 +308,9 @@ typedef struct weft_listener_opts {
     void *ud;                    /* weft_conn_origin_userdata; NULL: the server's */
     int backlog;                 /* listen(2) backlog; 0: config.backlog */
     bool reuseport;              /* SO_REUSEPORT: processes may share the port */
-    bool nodelay;                /* TCP_NODELAY on accepted connections */
+    bool nagle;                  /* keep Nagle's algorithm: no TCP_NODELAY (which is
+                                    set on every accepted TCP connection otherwise:
+                                    each turn writes a connection once anyway) */
     uint32_t keepalive_s;        /* TCP keepalive after this idle time; 0: off */
     uint32_t mode;               /* Unix socket file mode; 0: 0660 */
     int max_conns;               /* open at once through this listener; 0: no cap */
@@ -327,7 +329,8 @@ typedef struct weft_listener_opts {
 
 /*
  * Parse a listener spec, "ADDR[,option...]", into *o (other fields 0):
- * options name, backlog=N, reuseport, nodelay, keepalive=S, mode=OCTAL,
+ * options name, backlog=N, reuseport, nagle (nodelay, the default, is
+ * accepted too), keepalive=S, mode=OCTAL,
  * max-conns=N, rate=N, burst=N, per-source=N, tls-cert=FILE and
  * tls-key=FILE (up to 4 pairs, in that order: SNI), alpn=P1:P2, e.g.
  * "127.0.0.1:8080,rate=100,burst=50,per-source=10,name=api". The strings
