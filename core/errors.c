@@ -44,6 +44,23 @@ static const char *const reason_names[WEFT_CLOSE_REASONS] = {
     [WEFT_CLOSE_TLS_VERIFY] = "tls_verify",
 };
 
+static const char *const state_names[WEFT_CONN_STATES] = {
+    [WEFT_CONN_IDLE] = "idle",
+    [WEFT_CONN_READING] = "reading",
+    [WEFT_CONN_WRITING] = "writing",
+    [WEFT_CONN_HANDSHAKE] = "handshake",
+    [WEFT_CONN_CONNECTING] = "connecting",
+    [WEFT_CONN_DRAINING] = "draining",
+    [WEFT_CONN_LINGERING] = "lingering",
+};
+
+const char *weft_conn_state_name(weft_conn_state st)
+{
+    if ((unsigned)st >= WEFT_CONN_STATES)
+        return "unknown";
+    return state_names[st];
+}
+
 const char *weft_close_reason_name(weft_close_reason r)
 {
     if ((unsigned)r >= WEFT_CLOSE_REASONS)

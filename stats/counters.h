@@ -31,6 +31,7 @@ typedef struct st_worker {
     uint64_t tls_handshakes, tls_resumed;    /* TLS handshakes completed / of them resumed */
     uint64_t closed_lsn[WEFT_MAX_LISTENERS]; /* closes, by the listener that accepted */
     uint64_t user[WEFT_MAX_COUNTERS];        /* handler-defined counters */
+    uint64_t conn_state[WEFT_CONN_STATES];   /* gauges: open connections by state (ST_SET) */
     st_hist turn;    /* ns from epoll wake-up to the end of the turn's flush */
     st_hist handler; /* ns, recorded by the handler */
 } __attribute__((aligned(ST_CACHELINE))) st_worker;
@@ -60,6 +61,8 @@ typedef struct st_listener {
 #define ST_ADD(blk, field, n)                                                                      \
     __atomic_store_n(&(blk)->field, __atomic_load_n(&(blk)->field, __ATOMIC_RELAXED) + (n),        \
                      __ATOMIC_RELAXED)
+/* Set a gauge; only the block's owner thread may call this. */
+#define ST_SET(blk, field, v) __atomic_store_n(&(blk)->field, (v), __ATOMIC_RELAXED)
 /* Read a counter from any thread. */
 #define ST_GET(blk, field) __atomic_load_n(&(blk)->field, __ATOMIC_RELAXED)
 

@@ -170,6 +170,9 @@ static void text(sbuf *b, const weft_snapshot *s)
     for (int r = 0; r < WEFT_CLOSE_REASONS; r++)
         put(b, "closed_%s %llu\n", weft_close_reason_name((weft_close_reason)r),
             (unsigned long long)s->total.closed_by[r]);
+    for (int k = 0; k < WEFT_CONN_STATES; k++)
+        put(b, "conns_%s %llu\n", weft_conn_state_name((weft_conn_state)k),
+            (unsigned long long)s->total.conns_by_state[k]);
     const weft_rates *r = &s->rate;
     put(b,
         "accepted_per_second %.1f\nclosed_per_second %.1f\nbytes_in_per_second %.1f\n"
@@ -205,6 +208,10 @@ static void json_stats(sbuf *b, const weft_stats *st)
     for (int r = 0; r < WEFT_CLOSE_REASONS; r++)
         put(b, "%s\"%s\":%llu", r ? "," : "", weft_close_reason_name((weft_close_reason)r),
             (unsigned long long)st->closed_by[r]);
+    put(b, "},\"conns_by_state\":{");
+    for (int k = 0; k < WEFT_CONN_STATES; k++)
+        put(b, "%s\"%s\":%llu", k ? "," : "", weft_conn_state_name((weft_conn_state)k),
+            (unsigned long long)st->conns_by_state[k]);
     put(b, "}");
 }
 
@@ -384,6 +391,13 @@ static void prometheus(sbuf *b, const weft_snapshot *s)
             put(b, "weft_closed_by_reason_total{worker=\"%d\",reason=\"%s\"} %llu\n", w,
                 weft_close_reason_name((weft_close_reason)r),
                 (unsigned long long)s->workers[w].st.closed_by[r]);
+    put(b, "# HELP weft_connections Open connections by state, as each worker last counted "
+           "them.\n# TYPE weft_connections gauge\n");
+    for (int w = 0; w < s->nworkers; w++)
+        for (int k = 0; k < WEFT_CONN_STATES; k++)
+            put(b, "weft_connections{worker=\"%d\",state=\"%s\"} %llu\n", w,
+                weft_conn_state_name((weft_conn_state)k),
+                (unsigned long long)s->workers[w].st.conns_by_state[k]);
     for (size_t k = 0; s->nlisteners && k < NLFIELDS; k++) {
         const char *suffix = k == 1 ? "" : "_total";
         put(b, "# HELP weft_listener_%s%s %s\n# TYPE weft_listener_%s%s %s\n", lfields[k].name,

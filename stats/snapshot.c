@@ -42,6 +42,8 @@ void snap_sum_worker(weft_stats *st, const st_worker *b)
     st->connects += ST_GET(b, connects);
     st->tls_handshakes += ST_GET(b, tls_handshakes);
     st->tls_resumed += ST_GET(b, tls_resumed);
+    for (int k = 0; k < WEFT_CONN_STATES; k++)
+        st->conns_by_state[k] += ST_GET(b, conn_state[k]);
     st->rings_in_use =
         st->rings_borrowed > st->rings_returned ? st->rings_borrowed - st->rings_returned : 0;
 }

@@ -38,6 +38,11 @@ check_text() {
         fail "$2: weft_build_info: $(grep build_info "$1")"
     grep -q '^# TYPE weft_turn_latency_seconds histogram$' "$1" || fail "$2: turn latency is no histogram"
     grep -q '^# TYPE weft_handler_latency_seconds histogram$' "$1" || fail "$2: handler latency is no histogram"
+    grep -q '^# TYPE weft_connections gauge$' "$1" || fail "$2: no connection-state gauge"
+    for st in idle reading writing handshake connecting draining lingering; do
+        grep -Eq "^weft_connections\{worker=\"0\",state=\"$st\"\} [0-9]+$" "$1" ||
+            fail "$2: no weft_connections{worker=\"0\",state=\"$st\"}"
+    done
     # Per series: buckets non-decreasing in le order, +Inf == _count, 23 buckets.
     awk -v what="$2" '
         /^weft_(turn|handler)_latency_seconds_bucket/ {

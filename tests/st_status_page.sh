@@ -3,7 +3,8 @@
 # port) in headless Chromium: it loads with no console message at all (no
 # script error, no CSP violation, no failed load), shows the server's live
 # numbers (the accepted count the JSON endpoint reports, one row per worker,
-# the latency histogram) and updates itself (several samples rendered).
+# the connections by state: 5 held idle, the latency histogram) and updates
+# itself (several samples rendered).
 #
 # usage: st_status_page.sh WEFT_ECHO WEFT_LOAD
 set -u
@@ -21,6 +22,13 @@ mport=$(free_port)
 PIDS=$!
 port=$(wait_port "$DIR/out") || fail "weft-echo did not start: $(cat "$DIR/out" "$DIR/err")"
 "$LOAD" echo --port "$port" --conns 7 --duration 1 >/dev/null 2>&1 || fail "weft-load failed"
+# Five idle connections, held while the page loads.
+python3 -c '
+import socket, sys, time
+held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(5)]
+time.sleep(60)
+' "$port" &
+PIDS="$PIDS $!"
 sleep 0.5
 curl -sf "http://127.0.0.1:$mport/stats.json" -o "$DIR/before.json" || fail "GET /stats.json"
 acc=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["total"]["accepted"])' "$DIR/before.json")
@@ -56,14 +64,22 @@ if seq <= seq0:
 body = lambda t: re.search(r'<table[^>]*id="%s".*?<tbody>(.*?)</tbody>' % t, dom, re.S).group(1)
 if body("workers").count("<tr>") != 2:
     fail("want 2 worker rows: %s" % body("workers"))
+states = re.search(r'<tr>(?:<td[^>]*>)all</td>(.*?)</tr>', body("states"))
+if body("states").count("<tr>") != 3 or not states:
+    fail("want 2 worker rows and 'all' in the states table: %s" % body("states"))
+idle = re.findall(r'<td[^>]*>([^<]*)</td>', states.group(1))
+if not idle or idle[0] != "5":
+    fail("the states table shows %r idle, not the 5 held: %s" % (idle[:1], body("states")))
 if body("hist").count("<tr>") != 23:
     fail("want 23 histogram rows")
 pts = re.search(r'id="spark_acc"[^>]*points="([^"]*)"', dom) or re.search(r'points="([^"]*)"[^>]*id="spark_acc"', dom)
 if not pts or len(pts.group(1).split()) < 2:
     fail("the rate history has fewer than 2 samples: the page did not update")
-print("st_status_page: live, %d accepted as the JSON says, sample %d > %d, 2 workers, 23 buckets, %d samples drawn, no console message: ok"
+print("st_status_page: live, %d accepted as the JSON says, sample %d > %d, 2 workers, 5 idle by state, 23 buckets, %d samples drawn, no console message: ok"
       % (acc, seq, seq0, len(pts.group(1).split())))
 PY
-kill -TERM "$PIDS"
-wait "$PIDS" || fail "weft-echo exited $? after SIGTERM"
+srv=${PIDS%% *}
+kill "${PIDS#* }" 2>/dev/null
+kill -TERM "$srv"
+wait "$srv" || fail "weft-echo exited $? after SIGTERM"
 PIDS=

@@ -338,6 +338,54 @@ static void close_on_data(weft_conn *c, weft_ring *in)
     weft_close(c);
 }
 
+/* The connection-state gauges, counted at the end of a turn once the
+ * interval is due: idle, writing (output the peer has not taken), reading
+ * (input on_data left in the ring), draining (closing after the flush),
+ * lingering (closed for the handler, reading to the FIN). */
+static void test_state_gauges(void **state)
+{
+    (void)state;
+    sc_world x;
+    weft_config cfg = base_cfg();
+    cfg.stats_interval_ms = 1000; /* stats on: the worker counts */
+    sc_world_init(&x, &cfg, &echo_h);
+    int idle = sc_peer_new(SIZE_MAX), slow = sc_peer_new(0), partial = sc_peer_new(SIZE_MAX);
+    sc_adopt(&x, idle);
+    weft_conn *cs = sc_adopt(&x, slow);
+    sc_adopt(&x, partial);
+    const uint64_t *g = x.w->st.conn_state;
+    x.w->gauges_due = 0; /* each adopt ran a turn; only the first one counted */
+    sc_turn(&x);
+    assert_int_equal(g[WEFT_CONN_IDLE], 3);
+    sc_give(slow, "hello", 5); /* echoed, and the peer takes nothing */
+    sc_event(slow, WK_IO_IN);
+    sc_turn(&x);
+    assert_int_equal(g[WEFT_CONN_IDLE], 3); /* not due yet: the last count stands */
+    x.w->gauges_due = 0;
+    sc_turn(&x);
+    assert_int_equal(g[WEFT_CONN_IDLE], 2);
+    assert_int_equal(g[WEFT_CONN_WRITING], 1);
+    hs.consume = 0; /* on_data leaves what it got */
+    sc_give(partial, "abc", 3);
+    sc_event(partial, WK_IO_IN);
+    weft_close(cs); /* output pending: it drains first */
+    x.w->gauges_due = 0;
+    sc_turn(&x);
+    assert_int_equal(g[WEFT_CONN_IDLE], 1);
+    assert_int_equal(g[WEFT_CONN_READING], 1);
+    assert_int_equal(g[WEFT_CONN_DRAINING], 1);
+    assert_int_equal(g[WEFT_CONN_WRITING], 0);
+    /* The slow peer takes it all: the close follows the flush and lingers. */
+    sc_peer_of(slow)->window = SIZE_MAX;
+    sc_event(slow, WK_IO_OUT);
+    x.w->gauges_due = 0;
+    sc_turn(&x);
+    assert_int_equal(g[WEFT_CONN_DRAINING], 0);
+    assert_int_equal(g[WEFT_CONN_LINGERING], 1);
+    assert_int_equal(g[WEFT_CONN_IDLE] + g[WEFT_CONN_READING], 2);
+    sc_world_free(&x);
+}
+
 static void test_lingering_close(void **state)
 {
     (void)state;
@@ -949,6 +997,7 @@ int main(void)
         cmocka_unit_test_setup(test_eof_flushes_then_closes, setup),
         cmocka_unit_test_setup(test_budget_defers_bulk, setup),
         cmocka_unit_test_setup(test_turn_budget_trickles, setup),
+        cmocka_unit_test_setup(test_state_gauges, setup),
         cmocka_unit_test_setup(test_backpressure_pause_resume, setup),
         cmocka_unit_test_setup(test_input_cap, setup),
         cmocka_unit_test_setup(test_output_cap, setup),

@@ -261,6 +261,9 @@ typedef struct sample {
     int nreasons;   /* closed_by, as the server names the reasons */
     char reason[MAX_REASONS][24];
     double closed_by[MAX_REASONS];
+    int nstates; /* conns_by_state, as the server names the states */
+    char state[MAX_REASONS][24];
+    double by_state[MAX_REASONS];
     int nworkers;
     row *w;
     int nlisteners;
@@ -334,6 +337,13 @@ static int parse(sample *s, const char *text)
             break;
         snprintf(s->reason[s->nreasons], sizeof(s->reason[0]), "%s", key);
         s->closed_by[s->nreasons++] = jnum(v);
+    }
+    json_object_foreach(jget(total, "conns_by_state"), key, v)
+    {
+        if (s->nstates == MAX_REASONS)
+            break;
+        snprintf(s->state[s->nstates], sizeof(s->state[0]), "%s", key);
+        s->by_state[s->nstates++] = jnum(v);
     }
     json_t *ls = jget(root, "listeners");
     for (size_t i = 0; json_is_array(ls) && i < json_array_size(ls) && i < 16; i++) {
@@ -453,6 +463,12 @@ static void render(FILE *f, const sample *s, const char *path)
     fprintf(f,
             "             rejected(max) %.0f  fd-exhaustion %.0f (shed %.0f)  accept errors %.0f\n",
             s->rejected, s->emfile, s->shed, s->accept_errors);
+    if (s->nstates) {
+        fprintf(f, "states       ");
+        for (int k = 0; k < s->nstates; k++)
+            fprintf(f, "%s%s %.0f", k ? "  " : "", s->state[k], s->by_state[k]);
+        fputc('\n', f);
+    }
     fprintf(f, "closed by    ");
     for (int r = 0; r < s->nreasons; r++)
         fprintf(f, "%s%s %.0f", r ? "  " : "", s->reason[r], s->closed_by[r]);

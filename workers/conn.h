@@ -140,4 +140,22 @@ static inline size_t conn_pending_out(const weft_conn *c)
     return c->x ? n + c->x->file_bytes + conn_tls_pending(c) : n;
 }
 
+/* What a live connection is doing (weft_conn_state: the first that applies). */
+static inline weft_conn_state conn_state_of(const weft_conn *c, bool stopping)
+{
+    if (c->flags & C_LINGER)
+        return WEFT_CONN_LINGERING;
+    if ((c->flags & C_CLOSING) || stopping)
+        return WEFT_CONN_DRAINING;
+    if (c->flags & C_CONNECTING)
+        return WEFT_CONN_CONNECTING;
+    if (c->flags & C_TLS_HS)
+        return WEFT_CONN_HANDSHAKE;
+    if (conn_pending_out(c) > 0)
+        return WEFT_CONN_WRITING;
+    if (weft_ring_len(&c->in) > 0 || (c->flags & C_READABLE))
+        return WEFT_CONN_READING;
+    return WEFT_CONN_IDLE;
+}
+
 #endif

@@ -20,6 +20,7 @@
  *   linger    end the lingering closes whose time is up
  *   deadline  at the shutdown deadline, close whatever is left
  *   reap      free the slots of connections closed this turn
+ *   gauges    once per stats interval: count the connections by state
  */
 #include "workers/loop.h"
 
@@ -69,12 +70,22 @@ static int linger_wait_ms(const wk_worker *w)
     return left > 0 ? left : 0;
 }
 
+/* Milliseconds until the connection states are counted again; -1: never. */
+static int gauges_wait_ms(const wk_worker *w)
+{
+    if (!w->timing)
+        return -1;
+    int64_t left = w->gauges_due - w->now_ms;
+    return left > 0 ? (int)left : 0;
+}
+
 static int wait_timeout(wk_worker *w)
 {
     if (w->ready.head || w->deferred.head || w->flush.head)
         return 0; /* work is queued: only look for more */
     w->now_ms = tw_clock_ms();
     int t = min_timeout(linger_wait_ms(w), min_timeout(to_wait_ms(w), ut_wait_ms(w)));
+    t = min_timeout(t, gauges_wait_ms(w));
     if (!w->stopping)
         return t;
     int64_t left = w->deadline_ms - w->now_ms;
@@ -275,6 +286,30 @@ static void phase_reap(wk_worker *w)
     }
 }
 
+/* ---- gauges ------------------------------------------------------------------ */
+
+static void count_state(weft_conn *c, void *arg)
+{
+    uint64_t *n = arg;
+    n[conn_state_of(c, c->w->stopping)]++;
+}
+
+/*
+ * Once per stats interval, while stats are on: count the live connections
+ * by state into this worker's gauges. One pass over the slab (a few ns per
+ * slot), so a second's worth of turns pays it once.
+ */
+static void phase_gauges(wk_worker *w)
+{
+    if (!w->timing || w->now_ms < w->gauges_due)
+        return;
+    w->gauges_due = w->now_ms + w->g->cfg->stats_interval_ms;
+    uint64_t n[WEFT_CONN_STATES] = {0};
+    wk_for_each_live(w, count_state, n);
+    for (int k = 0; k < WEFT_CONN_STATES; k++)
+        ST_SET(&w->st, conn_state[k], n[k]);
+}
+
 /* ---- the turn ------------------------------------------------------------------ */
 
 int wk_turn(wk_worker *w)
@@ -293,6 +328,7 @@ int wk_turn(wk_worker *w)
     phase_linger(w);
     phase_deadline(w);
     phase_reap(w);
+    phase_gauges(w);
     if (w->timing && n > 0)
         hist_record(&w->st.turn, weft_now_ns() - t0);
     return !(w->stopping && w->nconns == 0);

@@ -38,7 +38,7 @@ int wk_loop_init(wk_worker *w);
 
 /*
  * Run one turn: wait, inbox, drain, ready, timers, flush, unstarve, linger,
- * deadline, reap (see loop.c). Returns 1 while the worker should go on, 0
+ * deadline, reap, gauges (see loop.c). Returns 1 while the worker should go on, 0
  * once it has stopped and holds no connection, or the backend's negative
  * errno when its wait failed.
  */

@@ -82,6 +82,17 @@ void wk_for_each_open(wk_worker *w, void (*fn)(wk_worker *, weft_conn *))
         }
 }
 
+void wk_for_each_live(wk_worker *w, void (*fn)(weft_conn *, void *), void *arg)
+{
+    for (uint32_t k = 0; k < w->nchunks; k++)
+        for (int i = 0; i < WK_SLAB_CHUNK; i++) {
+            weft_conn *c = &w->chunks[k][i];
+            /* A free slot has no flag; a closed one waits for the reap. */
+            if (c->flags && (!(c->flags & C_CLOSED) || (c->flags & C_LINGER)))
+                fn(c, arg);
+        }
+}
+
 void wk_slab_destroy(wk_worker *w)
 {
     for (uint32_t k = 0; k < w->nchunks; k++)

@@ -24,6 +24,10 @@ weft_conn *wk_conn_at(wk_worker *w, uint32_t slot);
 /* Call fn for every connection that is open for the handler (not closed). */
 void wk_for_each_open(wk_worker *w, void (*fn)(wk_worker *, weft_conn *));
 
+/* Call fn for every slot in use: open, in its handshake or connecting, or
+ * lingering (not the closed ones waiting to be reaped). */
+void wk_for_each_live(wk_worker *w, void (*fn)(weft_conn *, void *), void *arg);
+
 /* Free every chunk (the worker has ended). */
 void wk_slab_destroy(wk_worker *w);
 

@@ -92,6 +92,27 @@ typedef enum weft_close_reason {
 const char *weft_close_reason_name(weft_close_reason r);
 
 /*
+ * What an open connection is doing, as its worker counts it once per
+ * stats_interval_ms (weft_stats.conns_by_state; weft_connections{state} in
+ * Prometheus). The first that applies, in this order: lingering, draining,
+ * connecting, handshake, writing, reading, idle.
+ */
+typedef enum weft_conn_state {
+    WEFT_CONN_IDLE = 0,   /* nothing pending either way */
+    WEFT_CONN_READING,    /* input arrived that on_data has not consumed (a partial
+                             message), or more waits unread in the socket */
+    WEFT_CONN_WRITING,    /* output the peer has not taken yet */
+    WEFT_CONN_HANDSHAKE,  /* TLS: the handshake runs (on_open waits for its end) */
+    WEFT_CONN_CONNECTING, /* outbound: resolving or connecting */
+    WEFT_CONN_DRAINING,   /* closing once its output is flushed (shutdown, handler) */
+    WEFT_CONN_LINGERING,  /* closed for the handler; reading to the peer's FIN */
+    WEFT_CONN_STATES      /* number of states */
+} weft_conn_state;
+
+/* "idle", "reading", "writing", "handshake", "connecting", "draining", "lingering". */
+const char *weft_conn_state_name(weft_conn_state s);
+
+/*
  * The callbacks. Every callback runs on the worker thread that owns the
  * connection; none may block. All are optional except on_data.
  */
@@ -459,6 +480,9 @@ typedef struct weft_stats {
     uint64_t metrics_rejected; /* metrics clients answered 503 at accept: slots busy or no fd */
     uint64_t metrics_timeouts; /* metrics clients closed: head not in time, or stalled */
     uint64_t metrics_emfile;   /* accept on the metrics listener hit EMFILE/ENFILE */
+    /* Gauges: open connections by state, as each worker last counted them
+     * (once per stats_interval_ms; all 0 while stats are off). */
+    uint64_t conns_by_state[WEFT_CONN_STATES];
 } weft_stats;
 
 /* Fill *st with the sums of every worker's, the acceptor's and the stats thread's counters. */
