@@ -145,6 +145,11 @@ static int defaults_part(const ft_opts *o)
         itl_sleep_ms(20);
     }
     pauses = ft_stat(sock, "bp_pauses");
+    /* The server's own view of the wait: its loop turns (since its start,
+     * the fill included), which bound how long a healthy message can wait
+     * for its turn. Reported, not asserted (a timing). */
+    int64_t turn_p99 = ft_stat(sock, "turn_latency_p99_ns"),
+            turn_max = ft_stat(sock, "turn_latency_max_ns");
     /* The server's bytes out less the healthy echoes: what the slow
      * connections were sent (the healthy side's figure lags by at most
      * its messages in flight, 16 x 200 B). */
@@ -159,12 +164,12 @@ static int defaults_part(const ft_opts *o)
     fprintf(stderr,
             "slow_consumer (defaults, %lld workers): %llu bytes written in %lld ms, rss %ld -> max "
             "%ld KiB, pool_bytes max %lld (%lld per slow conn), sent to them %lld (%lld per slow "
-            "conn), bp_pauses %lld, %d closed by the server early; after the close: open %lld, "
-            "pool_bytes %lld\n",
+            "conn), bp_pauses %lld, %d closed by the server early, server turns p99 %.2f ms max "
+            "%.2f ms; after the close: open %lld, pool_bytes %lld\n",
             (long long)workers, (unsigned long long)s.written, (long long)held, rss0, rss_max,
             (long long)pool_seen, (long long)(pool_seen / n), (long long)sent_slow,
-            (long long)(sent_slow / n), (long long)pauses, closed_early, (long long)open,
-            (long long)pool_after);
+            (long long)(sent_slow / n), (long long)pauses, closed_early, (double)turn_p99 / 1e6,
+            (double)turn_max / 1e6, (long long)open, (long long)pool_after);
     /* The healthy side first, so its figures are reported even when the
      * fault assertions below fail. */
     ft_healthy_result r;
