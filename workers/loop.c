@@ -70,10 +70,14 @@ static int linger_wait_ms(const wk_worker *w)
     return left > 0 ? left : 0;
 }
 
-/* Milliseconds until the connection states are counted again; -1: never. */
+/*
+ * Milliseconds until the connection states are counted again; -1: not
+ * needed. Only a turn that did something can change a state, so an idle
+ * worker counted after its last such turn sleeps on.
+ */
 static int gauges_wait_ms(const wk_worker *w)
 {
-    if (!w->timing)
+    if (!w->timing || !w->gauges_dirty)
         return -1;
     int64_t left = w->gauges_due - w->now_ms;
     return left > 0 ? (int)left : 0;
@@ -295,14 +299,20 @@ static void count_state(weft_conn *c, void *arg)
 }
 
 /*
- * Once per stats interval, while stats are on: count the live connections
- * by state into this worker's gauges. One pass over the slab (a few ns per
- * slot), so a second's worth of turns pays it once.
+ * Once per stats interval, while stats are on and after a turn that did
+ * something (active: events, inbox messages or closes), count the live
+ * connections by state into this worker's gauges. One pass over the slab
+ * (a few ns per slot), so a second's worth of turns pays it once.
  */
-static void phase_gauges(wk_worker *w)
+static void phase_gauges(wk_worker *w, bool active)
 {
-    if (!w->timing || w->now_ms < w->gauges_due)
+    if (!w->timing)
         return;
+    if (active)
+        w->gauges_dirty = 1;
+    if (!w->gauges_dirty || w->now_ms < w->gauges_due)
+        return;
+    w->gauges_dirty = 0;
     w->gauges_due = w->now_ms + w->g->cfg->stats_interval_ms;
     uint64_t n[WEFT_CONN_STATES] = {0};
     wk_for_each_live(w, count_state, n);
@@ -319,6 +329,8 @@ int wk_turn(wk_worker *w)
         return n;
     uint64_t t0 = weft_now_ns();
     w->now_ms = (int64_t)(t0 / 1000000u);
+    uint64_t closed0 = w->st.closed;
+    bool active = n > 0 || w->woken;
     phase_inbox(w);
     phase_drain(w);
     phase_ready(w);
@@ -328,7 +340,7 @@ int wk_turn(wk_worker *w)
     phase_linger(w);
     phase_deadline(w);
     phase_reap(w);
-    phase_gauges(w);
+    phase_gauges(w, active || w->st.closed != closed0);
     if (w->timing && n > 0)
         hist_record(&w->st.turn, weft_now_ns() - t0);
     return !(w->stopping && w->nconns == 0);

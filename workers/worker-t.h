@@ -91,6 +91,7 @@ typedef struct wk_worker {
     int woken;           /* the backend saw a wake-up this turn: drain the inbox */
     int timing;          /* record turn latencies (stats are on) */
     int64_t gauges_due;  /* CLOCK_MONOTONIC ms: count the connection states then */
+    int gauges_dirty;    /* a turn did something since the last count */
     int stopping;        /* shutdown in progress */
     int64_t deadline_ms; /* shutdown deadline, CLOCK_MONOTONIC */
     int err;             /* fatal error of this worker, negative errno */
