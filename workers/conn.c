@@ -656,10 +656,10 @@ size_t conn_read(wk_worker *w, weft_conn *c, size_t budget)
              * with the other bulk readers (the deferred list). */
             ST_ADD(&w->st, deferrals, 1);
             wk_defer_push(w, c);
-            return given - budget;
+            break;
         }
         if (input_room(w, c) <= 0)
-            return given - budget;
+            break;
         /*
          * Never let unconsumed input pass input_cap, so on_data can trust
          * that bound (input_room closed us if it is already reached).
@@ -678,32 +678,32 @@ size_t conn_read(wk_worker *w, weft_conn *c, size_t budget)
             budget -= (size_t)n;
             deliver(w, c);
             if (after_data(w, c) != 0)
-                return given - budget;
+                break;
             /*
              * The handler asked for its ring again (weft_conn_resume, or a
              * new handler after weft_conn_set_handler): that comes first,
              * before anything more is read, a FIN included.
              */
             if (c->flags & C_REDELIVER)
-                return given - budget;
+                break;
             if ((size_t)n < want && !(c->flags & C_HUP)) {
                 c->flags &= ~C_READABLE; /* drained: the next byte raises an event */
-                return given - budget;
+                break;
             }
             continue;
         }
         if (n == 0) {
             got_eof(w, c);
-            return given - budget;
+            break;
         }
         if (n == -EAGAIN) {
             ST_ADD(&w->st, eagain, 1);
             c->flags &= ~(C_READABLE | C_HUP);
             conn_ring_release(w, &c->in);
-            return given - budget;
+            break;
         }
         close_on_error(w, c, (int)-n);
-        return given - budget;
+        break;
     }
     return given - budget;
 }

@@ -178,6 +178,9 @@ static size_t run_one(wk_worker *w, weft_conn *c, size_t budget)
     return n;
 }
 
+/* What is left of a turn's share after n more bytes were read. */
+static size_t share_after(size_t left, size_t n) { return n < left ? left - n : 0; }
+
 /* The budget of the next fresh connection when the turn has left bytes. */
 static size_t fresh_budget(size_t full, size_t left)
 {
@@ -199,8 +202,7 @@ static void phase_ready(wk_worker *w)
     /* Fresh input first: full budgets while the turn's share lasts. */
     while (c) {
         weft_conn *next = c->next_ready;
-        size_t n = run_one(w, c, fresh_budget(full, left));
-        left -= n < left ? n : left;
+        left = share_after(left, run_one(w, c, fresh_budget(full, left)));
         c = next;
     }
     /*
@@ -212,8 +214,7 @@ static void phase_ready(wk_worker *w)
     left = WK_FRESH_BUDGETS * full;
     for (int i = 0; bulk && i < WK_BULK_PER_TURN && left > 0; i++) {
         weft_conn *next = bulk->next_ready;
-        size_t n = run_one(w, bulk, full);
-        left -= n < left ? n : left;
+        left = share_after(left, run_one(w, bulk, full));
         bulk = next;
     }
     if (bulk) {
