@@ -162,8 +162,8 @@ static void count_close(wk_worker *w, weft_close_reason why, const wk_origin *o,
         [WEFT_CLOSE_TLS_PROTOCOL] = LIM_TLS,
         [WEFT_CLOSE_TLS_VERIFY] = LIM_TLS,
     };
-    if (kinds[why] == LIM_KINDS)
-        return;
+    if (kinds[why] == LIM_KINDS || !wk_log_on(w->g, WEFT_LOG_WARN))
+        return; /* no line, so no address to format either */
     char peer[WK_ADDR_TEXT] = "?";
     if (c) {
         struct sockaddr_storage ss;

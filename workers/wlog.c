@@ -8,7 +8,7 @@
 static void vemit(const wk_group *g, int level, int limit, const char *fmt, va_list ap)
 {
     /* Skip the formatting of lines the sink would drop anyway. */
-    if (!g->log || level > g->cfg->log_level)
+    if (!wk_log_on(g, level))
         return;
     char line[400];
     vsnprintf(line, sizeof(line), fmt, ap);

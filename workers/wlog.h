@@ -32,6 +32,12 @@ typedef enum wk_limit {
     LIM_KINDS
 } wk_limit;
 
+/* Would a line at `level` reach the sink? (Skip formatting what it drops.) */
+static inline bool wk_log_on(const wk_group *g, int level)
+{
+    return g->log && level <= g->cfg->log_level;
+}
+
 /* Format one line at `level` and hand it to the group's sink (any thread). */
 void wk_log(const wk_group *g, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
