@@ -249,6 +249,35 @@ typedef struct row {
     lat turn, handler;
 } row;
 
+/* A JSON object of name -> count, in the server's order (closed_by, conns_by_state). */
+typedef struct named {
+    int n;
+    char name[MAX_REASONS][24];
+    double v[MAX_REASONS];
+} named;
+
+static void read_named(named *d, json_t *obj)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (d->n == MAX_REASONS)
+            break;
+        snprintf(d->name[d->n], sizeof(d->name[0]), "%s", key);
+        d->v[d->n++] = jnum(v);
+    }
+}
+
+/* "label        name N  name N" */
+static void print_named(FILE *f, const char *label, const named *d)
+{
+    fprintf(f, "%-13s", label);
+    for (int k = 0; k < d->n; k++)
+        fprintf(f, "%s%s %.0f", k ? "  " : "", d->name[k], d->v[k]);
+    fputc('\n', f);
+}
+
 typedef struct sample {
     double seq, uptime, interval;
     char io[16]; /* the I/O backend */
@@ -256,14 +285,10 @@ typedef struct sample {
     double rejected, emfile, shed, accept_errors, deferrals, eagain, bp_pauses;
     double rings_in_use, pool_bytes;
     double tls_handshakes, tls_resumed;
-    char ktls[128]; /* "" when no listener speaks TLS */
-    double ep[6];   /* the stats thread's endpoints: epnames */
-    int nreasons;   /* closed_by, as the server names the reasons */
-    char reason[MAX_REASONS][24];
-    double closed_by[MAX_REASONS];
-    int nstates; /* conns_by_state, as the server names the states */
-    char state[MAX_REASONS][24];
-    double by_state[MAX_REASONS];
+    char ktls[128];  /* "" when no listener speaks TLS */
+    double ep[6];    /* the stats thread's endpoints: epnames */
+    named closed_by; /* as the server names the reasons */
+    named by_state;  /* conns_by_state, as the server names the states */
     int nworkers;
     row *w;
     int nlisteners;
@@ -328,23 +353,9 @@ static int parse(sample *s, const char *text)
     jstr(root, "ktls", s->ktls, sizeof(s->ktls));
     for (int i = 0; i < 6; i++)
         s->ep[i] = jnum(jget(total, epnames[i]));
-    /* Whatever reasons the server reports, in its order. */
-    const char *key;
-    json_t *v;
-    json_object_foreach(jget(total, "closed_by"), key, v)
-    {
-        if (s->nreasons == MAX_REASONS)
-            break;
-        snprintf(s->reason[s->nreasons], sizeof(s->reason[0]), "%s", key);
-        s->closed_by[s->nreasons++] = jnum(v);
-    }
-    json_object_foreach(jget(total, "conns_by_state"), key, v)
-    {
-        if (s->nstates == MAX_REASONS)
-            break;
-        snprintf(s->state[s->nstates], sizeof(s->state[0]), "%s", key);
-        s->by_state[s->nstates++] = jnum(v);
-    }
+    /* Whatever reasons and states the server reports, in its order. */
+    read_named(&s->closed_by, jget(total, "closed_by"));
+    read_named(&s->by_state, jget(total, "conns_by_state"));
     json_t *ls = jget(root, "listeners");
     for (size_t i = 0; json_is_array(ls) && i < json_array_size(ls) && i < 16; i++) {
         json_t *l = json_array_get(ls, i);
@@ -463,16 +474,9 @@ static void render(FILE *f, const sample *s, const char *path)
     fprintf(f,
             "             rejected(max) %.0f  fd-exhaustion %.0f (shed %.0f)  accept errors %.0f\n",
             s->rejected, s->emfile, s->shed, s->accept_errors);
-    if (s->nstates) {
-        fprintf(f, "states       ");
-        for (int k = 0; k < s->nstates; k++)
-            fprintf(f, "%s%s %.0f", k ? "  " : "", s->state[k], s->by_state[k]);
-        fputc('\n', f);
-    }
-    fprintf(f, "closed by    ");
-    for (int r = 0; r < s->nreasons; r++)
-        fprintf(f, "%s%s %.0f", r ? "  " : "", s->reason[r], s->closed_by[r]);
-    fputc('\n', f);
+    if (s->by_state.n)
+        print_named(f, "states", &s->by_state);
+    print_named(f, "closed by", &s->closed_by);
     fprintf(f, "events       %.0f/s  wakeups %.0f/s  reads %.0f/s  writes %.0f/s\n",
             t->rate[C_EVENTS], t->rate[C_WAKEUPS], t->rate[C_READS], t->rate[C_WRITES]);
     fprintf(f, "traffic      in %.2f MB/s  out %.2f MB/s   (total in %s, out %s)\n",
