@@ -18,9 +18,9 @@ run() {
     timeout 10 "$@" >"$DIR/out" 2>"$DIR/err"
     rc=$?
 }
-# Start PROG ARGS... on a free port, wait for its banner, stop it with
-# SIGTERM; its pid in $a, its streams in $DIR/l.out and $DIR/l.err.
-serve_once() {
+# Start PROG ARGS... on a free port and wait for its banner; its pid in $a,
+# its streams in $DIR/l.out and $DIR/l.err.
+start_srv() {
     # Gone first: the background shell may create the files after we look.
     rm -f "$DIR/l.out" "$DIR/l.err"
     "$@" --port 0 --workers 1 --stats-socket '' >"$DIR/l.out" 2>"$DIR/l.err" &
@@ -28,22 +28,24 @@ serve_once() {
     PIDS=$a
     i=0
     while [ $i -lt 100 ] && ! grep -q "listening on" "$DIR/l.out"; do sleep 0.1; i=$((i + 1)); done
+}
+# Stop the server start_srv started (PROG named in the failure) with SIGTERM.
+stop_srv() {
     kill -TERM "$a"
     wait "$a" || fail "$(basename "$1") exited $? after SIGTERM"
     PIDS=
+}
+serve_once() {
+    start_srv "$@"
+    stop_srv "$1"
 }
 
 # A connection closed by the idle timeout: the log line names its peer
 # (address and port, as the client saw its own end).
 peer_in_close_log() {
-    rm -f "$DIR/p.out" "$DIR/p.err"
-    "$1" --port 0 --workers 1 --stats-socket '' --idle-timeout 200 >"$DIR/p.out" 2>"$DIR/p.err" &
-    a=$!
-    PIDS=$a
-    i=0
-    while [ $i -lt 100 ] && ! grep -q "listening on" "$DIR/p.out"; do sleep 0.1; i=$((i + 1)); done
-    port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\)[, ].*/\1/p' "$DIR/p.out" | head -n 1)
-    [ -n "$port" ] || fail "no port in the banner: $(cat "$DIR/p.out")"
+    start_srv "$1" --idle-timeout 200
+    port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\)[, ].*/\1/p' "$DIR/l.out" | head -n 1)
+    [ -n "$port" ] || fail "no port in the banner: $(cat "$DIR/l.out")"
     lport=$(timeout 10 python3 -c '
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
@@ -52,12 +54,10 @@ s.settimeout(5)
 s.recv(1)  # the idle close
 ' "$port") || fail "no idle close from $(basename "$1")"
     i=0
-    while [ $i -lt 50 ] && ! grep -q "closing a connection from" "$DIR/p.err"; do sleep 0.1; i=$((i + 1)); done
-    kill -TERM "$a"
-    wait "$a"
-    PIDS=
-    grep -q "warn: worker 0: closing a connection from 127\.0\.0\.1:$lport: timeout$" "$DIR/p.err" ||
-        fail "the idle close does not name the peer 127.0.0.1:$lport: $(cat "$DIR/p.err")"
+    while [ $i -lt 50 ] && ! grep -q "closing a connection from" "$DIR/l.err"; do sleep 0.1; i=$((i + 1)); done
+    stop_srv "$1"
+    grep -q "warn: worker 0: closing a connection from 127\.0\.0\.1:$lport: timeout$" "$DIR/l.err" ||
+        fail "the idle close does not name the peer 127.0.0.1:$lport: $(cat "$DIR/l.err")"
 }
 
 VERSION=$1
